@@ -1,0 +1,1 @@
+//! Datetime service and client.
