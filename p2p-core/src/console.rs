@@ -1,1 +1,241 @@
-//! Console texts.
+//! Console texts that users and scripts match on, in one place.
+//!
+//! The peer shell prints one `c> TEXT` line per command result; the directory
+//! server prints `s> ...` lines. These texts are part of the contract
+//! (PROTOCOL.md §5): classic scripts grep for them, so they never change
+//! casually.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use p2p_proto::directory::OpCode;
+use p2p_proto::timestamp::Timestamp;
+
+/// Prefix of every peer result line and of the interactive prompt.
+pub const PEER_PROMPT: &str = "c> ";
+
+/// Prefix of every directory server console line.
+pub const SERVER_PREFIX: &str = "s> ";
+
+/// A command of the peer shell whose result has a fixed text per result code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// `REGISTER user`
+    Register,
+    /// `UNREGISTER user`
+    Unregister,
+    /// `CONNECT user`
+    Connect,
+    /// `DISCONNECT user`
+    Disconnect,
+    /// `PUBLISH file description`
+    Publish,
+    /// `DELETE file`
+    Delete,
+    /// `LIST_USERS`
+    ListUsers,
+    /// `LIST_CONTENT user`
+    ListContent,
+    /// `GET_FILE user remote_file local_file`
+    GetFile,
+}
+
+impl Command {
+    /// The texts for result codes 0, 1, 2, ...; the last one is always the
+    /// command's plain `... FAIL` text.
+    const fn texts(self) -> &'static [&'static str] {
+        match self {
+            Self::Register => &["REGISTER OK", "USERNAME IN USE", "REGISTER FAIL"],
+            Self::Unregister => &["UNREGISTER OK", "USER DOES NOT EXIST", "UNREGISTER FAIL"],
+            Self::Connect => &[
+                "CONNECT OK",
+                "CONNECT FAIL, USER DOES NOT EXIST",
+                "USER ALREADY CONNECTED",
+                "CONNECT FAIL",
+            ],
+            Self::Disconnect => &[
+                "DISCONNECT OK",
+                "DISCONNECT FAIL, USER DOES NOT EXIST",
+                "DISCONNECT FAIL, USER NOT CONNECTED",
+                "DISCONNECT FAIL",
+            ],
+            Self::Publish => &[
+                "PUBLISH OK",
+                "PUBLISH FAIL, USER DOES NOT EXIST",
+                "PUBLISH FAIL, USER NOT CONNECTED",
+                "PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
+                "PUBLISH FAIL",
+            ],
+            Self::Delete => &[
+                "DELETE OK",
+                "DELETE FAIL, USER DOES NOT EXIST",
+                "DELETE FAIL, USER NOT CONNECTED",
+                "DELETE FAIL, CONTENT NOT PUBLISHED",
+                "DELETE FAIL",
+            ],
+            Self::ListUsers => &[
+                "LIST_USERS OK",
+                "LIST_USERS FAIL, USER DOES NOT EXIST",
+                "LIST_USERS FAIL, USER NOT CONNECTED",
+                "LIST_USERS FAIL",
+            ],
+            Self::ListContent => &[
+                "LIST_CONTENT OK",
+                "LIST_CONTENT FAIL, USER DOES NOT EXIST",
+                "LIST_CONTENT FAIL, USER NOT CONNECTED",
+                "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST",
+                "LIST_CONTENT FAIL",
+            ],
+            Self::GetFile => &[
+                "GET_FILE OK",
+                "GET_FILE FAIL, FILE NOT EXIST",
+                "GET_FILE FAIL",
+            ],
+        }
+    }
+
+    /// The text for a result code; codes past the table give the plain FAIL.
+    pub fn text(self, code: u8) -> &'static str {
+        let texts = self.texts();
+        texts
+            .get(usize::from(code))
+            .copied()
+            .unwrap_or_else(|| self.fail())
+    }
+
+    /// The command's plain `... FAIL` text: unreachable server, broken reply,
+    /// local error.
+    pub fn fail(self) -> &'static str {
+        let texts = self.texts();
+        texts[texts.len() - 1]
+    }
+
+    /// The command's `USER NOT CONNECTED` text, printed when the shell has no
+    /// connected user for a command that acts as the connected user. Commands
+    /// without such a text give their plain FAIL.
+    pub fn not_connected(self) -> &'static str {
+        match self {
+            Self::Disconnect
+            | Self::Publish
+            | Self::Delete
+            | Self::ListUsers
+            | Self::ListContent => self.text(2),
+            _ => self.fail(),
+        }
+    }
+
+    /// The usage line printed for a syntax error.
+    pub fn usage(self) -> &'static str {
+        match self {
+            Self::Register => "Syntax error. Usage: REGISTER <userName>",
+            Self::Unregister => "Syntax error. Usage: UNREGISTER <userName>",
+            Self::Connect => "Syntax error. Usage: CONNECT <userName>",
+            Self::Disconnect => "Syntax error. Usage: DISCONNECT <userName>",
+            Self::Publish => "Syntax error. Usage: PUBLISH <fileName> <description>",
+            Self::Delete => "Syntax error. Usage: DELETE <fileName>",
+            Self::ListUsers => "Syntax error. Usage: LIST_USERS",
+            Self::ListContent => "Syntax error. Usage: LIST_CONTENT <userName>",
+            Self::GetFile => {
+                "Syntax error. Usage: GET_FILE <userName> <remote_fileName> <local_fileName>"
+            }
+        }
+    }
+}
+
+/// Text for a command word the shell does not know.
+pub fn unknown_command(word: &str) -> String {
+    format!("ERROR: command {word} not valid")
+}
+
+/// Usage line for `QUIT` given arguments.
+pub const QUIT_USAGE: &str = "Syntax error. Use: QUIT";
+
+/// The server's first line: `s> init server IP:PORT`.
+#[derive(Debug)]
+pub struct InitLine(pub SocketAddr);
+
+impl fmt::Display for InitLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{SERVER_PREFIX}init server {}:{}",
+            self.0.ip(),
+            self.0.port()
+        )
+    }
+}
+
+/// One line per handled request: `s> OPERATION OP FROM USER AT DATETIME`,
+/// without ` AT DATETIME` when the request had none.
+#[derive(Debug)]
+pub struct OperationLine<'a> {
+    /// The operation.
+    pub op: OpCode,
+    /// The requesting user, as sent.
+    pub user: &'a str,
+    /// The DATETIME field, exactly as received.
+    pub timestamp: Option<&'a Timestamp>,
+}
+
+impl fmt::Display for OperationLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{SERVER_PREFIX}OPERATION {} FROM {}",
+            self.op.as_str(),
+            self.user
+        )?;
+        if let Some(ts) = self.timestamp {
+            write!(f, " AT {}", ts.as_str())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_follow_the_table() {
+        assert_eq!(Command::Register.text(1), "USERNAME IN USE");
+        assert_eq!(
+            Command::ListContent.text(3),
+            "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"
+        );
+        assert_eq!(Command::GetFile.text(1), "GET_FILE FAIL, FILE NOT EXIST");
+        assert_eq!(Command::Publish.text(9), "PUBLISH FAIL");
+        assert_eq!(Command::Connect.fail(), "CONNECT FAIL");
+        assert_eq!(
+            Command::Publish.not_connected(),
+            "PUBLISH FAIL, USER NOT CONNECTED"
+        );
+        assert_eq!(
+            Command::ListUsers.not_connected(),
+            "LIST_USERS FAIL, USER NOT CONNECTED"
+        );
+        assert_eq!(Command::GetFile.not_connected(), "GET_FILE FAIL");
+    }
+
+    #[test]
+    fn server_lines() {
+        let ts: Timestamp = "24/11/2026 20:42:35".parse().unwrap();
+        let line = OperationLine {
+            op: OpCode::Publish,
+            user: "alice",
+            timestamp: Some(&ts),
+        };
+        assert_eq!(
+            line.to_string(),
+            "s> OPERATION PUBLISH FROM alice AT 24/11/2026 20:42:35"
+        );
+        let line = OperationLine {
+            op: OpCode::ListUsers,
+            user: "bob",
+            timestamp: None,
+        };
+        assert_eq!(line.to_string(), "s> OPERATION LIST_USERS FROM bob");
+        let init = InitLine("127.0.0.1:8080".parse().unwrap());
+        assert_eq!(init.to_string(), "s> init server 127.0.0.1:8080");
+    }
+}

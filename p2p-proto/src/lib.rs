@@ -19,3 +19,8 @@ pub mod rpcbind;
 pub mod timestamp;
 pub mod transfer;
 pub mod xdr;
+
+/// The README's example, compiled and run as a doctest.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,1 +1,17 @@
-//! Directory server.
+//! The directory server: accepts one request per connection, applies it to a
+//! [`Store`], answers, and reports the operation on the console and to the log
+//! service.
+//!
+//! A request's path, top to bottom: socket ([`server`]) → `p2p-proto` decode →
+//! [`Handler::handle`] → [`Store`] → reply encode → socket; the console line
+//! and the log record are side effects of the handler's result.
+
+mod handler;
+mod lines;
+pub mod server;
+pub mod store;
+
+pub use handler::Handler;
+pub use lines::{LINE_QUEUE, LineWriter, LineWriterThread};
+pub use server::{ServerConfig, bind, run};
+pub use store::{MemoryStore, Store, StoreStats};

@@ -1,1 +1,13 @@
-//! Peer.
+//! The peer: a directory client (one operation per connection), a file server
+//! for the user's published files, downloads from other peers, and the
+//! interactive shell that drives them.
+
+pub mod client;
+pub mod download;
+pub mod file_server;
+pub mod shell;
+
+pub use client::{ClientError, DirectoryClient};
+pub use download::{DownloadError, DownloadOptions, download};
+pub use file_server::{FileServer, FileServerConfig, Library};
+pub use shell::{PeerConfig, Session, run_shell};

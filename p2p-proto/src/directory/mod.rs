@@ -1,1 +1,300 @@
-//! Directory protocol.
+//! The directory protocol: peer ↔ directory server (PROTOCOL.md §1).
+//!
+//! One operation per TCP connection. The peer sends a [`Request`]:
+//!
+//! ```text
+//! request  = op NUL [datetime NUL] user NUL *(field NUL)
+//! op       = "REGISTER" / "UNREGISTER" / "CONNECT" / "DISCONNECT" / "PUBLISH"
+//!          / "DELETE" / "LIST_USERS" / "LIST_CONTENT" / "GET_USER_INFO"
+//! datetime = 2DIGIT "/" 2DIGIT "/" 4DIGIT " " 2DIGIT ":" 2DIGIT ":" 2DIGIT
+//! ```
+//!
+//! The server answers a [`Reply`]: one binary result byte whose meaning depends
+//! on the operation (hence one result enum per operation), followed, for a
+//! successful listing or lookup only, by more NUL-terminated fields.
+//!
+//! Decoding is streaming and bounded: incomplete input is `Ok(None)`; a field is
+//! refused as soon as it outgrows its limit; a listing count above
+//! [`MAX_LIST_ENTRIES`] is refused before anything is allocated for it.
+//! [`RequestDecoder`] is the form for a socket loop that appends to a buffer.
+//!
+//! ```
+//! use p2p_proto::directory::{Reply, RegisterResult, Request, RequestBody};
+//!
+//! let request = Request {
+//!     timestamp: Some("24/11/2026 20:42:35".parse()?),
+//!     user: "alice".parse()?,
+//!     body: RequestBody::Register,
+//! };
+//! let mut wire = Vec::new();
+//! request.encode(&mut wire);
+//! assert_eq!(wire, b"REGISTER\x0024/11/2026 20:42:35\x00alice\x00");
+//! assert_eq!(Request::decode(&wire)?, Some((request, wire.len())));
+//! assert_eq!(Request::decode(&wire[..10])?, None); // incomplete
+//!
+//! let reply = Reply::decode(request_op(), b"\x01")?;
+//! assert_eq!(reply, Some((Reply::Register(RegisterResult::UserNameInUse), 1)));
+//! # fn request_op() -> p2p_proto::directory::OpCode { p2p_proto::directory::OpCode::Register }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+
+use crate::field::{FieldError, MAX_FIELD_LEN};
+use crate::timestamp::Timestamp;
+
+mod decoder;
+mod reply;
+mod request;
+#[cfg(test)]
+pub(crate) mod strategy;
+#[cfg(test)]
+pub(crate) mod testutil;
+pub(crate) mod wire;
+
+pub use decoder::RequestDecoder;
+pub use reply::{
+    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
+    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, UnregisterResult, UserEntry,
+};
+pub use request::{Request, RequestBody};
+
+/// The most entries a listing reply (`LIST_USERS`, `LIST_CONTENT`) may announce.
+/// A larger count is refused ([`DecodeError::CountTooLarge`]) before anything is allocated.
+pub const MAX_LIST_ENTRIES: usize = 1_000_000;
+
+/// The longest operation name (`GET_USER_INFO`), in bytes without the NUL.
+/// A longer `OP` field is refused as soon as byte 14 arrives.
+pub const MAX_OP_LEN: usize = 13;
+
+/// The most digits a `PORT` field may have (leading zeros count).
+pub const MAX_PORT_DIGITS: usize = 5;
+
+/// The longest `IP` field: the longest textual IPv6 address
+/// (`ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255`).
+pub const MAX_IP_LEN: usize = 45;
+
+/// The longest valid request, NULs included: `PUBLISH` with `DATETIME` and
+/// three 255-byte fields (796 bytes). A server may cap its read buffer here.
+pub const MAX_REQUEST_LEN: usize =
+    (OpCode::Publish.as_str().len() + 1) + (Timestamp::LEN + 1) + 3 * (MAX_FIELD_LEN + 1);
+
+/// A directory operation, as named by the request's `OP` field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum OpCode {
+    /// `REGISTER`: create a user.
+    Register,
+    /// `UNREGISTER`: remove a user and its publications.
+    Unregister,
+    /// `CONNECT`: mark a user connected at the sender's IP and the given port.
+    Connect,
+    /// `DISCONNECT`: mark a user disconnected (publications are kept).
+    Disconnect,
+    /// `PUBLISH`: add a file to the user's publications.
+    Publish,
+    /// `DELETE`: remove a file from the user's publications.
+    Delete,
+    /// `LIST_USERS`: the connected users other than the requester.
+    ListUsers,
+    /// `LIST_CONTENT`: the files a target user published.
+    ListContent,
+    /// `GET_USER_INFO`: the address of one connected user (this system's addition).
+    GetUserInfo,
+}
+
+impl OpCode {
+    /// Every operation, in PROTOCOL.md's order.
+    pub const ALL: [Self; 9] = [
+        Self::Register,
+        Self::Unregister,
+        Self::Connect,
+        Self::Disconnect,
+        Self::Publish,
+        Self::Delete,
+        Self::ListUsers,
+        Self::ListContent,
+        Self::GetUserInfo,
+    ];
+
+    /// The operation's name on the wire, e.g. `"LIST_USERS"`.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Register => "REGISTER",
+            Self::Unregister => "UNREGISTER",
+            Self::Connect => "CONNECT",
+            Self::Disconnect => "DISCONNECT",
+            Self::Publish => "PUBLISH",
+            Self::Delete => "DELETE",
+            Self::ListUsers => "LIST_USERS",
+            Self::ListContent => "LIST_CONTENT",
+            Self::GetUserInfo => "GET_USER_INFO",
+        }
+    }
+
+    /// The operation named exactly (case-sensitively) by `bytes`, if any.
+    #[must_use]
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|op| op.as_str().as_bytes() == bytes)
+    }
+}
+
+impl fmt::Display for OpCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What is wrong with a malformed directory or transfer message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The `OP` field names no operation of the protocol.
+    #[error("unknown operation")]
+    UnknownOp,
+    /// A field outgrew its limit without a NUL terminator.
+    #[error("{field} is longer than {max} bytes")]
+    FieldTooLong {
+        /// The field's name as PROTOCOL.md spells it (`"USER"`, `"FILE"`, `"COUNT"`...).
+        field: &'static str,
+        /// The field's limit in bytes, NUL excluded.
+        max: usize,
+    },
+    /// A string field breaks its type's rules (empty, whitespace in a user name, not UTF-8...).
+    #[error("invalid {field}: {error}")]
+    InvalidField {
+        /// The field's name.
+        field: &'static str,
+        /// The rule the field breaks.
+        #[source]
+        error: FieldError,
+    },
+    /// A numeric field is not strictly ASCII decimal, or overflows.
+    #[error("{field} is not a decimal number")]
+    InvalidNumber {
+        /// The field's name.
+        field: &'static str,
+    },
+    /// A `PORT` is out of range (0 in a CONNECT request, or above 65535).
+    #[error("port {value} is out of range")]
+    InvalidPort {
+        /// The decoded number.
+        value: u64,
+    },
+    /// A listing announces more than [`MAX_LIST_ENTRIES`] entries.
+    #[error("listing of {count} entries exceeds the limit of {max}")]
+    CountTooLarge {
+        /// The announced count.
+        count: u64,
+        /// The limit.
+        max: usize,
+    },
+    /// A reply's result byte has no meaning for its operation.
+    #[error("result code {code} is not defined for {op}")]
+    InvalidResult {
+        /// The operation the reply answers.
+        op: OpCode,
+        /// The result byte received.
+        code: u8,
+    },
+    /// A `GET_FILE` reply's result byte is not 0, 1 or 2.
+    #[error("result code {code} is not defined for GET_FILE")]
+    InvalidTransferResult {
+        /// The result byte received.
+        code: u8,
+    },
+    /// An `IP` field is not an IPv4 or IPv6 address.
+    #[error("IP is not an address")]
+    InvalidAddress,
+}
+
+/// A malformed request, with the operation when its `OP` field was recognised.
+///
+/// A server answers `op`'s "other error" reply ([`Reply::other_error`]) when `op`
+/// is `Some`, and closes the connection without a reply otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {} request: {error}", .op.map_or("directory", OpCode::as_str))]
+pub struct RequestError {
+    /// The operation, when the `OP` field named one.
+    pub op: Option<OpCode>,
+    /// What is wrong.
+    #[source]
+    pub error: DecodeError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn op_names() {
+        for op in OpCode::ALL {
+            assert_eq!(OpCode::from_bytes(op.as_str().as_bytes()), Some(op));
+            assert_eq!(op.to_string(), op.as_str());
+            assert!(op.as_str().len() <= MAX_OP_LEN);
+        }
+        assert_eq!(OpCode::from_bytes(b"register"), None);
+        assert_eq!(OpCode::from_bytes(b"GET_FILE"), None);
+        assert_eq!(OpCode::from_bytes(b""), None);
+        assert_eq!(MAX_REQUEST_LEN, 796);
+    }
+
+    #[test]
+    fn error_texts() {
+        let e = RequestError {
+            op: Some(OpCode::Connect),
+            error: DecodeError::InvalidPort { value: 0 },
+        };
+        assert_eq!(
+            e.to_string(),
+            "malformed CONNECT request: port 0 is out of range"
+        );
+        let e = RequestError {
+            op: None,
+            error: DecodeError::UnknownOp,
+        };
+        assert_eq!(
+            e.to_string(),
+            "malformed directory request: unknown operation"
+        );
+    }
+
+    /// The hand-written `Arbitrary` impls only produce values that survive the wire.
+    #[cfg(feature = "fuzzing")]
+    mod fuzzing {
+        use super::super::{Reply, Request};
+        use crate::transfer::{GetFile, TransferHeader};
+        use arbitrary::{Arbitrary, Unstructured};
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn arbitrary_values_round_trip(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let mut u = Unstructured::new(&data);
+                if let Ok(request) = Request::arbitrary(&mut u) {
+                    let mut bytes = Vec::new();
+                    request.encode(&mut bytes);
+                    prop_assert_eq!(Request::decode(&bytes), Ok(Some((request, bytes.len()))));
+                }
+                if let Ok(reply) = Reply::arbitrary(&mut u) {
+                    let mut bytes = Vec::new();
+                    reply.encode(&mut bytes);
+                    prop_assert_eq!(Reply::decode(reply.op(), &bytes), Ok(Some((reply, bytes.len()))));
+                }
+                if let Ok(request) = GetFile::arbitrary(&mut u) {
+                    let mut bytes = Vec::new();
+                    request.encode(&mut bytes);
+                    prop_assert_eq!(GetFile::decode(&bytes), Ok(Some((request, bytes.len()))));
+                }
+                if let Ok(header) = TransferHeader::arbitrary(&mut u) {
+                    let mut bytes = Vec::new();
+                    header.encode(&mut bytes);
+                    prop_assert_eq!(TransferHeader::decode(&bytes), Ok(Some((header, bytes.len()))));
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! Datetime service and client.

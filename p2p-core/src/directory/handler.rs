@@ -1,0 +1,112 @@
+//! Applies one decoded request to the store and reports it.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use p2p_proto::directory::{PeerAddr, Reply, Request, RequestBody};
+use p2p_proto::rpc::log::LogEntry;
+use p2p_proto::timestamp::Timestamp;
+
+use super::lines::LineWriter;
+use super::store::Store;
+use crate::console::OperationLine;
+/// TEMP
+#[derive(Debug)]
+pub struct LogShipper;
+impl LogShipper {
+    fn log(&self, _e: LogEntry) {}
+}
+
+/// Turns a request into a reply, with the console line and the log record as
+/// side effects of the result. Shared by every connection.
+#[derive(Debug)]
+pub struct Handler {
+    store: Arc<dyn Store>,
+    console: LineWriter,
+    log: Option<LogShipper>,
+}
+
+impl Handler {
+    /// A handler over `store`, printing to `console` and shipping records to
+    /// `log` when given.
+    pub fn new(store: Arc<dyn Store>, console: LineWriter, log: Option<LogShipper>) -> Self {
+        Self {
+            store,
+            console,
+            log,
+        }
+    }
+
+    /// The store this handler applies requests to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Takes the log shipper out, to shut it down after the last request.
+    pub fn take_log(&mut self) -> Option<LogShipper> {
+        self.log.take()
+    }
+
+    /// Handles one request from a client whose socket address is `peer_ip`
+    /// (recorded at CONNECT, never an address the client sends).
+    pub fn handle(&self, request: &Request, peer_ip: IpAddr) -> Reply {
+        let user = &request.user;
+        let reply = match &request.body {
+            RequestBody::Register => Reply::Register(self.store.register(user)),
+            RequestBody::Unregister => Reply::Unregister(self.store.unregister(user)),
+            RequestBody::Connect { port } => Reply::Connect(self.store.connect(
+                user,
+                PeerAddr {
+                    ip: peer_ip.to_canonical(),
+                    port: port.get(),
+                },
+            )),
+            RequestBody::Disconnect => Reply::Disconnect(self.store.disconnect(user)),
+            RequestBody::Publish { file, description } => {
+                Reply::Publish(self.store.publish(user, file, description))
+            }
+            RequestBody::Delete { file } => Reply::Delete(self.store.delete(user, file)),
+            RequestBody::ListUsers => Reply::ListUsers(self.store.list_users(user)),
+            RequestBody::ListContent { target } => {
+                Reply::ListContent(self.store.list_content(user, target))
+            }
+            RequestBody::GetUserInfo { target } => {
+                Reply::GetUserInfo(self.store.get_user_info(user, target))
+            }
+        };
+        self.report(request);
+        reply
+    }
+
+    fn report(&self, request: &Request) {
+        self.console.line(
+            OperationLine {
+                op: request.op(),
+                user: request.user.as_str(),
+                timestamp: request.timestamp.as_ref(),
+            }
+            .to_string(),
+        );
+        let Some(log) = &self.log else { return };
+        let file = match &request.body {
+            RequestBody::Publish { file, .. } | RequestBody::Delete { file } => file.as_str(),
+            _ => "",
+        };
+        // A request without DATETIME (an older client) is logged with the
+        // server's own clock, so every record has a time.
+        let timestamp = request
+            .timestamp
+            .unwrap_or_else(|| Timestamp::from_naive(chrono::Local::now().naive_local()));
+        match LogEntry::new(
+            request.user.as_str(),
+            request.op().as_str(),
+            timestamp.as_str(),
+            file,
+        ) {
+            Ok(entry) => log.log(entry),
+            // Unreachable with the protocol's bounds (user and file ≤ 255 bytes,
+            // op ≤ 13, timestamp 19), kept as a message rather than a panic.
+            Err(e) => tracing::warn!(error = %e, "log record refused by the log codec"),
+        }
+    }
+}

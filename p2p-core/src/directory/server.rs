@@ -1,0 +1,172 @@
+//! The accept loop and one connection's life: read one request within the read
+//! timeout, answer, close.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use p2p_proto::directory::{MAX_REQUEST_LEN, OpCode, Reply, RequestDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::task::TaskTracker;
+
+use super::handler::Handler;
+
+/// Listen backlog. tokio's default of 128 stalls clients for seconds at a few
+/// hundred concurrent connects; the kernel clamps this to `somaxconn`.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Limits of the directory server.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Connections served at once; further clients wait in the listen backlog
+    /// until one finishes. Default 1024.
+    pub max_connections: usize,
+    /// Time a client has to send its whole request, from accept. A client that
+    /// stalls past it gets the operation's "other error" byte when its OP is
+    /// known, otherwise the connection is closed. Default 10 s.
+    pub read_timeout: Duration,
+    /// Time the reply may take to be written. Default 10 s.
+    pub write_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 1024,
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Binds a listener with address reuse and a large backlog.
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// Serves until `shutdown` completes, then stops accepting and waits for the
+/// requests in flight (each bounded by the timeouts) before returning.
+pub async fn run(
+    listener: TcpListener,
+    handler: Arc<Handler>,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let tracker = TaskTracker::new();
+    let config = Arc::new(config);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or a connection reset before accept:
+                    // wait a moment instead of spinning, and keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let handler = handler.clone();
+        let config = config.clone();
+        tracker.spawn(async move {
+            if let Err(e) = serve_connection(stream, peer, &handler, &config).await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+/// What the read phase ended with.
+enum Outcome {
+    Request(p2p_proto::directory::Request),
+    /// Refused: answer the operation's "other error" byte when it is known.
+    Refused(Option<OpCode>),
+    /// The client went away before a whole request; nothing to answer.
+    Gone,
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    handler: &Handler,
+    config: &ServerConfig,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let deadline = Instant::now() + config.read_timeout;
+    let mut buf = BytesMut::with_capacity(256);
+    let mut decoder = RequestDecoder::default();
+    let outcome = loop {
+        match decoder.decode(&buf) {
+            Ok(Some((request, _))) => break Outcome::Request(request),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "request refused");
+                break Outcome::Refused(e.op);
+            }
+        }
+        if buf.len() > MAX_REQUEST_LEN {
+            break Outcome::Refused(op_of(&buf));
+        }
+        match timeout_at(deadline, stream.read_buf(&mut buf)).await {
+            Err(_elapsed) => {
+                tracing::debug!(%peer, "read timeout");
+                break Outcome::Refused(op_of(&buf));
+            }
+            Ok(Ok(0)) => break Outcome::Gone,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(e),
+        }
+    };
+    let reply = match outcome {
+        Outcome::Request(request) => handler.handle(&request, peer.ip()),
+        Outcome::Refused(Some(op)) => Reply::other_error(op),
+        Outcome::Refused(None) | Outcome::Gone => return Ok(()),
+    };
+    let mut out = BytesMut::with_capacity(reply.encoded_len());
+    reply.encode(&mut out);
+    match timeout(config.write_timeout, async {
+        stream.write_all(&out).await?;
+        stream.shutdown().await
+    })
+    .await
+    {
+        Ok(result) => result,
+        Err(_elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+    }
+}
+
+/// The OP of a partial request, when its first field is complete and known.
+fn op_of(buf: &[u8]) -> Option<OpCode> {
+    let end = buf.iter().position(|&b| b == 0)?;
+    OpCode::from_bytes(&buf[..end])
+}

@@ -1,0 +1,362 @@
+//! The directory's state behind a small interface.
+//!
+//! Every method is one protocol operation and is atomic with respect to the
+//! others: an implementation decides and applies it under one lock (or one
+//! transaction), so concurrent clients always see a state that some sequential
+//! order of their operations explains. A method that answers anything but `Ok`
+//! changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::RwLock;
+
+use p2p_proto::directory::{
+    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
+    ListUsersReply, PeerAddr, PublishResult, RegisterResult, UnregisterResult, UserEntry,
+};
+use p2p_proto::field::{Description, FileName, UserName};
+
+/// The directory's state: users, their connection, their publications.
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// `REGISTER`: create `user`, not connected, with no publications.
+    fn register(&self, user: &UserName) -> RegisterResult;
+    /// `UNREGISTER`: remove `user` and its publications, connected or not.
+    fn unregister(&self, user: &UserName) -> UnregisterResult;
+    /// `CONNECT`: record the address where `user` serves files.
+    fn connect(&self, user: &UserName, addr: PeerAddr) -> ConnectResult;
+    /// `DISCONNECT`: forget the address; publications stay.
+    fn disconnect(&self, user: &UserName) -> DisconnectResult;
+    /// `PUBLISH`: add a file reference for a connected `user`.
+    fn publish(&self, user: &UserName, file: &FileName, description: &Description)
+    -> PublishResult;
+    /// `DELETE`: remove a file reference of a connected `user`.
+    fn delete(&self, user: &UserName, file: &FileName) -> DeleteResult;
+    /// `LIST_USERS`: the connected users other than `user`, in connection order.
+    fn list_users(&self, user: &UserName) -> ListUsersReply;
+    /// `LIST_CONTENT`: the files `target` published, in publication order.
+    fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply;
+    /// `GET_USER_INFO`: where the connected `target` serves files.
+    fn get_user_info(&self, user: &UserName, target: &UserName) -> GetUserInfoReply;
+    /// Counts for diagnostics and tests.
+    fn stats(&self) -> StoreStats;
+}
+
+/// Counts of what a store holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Registered users.
+    pub users: usize,
+    /// Connected users.
+    pub connected: usize,
+    /// Publications over all users.
+    pub publications: usize,
+}
+
+/// A user's record.
+#[derive(Debug, Default)]
+struct User {
+    /// Where the user serves files, and its key in [`State::connected`].
+    connection: Option<(u64, PeerAddr)>,
+    /// Publications in publication order, keyed by a sequence number.
+    files: BTreeMap<u64, FileName>,
+    /// File name → (sequence number, description), for duplicate checks and
+    /// deletion in O(log n).
+    index: HashMap<FileName, (u64, Description)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserName, User>,
+    /// Connected users in connection order.
+    connected: BTreeMap<u64, UserName>,
+    publications: usize,
+    next_seq: u64,
+}
+
+impl State {
+    fn next_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+}
+
+/// The in-memory store: one `RwLock` over the whole directory; listings take
+/// the read side, so they run concurrently with each other.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: RwLock<State>,
+}
+
+impl MemoryStore {
+    /// An empty directory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied operation:
+        // every mutation below is decided before it is applied. So a poisoned
+        // lock is still consistent and safe to use.
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Looks up a connected user or returns the operation's failure.
+macro_rules! connected_user {
+    ($state:expr, $user:expr, $missing:expr, $not_connected:expr) => {
+        match $state.users.get($user.as_str()) {
+            None => return $missing,
+            Some(u) if u.connection.is_none() => return $not_connected,
+            Some(u) => u,
+        }
+    };
+}
+
+impl Store for MemoryStore {
+    fn register(&self, user: &UserName) -> RegisterResult {
+        let mut state = self.write();
+        if state.users.contains_key(user.as_str()) {
+            return RegisterResult::UserNameInUse;
+        }
+        state.users.insert(user.clone(), User::default());
+        RegisterResult::Ok
+    }
+
+    fn unregister(&self, user: &UserName) -> UnregisterResult {
+        let mut state = self.write();
+        let Some(removed) = state.users.remove(user.as_str()) else {
+            return UnregisterResult::UserDoesNotExist;
+        };
+        if let Some((seq, _)) = removed.connection {
+            state.connected.remove(&seq);
+        }
+        state.publications -= removed.files.len();
+        UnregisterResult::Ok
+    }
+
+    fn connect(&self, user: &UserName, addr: PeerAddr) -> ConnectResult {
+        let mut state = self.write();
+        let seq = state.next_seq();
+        let Some(record) = state.users.get_mut(user.as_str()) else {
+            return ConnectResult::UserDoesNotExist;
+        };
+        if record.connection.is_some() {
+            return ConnectResult::AlreadyConnected;
+        }
+        record.connection = Some((seq, addr));
+        state.connected.insert(seq, user.clone());
+        ConnectResult::Ok
+    }
+
+    fn disconnect(&self, user: &UserName) -> DisconnectResult {
+        let mut state = self.write();
+        let Some(record) = state.users.get_mut(user.as_str()) else {
+            return DisconnectResult::UserDoesNotExist;
+        };
+        let Some((seq, _)) = record.connection.take() else {
+            return DisconnectResult::NotConnected;
+        };
+        state.connected.remove(&seq);
+        DisconnectResult::Ok
+    }
+
+    fn publish(
+        &self,
+        user: &UserName,
+        file: &FileName,
+        description: &Description,
+    ) -> PublishResult {
+        let mut state = self.write();
+        let seq = state.next_seq();
+        let record = match state.users.get_mut(user.as_str()) {
+            None => return PublishResult::UserDoesNotExist,
+            Some(u) if u.connection.is_none() => return PublishResult::NotConnected,
+            Some(u) => u,
+        };
+        if record.index.contains_key(file.as_str()) {
+            return PublishResult::AlreadyPublished;
+        }
+        record
+            .index
+            .insert(file.clone(), (seq, description.clone()));
+        record.files.insert(seq, file.clone());
+        state.publications += 1;
+        PublishResult::Ok
+    }
+
+    fn delete(&self, user: &UserName, file: &FileName) -> DeleteResult {
+        let mut state = self.write();
+        let record = match state.users.get_mut(user.as_str()) {
+            None => return DeleteResult::UserDoesNotExist,
+            Some(u) if u.connection.is_none() => return DeleteResult::NotConnected,
+            Some(u) => u,
+        };
+        let Some((seq, _)) = record.index.remove(file.as_str()) else {
+            return DeleteResult::NotPublished;
+        };
+        record.files.remove(&seq);
+        state.publications -= 1;
+        DeleteResult::Ok
+    }
+
+    fn list_users(&self, user: &UserName) -> ListUsersReply {
+        let state = self.read();
+        connected_user!(
+            state,
+            user,
+            ListUsersReply::UserDoesNotExist,
+            ListUsersReply::NotConnected
+        );
+        let entries = state
+            .connected
+            .values()
+            .filter(|name| *name != user)
+            .filter_map(|name| {
+                let (_, addr) = state.users.get(name.as_str())?.connection?;
+                Some(UserEntry {
+                    name: name.clone(),
+                    addr,
+                })
+            })
+            .collect();
+        ListUsersReply::Ok(entries)
+    }
+
+    fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply {
+        let state = self.read();
+        connected_user!(
+            state,
+            user,
+            ListContentReply::UserDoesNotExist,
+            ListContentReply::NotConnected
+        );
+        match state.users.get(target.as_str()) {
+            None => ListContentReply::TargetDoesNotExist,
+            Some(t) => ListContentReply::Ok(t.files.values().cloned().collect()),
+        }
+    }
+
+    fn get_user_info(&self, user: &UserName, target: &UserName) -> GetUserInfoReply {
+        let state = self.read();
+        connected_user!(
+            state,
+            user,
+            GetUserInfoReply::UserDoesNotExist,
+            GetUserInfoReply::NotConnected
+        );
+        match state.users.get(target.as_str()).and_then(|t| t.connection) {
+            None => GetUserInfoReply::TargetNotFound,
+            Some((_, addr)) => GetUserInfoReply::Ok(addr),
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        let state = self.read();
+        StoreStats {
+            users: state.users.len(),
+            connected: state.connected.len(),
+            publications: state.publications,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn name(s: &str) -> UserName {
+        s.parse().unwrap()
+    }
+    fn file(s: &str) -> FileName {
+        s.parse().unwrap()
+    }
+    fn addr(port: u16) -> PeerAddr {
+        PeerAddr {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
+        }
+    }
+
+    #[test]
+    fn lifecycle_follows_the_contract() {
+        let s = MemoryStore::new();
+        let (a, b) = (name("alice"), name("bob"));
+        let desc: Description = "d".parse().unwrap();
+        assert_eq!(s.unregister(&a), UnregisterResult::UserDoesNotExist);
+        assert_eq!(s.register(&a), RegisterResult::Ok);
+        assert_eq!(s.register(&a), RegisterResult::UserNameInUse);
+        assert_eq!(
+            s.publish(&a, &file("f"), &desc),
+            PublishResult::NotConnected
+        );
+        assert_eq!(s.connect(&a, addr(1000)), ConnectResult::Ok);
+        assert_eq!(s.connect(&a, addr(1001)), ConnectResult::AlreadyConnected);
+        assert_eq!(s.connect(&b, addr(1001)), ConnectResult::UserDoesNotExist);
+        assert_eq!(s.register(&b), RegisterResult::Ok);
+        assert_eq!(s.connect(&b, addr(2000)), ConnectResult::Ok);
+        assert_eq!(s.publish(&a, &file("f1"), &desc), PublishResult::Ok);
+        assert_eq!(s.publish(&a, &file("f0"), &desc), PublishResult::Ok);
+        assert_eq!(
+            s.publish(&a, &file("f1"), &desc),
+            PublishResult::AlreadyPublished
+        );
+        assert_eq!(
+            s.list_content(&b, &a),
+            ListContentReply::Ok(vec![file("f1"), file("f0")]),
+            "publication order"
+        );
+        assert_eq!(
+            s.list_content(&b, &name("zed")),
+            ListContentReply::TargetDoesNotExist
+        );
+        assert_eq!(
+            s.list_users(&a),
+            ListUsersReply::Ok(vec![UserEntry {
+                name: b.clone(),
+                addr: addr(2000)
+            }])
+        );
+        assert_eq!(s.get_user_info(&a, &b), GetUserInfoReply::Ok(addr(2000)));
+        assert_eq!(s.delete(&a, &file("f1")), DeleteResult::Ok);
+        assert_eq!(s.delete(&a, &file("f1")), DeleteResult::NotPublished);
+        assert_eq!(s.disconnect(&b), DisconnectResult::Ok);
+        assert_eq!(s.disconnect(&b), DisconnectResult::NotConnected);
+        assert_eq!(s.get_user_info(&a, &b), GetUserInfoReply::TargetNotFound);
+        assert_eq!(s.list_users(&b), ListUsersReply::NotConnected);
+        assert_eq!(s.list_users(&a), ListUsersReply::Ok(vec![]));
+        // Disconnected users keep their publications.
+        assert_eq!(
+            s.list_content(&a, &a),
+            ListContentReply::Ok(vec![file("f0")])
+        );
+        assert_eq!(
+            s.stats(),
+            StoreStats {
+                users: 2,
+                connected: 1,
+                publications: 1
+            }
+        );
+        assert_eq!(s.unregister(&a), UnregisterResult::Ok);
+        assert_eq!(
+            s.stats(),
+            StoreStats {
+                users: 1,
+                connected: 0,
+                publications: 0
+            }
+        );
+        assert_eq!(s.register(&a), RegisterResult::Ok);
+        assert_eq!(s.connect(&a, addr(1)), ConnectResult::Ok);
+        assert_eq!(s.list_content(&a, &a), ListContentReply::Ok(vec![]));
+    }
+}

@@ -1,0 +1,112 @@
+//! The peer's directory client: one TCP connection per operation.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use p2p_proto::directory::{DecodeError, Reply, Request};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+/// Why a directory operation got no usable reply.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The server could not be reached.
+    #[error("cannot reach the directory server at {server}: {source}")]
+    Connect {
+        /// `host:port` as configured.
+        server: String,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// The server closed the connection without sending a byte: a classic
+    /// server does this for an operation it does not know.
+    #[error("the directory server closed the connection without a reply")]
+    NoReply,
+    /// The reply broke off part way.
+    #[error("the directory server's reply broke off")]
+    Truncated,
+    /// The reply did not decode.
+    #[error("malformed reply from the directory server: {0}")]
+    Decode(#[from] DecodeError),
+    /// The server did not answer in time.
+    #[error("the directory server did not answer within {0:?}")]
+    Timeout(Duration),
+    /// Reading or writing the socket failed.
+    #[error("directory connection failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Talks to one directory server.
+#[derive(Clone, Debug)]
+pub struct DirectoryClient {
+    server: String,
+    timeout: Duration,
+}
+
+/// Default time for a whole operation (connect, request, reply).
+pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl DirectoryClient {
+    /// A client for the server at `host:port`.
+    pub fn new(host: &str, port: u16) -> Self {
+        let server = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        };
+        Self {
+            server,
+            timeout: DEFAULT_OPERATION_TIMEOUT,
+        }
+    }
+
+    /// Sets the time a whole operation may take.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The server's `host:port`.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// Sends one request on a new connection and reads its reply.
+    pub async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
+        match timeout(self.timeout, self.call_inner(request)).await {
+            Ok(result) => result,
+            Err(_) => Err(ClientError::Timeout(self.timeout)),
+        }
+    }
+
+    async fn call_inner(&self, request: &Request) -> Result<Reply, ClientError> {
+        let mut stream =
+            TcpStream::connect(&self.server)
+                .await
+                .map_err(|source| ClientError::Connect {
+                    server: self.server.clone(),
+                    source,
+                })?;
+        stream.set_nodelay(true)?;
+        let mut out = BytesMut::with_capacity(request.encoded_len());
+        request.encode(&mut out);
+        stream.write_all(&out).await?;
+        let op = request.op();
+        let mut buf = BytesMut::with_capacity(512);
+        loop {
+            if let Some((reply, _)) = Reply::decode(op, &buf)? {
+                return Ok(reply);
+            }
+            if stream.read_buf(&mut buf).await? == 0 {
+                return Err(if buf.is_empty() {
+                    ClientError::NoReply
+                } else {
+                    ClientError::Truncated
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Serves the user's published files to other peers (`GET_FILE`).
+//!
+//! Only names the user currently publishes are served, each from the absolute
+//! path recorded at PUBLISH: the requested name is a key, never a path, so
+//! `../`, absolute system paths and deleted names all get "does not exist".
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use p2p_proto::field::FileName;
+use p2p_proto::transfer::{GetFile, TransferHeader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+
+/// The files a user publishes: protocol name → absolute local path.
+#[derive(Clone, Debug, Default)]
+pub struct Library {
+    files: Arc<RwLock<HashMap<FileName, PathBuf>>>,
+}
+
+impl Library {
+    /// An empty library.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records `name` as served from `path`.
+    pub fn insert(&self, name: FileName, path: PathBuf) {
+        self.write().insert(name, path);
+    }
+
+    /// Stops serving `name`.
+    pub fn remove(&self, name: &str) -> Option<PathBuf> {
+        self.write().remove(name)
+    }
+
+    /// Where `name` is served from, if it is published.
+    pub fn get(&self, name: &str) -> Option<PathBuf> {
+        self.files
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Forgets every file.
+    pub fn clear(&self) {
+        self.write().clear();
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<FileName, PathBuf>> {
+        self.files
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Limits of the file server.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct FileServerConfig {
+    /// Where to listen; port 0 picks a free one. Default `0.0.0.0:0`.
+    pub bind: SocketAddr,
+    /// Transfers at once; more requesters wait. Default 64.
+    pub max_connections: usize,
+    /// Time a requester has to send its request. Default 10 s.
+    pub read_timeout: Duration,
+    /// Time one write may block on a requester that does not read: a stalled
+    /// requester is dropped, and never blocks the others. Default 30 s.
+    pub write_timeout: Duration,
+    /// Size of the read/write chunks. Default 1 MiB.
+    pub chunk_size: usize,
+}
+
+impl Default for FileServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([0, 0, 0, 0], 0)),
+            max_connections: 64,
+            read_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            chunk_size: 1 << 20,
+        }
+    }
+}
+
+/// A running file server.
+#[derive(Debug)]
+pub struct FileServer {
+    local_addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl FileServer {
+    /// Binds and starts serving `library`.
+    pub async fn start(config: FileServerConfig, library: Library) -> io::Result<Self> {
+        let listener = crate::directory::bind(config.bind)?;
+        let local_addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(accept_loop(listener, library, Arc::new(config), stopped));
+        Ok(Self {
+            local_addr,
+            stop: Some(stop),
+            task,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting; transfers in flight finish on their own.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for FileServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    library: Library,
+    config: Arc<FileServerConfig>,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    loop {
+        let permit = tokio::select! {
+            _ = &mut stopped => return,
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "file server accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let library = library.clone();
+        let config = config.clone();
+        tokio::spawn(async move {
+            if let Err(e) = serve(stream, &library, &config).await {
+                tracing::debug!(%peer, error = %e, "transfer ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    library: &Library,
+    config: &FileServerConfig,
+) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let request = match timeout(config.read_timeout, read_request(&mut stream)).await {
+        Ok(Ok(Some(request))) => request,
+        Ok(Ok(None)) => return Ok(()),
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request timeout")),
+    };
+    let opened = match library.get(request.file.as_str()) {
+        Some(path) => open_regular(&path).await,
+        None => None,
+    };
+    let Some((file, size)) = opened else {
+        return send_header(&mut stream, TransferHeader::NotFound, config).await;
+    };
+    send_header(&mut stream, TransferHeader::Ok { size }, config).await?;
+    send_body(&mut stream, file, size, config).await?;
+    stream.shutdown().await
+}
+
+/// Reads the `GET_FILE` request; `None` when the requester sent something else
+/// or went away (the connection is then closed without an answer).
+async fn read_request(stream: &mut TcpStream) -> io::Result<Option<GetFile>> {
+    let mut buf = BytesMut::with_capacity(300);
+    loop {
+        match GetFile::decode(&buf) {
+            Ok(Some((request, _))) => return Ok(Some(request)),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "bad GET_FILE request");
+                return Ok(None);
+            }
+        }
+        if stream.read_buf(&mut buf).await? == 0 {
+            return Ok(None);
+        }
+    }
+}
+
+async fn open_regular(path: &std::path::Path) -> Option<(tokio::fs::File, u64)> {
+    let file = tokio::fs::File::open(path).await.ok()?;
+    let meta = file.metadata().await.ok()?;
+    meta.is_file().then(|| (file, meta.len()))
+}
+
+async fn send_header(
+    stream: &mut TcpStream,
+    header: TransferHeader,
+    config: &FileServerConfig,
+) -> io::Result<()> {
+    let mut out = BytesMut::with_capacity(header.encoded_len());
+    header.encode(&mut out);
+    write_timed(stream, &out, config.write_timeout).await
+}
+
+/// Streams exactly `size` bytes. A file that shrank since it was measured ends
+/// the transfer early, and the requester sees a short transfer.
+async fn send_body(
+    stream: &mut TcpStream,
+    mut file: tokio::fs::File,
+    size: u64,
+    config: &FileServerConfig,
+) -> io::Result<()> {
+    let mut buf = vec![0u8; config.chunk_size.max(4096)];
+    let mut left = size;
+    while left > 0 {
+        let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
+        let n = file.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while serving",
+            ));
+        }
+        write_timed(stream, &buf[..n], config.write_timeout).await?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+async fn write_timed(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
+    match timeout(limit, stream.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "requester stopped reading",
+        )),
+    }
+}

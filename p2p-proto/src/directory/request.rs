@@ -1,0 +1,678 @@
+//! Directory requests: `OP\0 [DATETIME\0] USER\0` and the operation's own fields.
+
+use std::num::NonZeroU16;
+
+use bytes::BufMut;
+
+use super::wire::{self, PResult};
+use super::{OpCode, RequestError};
+use crate::field::{Description, FileName, MAX_FIELD_LEN, UserName};
+use crate::timestamp::Timestamp;
+
+/// A request from a peer to the directory server.
+///
+/// ```text
+/// request  = op NUL [datetime NUL] user NUL body
+/// body     = ""                                  ; REGISTER UNREGISTER DISCONNECT LIST_USERS
+///          / port NUL                            ; CONNECT (decimal 1..=65535)
+///          / file NUL description NUL            ; PUBLISH
+///          / file NUL                            ; DELETE
+///          / target NUL                          ; LIST_CONTENT GET_USER_INFO
+/// ```
+///
+/// compat: the `DATETIME` field is optional (older clients omit it). The field
+/// after `OP` is taken as `DATETIME` exactly when it matches
+/// `DD/MM/YYYY HH:MM:SS` (digits only, real date or not); a user name can never
+/// match because it has no space.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct Request {
+    /// The `DATETIME` field; `None` for the older form without it.
+    pub timestamp: Option<Timestamp>,
+    /// The `USER` field: the user the operation acts as (or registers).
+    pub user: UserName,
+    /// The operation and its own fields.
+    pub body: RequestBody,
+}
+
+/// The operation of a [`Request`] and the fields that follow `USER`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum RequestBody {
+    /// `REGISTER`.
+    Register,
+    /// `UNREGISTER`.
+    Unregister,
+    /// `CONNECT PORT`.
+    Connect {
+        /// The peer's listening TCP port for transfers.
+        port: NonZeroU16,
+    },
+    /// `DISCONNECT`.
+    Disconnect,
+    /// `PUBLISH FILE DESCRIPTION`.
+    Publish {
+        /// The published file's name (the path the owner serves it from).
+        file: FileName,
+        /// Free text; may be empty.
+        description: Description,
+    },
+    /// `DELETE FILE`.
+    Delete {
+        /// The file to withdraw.
+        file: FileName,
+    },
+    /// `LIST_USERS`.
+    ListUsers,
+    /// `LIST_CONTENT TARGET`.
+    ListContent {
+        /// The user whose publications are listed.
+        target: UserName,
+    },
+    /// `GET_USER_INFO TARGET`.
+    GetUserInfo {
+        /// The user to locate.
+        target: UserName,
+    },
+}
+
+impl RequestBody {
+    /// The operation this body belongs to.
+    #[must_use]
+    pub const fn op(&self) -> OpCode {
+        match self {
+            Self::Register => OpCode::Register,
+            Self::Unregister => OpCode::Unregister,
+            Self::Connect { .. } => OpCode::Connect,
+            Self::Disconnect => OpCode::Disconnect,
+            Self::Publish { .. } => OpCode::Publish,
+            Self::Delete { .. } => OpCode::Delete,
+            Self::ListUsers => OpCode::ListUsers,
+            Self::ListContent { .. } => OpCode::ListContent,
+            Self::GetUserInfo { .. } => OpCode::GetUserInfo,
+        }
+    }
+
+    /// The file this body names (`PUBLISH`, `DELETE`), if any.
+    #[must_use]
+    pub const fn file(&self) -> Option<&FileName> {
+        match self {
+            Self::Publish { file, .. } | Self::Delete { file } => Some(file),
+            _ => None,
+        }
+    }
+
+    fn encode(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers => {}
+            Self::Connect { port } => wire::put_display(buf, port),
+            Self::Publish { file, description } => {
+                wire::put_field(buf, file.as_bytes());
+                wire::put_field(buf, description.as_bytes());
+            }
+            Self::Delete { file } => wire::put_field(buf, file.as_bytes()),
+            Self::ListContent { target } | Self::GetUserInfo { target } => {
+                wire::put_field(buf, target.as_bytes());
+            }
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        match self {
+            Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers => 0,
+            Self::Connect { port } => wire::display_len(port),
+            Self::Publish { file, description } => {
+                wire::field_len(file.len()) + wire::field_len(description.len())
+            }
+            Self::Delete { file } => wire::field_len(file.len()),
+            Self::ListContent { target } | Self::GetUserInfo { target } => {
+                wire::field_len(target.len())
+            }
+        }
+    }
+
+    /// Parses the fields after `USER` for `op`.
+    fn parse(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
+        Ok(match op {
+            OpCode::Register => (input, Self::Register),
+            OpCode::Unregister => (input, Self::Unregister),
+            OpCode::Disconnect => (input, Self::Disconnect),
+            OpCode::ListUsers => (input, Self::ListUsers),
+            OpCode::Connect => {
+                let (rest, port) = wire::listening_port(input)?;
+                (rest, Self::Connect { port })
+            }
+            OpCode::Publish => {
+                let (rest, file) = wire::file_name(input)?;
+                let (rest, description) = wire::description(rest)?;
+                (rest, Self::Publish { file, description })
+            }
+            OpCode::Delete => {
+                let (rest, file) = wire::file_name(input)?;
+                (rest, Self::Delete { file })
+            }
+            OpCode::ListContent => {
+                let (rest, target) = wire::user_name(input, "TARGET")?;
+                (rest, Self::ListContent { target })
+            }
+            OpCode::GetUserInfo => {
+                let (rest, target) = wire::user_name(input, "TARGET")?;
+                (rest, Self::GetUserInfo { target })
+            }
+        })
+    }
+}
+
+impl Request {
+    /// The request's operation.
+    #[must_use]
+    pub const fn op(&self) -> OpCode {
+        self.body.op()
+    }
+
+    /// Writes the request; the `DATETIME` field only when `timestamp` is `Some`.
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        wire::put_field(buf, self.op().as_str().as_bytes());
+        if let Some(timestamp) = &self.timestamp {
+            wire::put_field(buf, timestamp.as_bytes());
+        }
+        wire::put_field(buf, self.user.as_bytes());
+        self.body.encode(buf);
+    }
+
+    /// The exact number of bytes [`Self::encode`] writes (at most [`super::MAX_REQUEST_LEN`]).
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        wire::field_len(self.op().as_str().len())
+            + self
+                .timestamp
+                .map_or(0, |_| wire::field_len(Timestamp::LEN))
+            + wire::field_len(self.user.len())
+            + self.body.encoded_len()
+    }
+
+    /// Decodes one request from the start of `buf`, in either form (with or without `DATETIME`).
+    ///
+    /// Returns `Ok(None)` when `buf` is a strict prefix of a request, and
+    /// `Ok(Some((request, consumed)))` otherwise; bytes after `consumed` are left alone.
+    ///
+    /// # Errors
+    /// A [`RequestError`] whose `op` is `Some` as soon as the `OP` field was recognised.
+    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, RequestError> {
+        wire::finish(buf, Self::parse(buf))
+    }
+
+    /// The streaming nom parser behind [`Self::decode`].
+    pub(crate) fn parse(input: &[u8]) -> nom::IResult<&[u8], Self, RequestError> {
+        let (rest, op) =
+            wire::op_code(input).map_err(|e| e.map(|error| RequestError { op: None, error }))?;
+        Self::parse_after_op(op, rest).map_err(|e| {
+            e.map(|error| RequestError {
+                op: Some(op),
+                error,
+            })
+        })
+    }
+
+    fn parse_after_op(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
+        // The second field is DATETIME exactly when it has that shape; otherwise it is USER.
+        let (rest, second) = wire::nul_field(input, "USER", MAX_FIELD_LEN)?;
+        let (rest, timestamp, user) = match Timestamp::parse(second) {
+            Ok(timestamp) => {
+                let (rest, user) = wire::user_name(rest, "USER")?;
+                (rest, Some(timestamp), user)
+            }
+            Err(_) => (rest, None, wire::to_user_name(second, "USER")?),
+        };
+        let (rest, body) = RequestBody::parse(op, rest)?;
+        Ok((
+            rest,
+            Self {
+                timestamp,
+                user,
+                body,
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::{check_kat, hex};
+    use super::super::{DecodeError, MAX_REQUEST_LEN, strategy};
+    use super::*;
+    use crate::field::FieldError;
+    use proptest::prelude::*;
+
+    const TS: &str = "24/11/2026 20:42:35";
+
+    fn req(timestamp: Option<&str>, user: &str, body: RequestBody) -> Request {
+        Request {
+            timestamp: timestamp.map(|t| t.parse().unwrap()),
+            user: user.parse().unwrap(),
+            body,
+        }
+    }
+
+    fn song() -> FileName {
+        "/srv/music/song.mp3".parse().unwrap()
+    }
+
+    fn encode(request: &Request) -> Vec<u8> {
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        out
+    }
+
+    /// Known answer with and without DATETIME: `tail` is what follows USER.
+    fn check_both_forms(op: &str, body: &RequestBody, tail: &[u8]) {
+        let new_form = [op.as_bytes(), b"\0", TS.as_bytes(), b"\0alice\0", tail].concat();
+        check_kat(
+            &new_form,
+            &req(Some(TS), "alice", body.clone()),
+            Request::decode,
+            encode,
+        );
+        let old_form = [op.as_bytes(), b"\0alice\0", tail].concat();
+        check_kat(
+            &old_form,
+            &req(None, "alice", body.clone()),
+            Request::decode,
+            encode,
+        );
+    }
+
+    /// Every request of `classic-directory-session.trace`, bytes as captured.
+    #[test]
+    fn classic_trace_requests() {
+        let cases: [(&str, RequestBody); 13] = [
+            (
+                "52454749535445520032342f31312f323032362032303a34323a333500616c69636500",
+                RequestBody::Register,
+            ),
+            (
+                "524547495354455200\
+                 32342f31312f323032362032303a34323a333500616c69636500",
+                RequestBody::Register,
+            ),
+            (
+                "434f4e4e45435400\
+                 32342f31312f323032362032303a34323a333500616c69636500343036343700",
+                RequestBody::Connect {
+                    port: NonZeroU16::new(40647).unwrap(),
+                },
+            ),
+            (
+                "5055424c49534800\
+                 32342f31312f323032362032303a34323a333500616c69636500\
+                 2f7372762f6d757369632f736f6e672e6d7033006d79206661766f757269746520736f6e6700",
+                RequestBody::Publish {
+                    file: song(),
+                    description: "my favourite song".parse().unwrap(),
+                },
+            ),
+            (
+                "5055424c49534800\
+                 32342f31312f323032362032303a34323a333500616c696365002f7372762f6d757369632f736f6e672e6d703300616761696e00",
+                RequestBody::Publish {
+                    file: song(),
+                    description: "again".parse().unwrap(),
+                },
+            ),
+            (
+                "4c4953545f555345525300\
+                 32342f31312f323032362032303a34323a333500616c69636500",
+                RequestBody::ListUsers,
+            ),
+            (
+                "4c4953545f434f4e54454e5400\
+                 32342f31312f323032362032303a34323a333500616c69636500616c69636500",
+                RequestBody::ListContent {
+                    target: "alice".parse().unwrap(),
+                },
+            ),
+            (
+                "4c4953545f434f4e54454e5400\
+                 32342f31312f323032362032303a34323a333500616c69636500\
+                 6e6f626f647900",
+                RequestBody::ListContent {
+                    target: "nobody".parse().unwrap(),
+                },
+            ),
+            (
+                "44454c45544500\
+                 32342f31312f323032362032303a34323a333500616c69636500\
+                 2f7372762f6d757369632f736f6e672e6d703300",
+                RequestBody::Delete { file: song() },
+            ),
+            (
+                "44454c45544500\
+                 32342f31312f323032362032303a34323a333500616c696365002f7372762f6d757369632f736f6e672e6d703300",
+                RequestBody::Delete { file: song() },
+            ),
+            (
+                "444953434f4e4e45435400\
+                 32342f31312f323032362032303a34323a333500616c69636500",
+                RequestBody::Disconnect,
+            ),
+            (
+                "554e524547495354455200\
+                 32342f31312f323032362032303a34323a333500616c69636500",
+                RequestBody::Unregister,
+            ),
+            (
+                "554e524547495354455200\
+                 32342f31312f323032362032303a34323a333500\
+                 616c69636500",
+                RequestBody::Unregister,
+            ),
+        ];
+        for (bytes, body) in cases {
+            let bytes = hex(bytes);
+            let expected = req(Some(TS), "alice", body);
+            check_kat(&bytes, &expected, Request::decode, encode);
+            // The same request in the older form, without DATETIME.
+            let old = [
+                &bytes[..=expected.op().as_str().len()],
+                &bytes[expected.op().as_str().len() + 1 + Timestamp::LEN + 1..],
+            ]
+            .concat();
+            check_kat(
+                &old,
+                &Request {
+                    timestamp: None,
+                    ..expected
+                },
+                Request::decode,
+                encode,
+            );
+        }
+    }
+
+    #[test]
+    fn every_op_in_both_forms() {
+        check_both_forms("REGISTER", &RequestBody::Register, b"");
+        check_both_forms("UNREGISTER", &RequestBody::Unregister, b"");
+        check_both_forms(
+            "CONNECT",
+            &RequestBody::Connect {
+                port: NonZeroU16::new(65535).unwrap(),
+            },
+            b"65535\0",
+        );
+        check_both_forms("DISCONNECT", &RequestBody::Disconnect, b"");
+        check_both_forms(
+            "PUBLISH",
+            &RequestBody::Publish {
+                file: "/a b".parse().unwrap(),
+                description: Description::default(),
+            },
+            b"/a b\0\0",
+        );
+        check_both_forms(
+            "DELETE",
+            &RequestBody::Delete { file: song() },
+            b"/srv/music/song.mp3\0",
+        );
+        check_both_forms("LIST_USERS", &RequestBody::ListUsers, b"");
+        check_both_forms(
+            "LIST_CONTENT",
+            &RequestBody::ListContent {
+                target: "bob".parse().unwrap(),
+            },
+            b"bob\0",
+        );
+        check_both_forms(
+            "GET_USER_INFO",
+            &RequestBody::GetUserInfo {
+                target: "carol".parse().unwrap(),
+            },
+            b"carol\0",
+        );
+    }
+
+    #[test]
+    fn unknown_date_is_kept_verbatim() {
+        let bytes = b"REGISTER\x0000/00/0000 00:00:00\x00bob\x00";
+        check_kat(
+            bytes,
+            &Request {
+                timestamp: Some(Timestamp::UNKNOWN),
+                user: "bob".parse().unwrap(),
+                body: RequestBody::Register,
+            },
+            Request::decode,
+            encode,
+        );
+    }
+
+    fn err(
+        op: Option<OpCode>,
+        error: DecodeError,
+    ) -> Result<Option<(Request, usize)>, RequestError> {
+        Err(RequestError { op, error })
+    }
+
+    #[test]
+    fn unknown_op() {
+        assert_eq!(
+            Request::decode(b"FOO\0alice\0"),
+            err(None, DecodeError::UnknownOp)
+        );
+        assert_eq!(
+            Request::decode(b"register\0alice\0"),
+            err(None, DecodeError::UnknownOp)
+        );
+        assert_eq!(
+            Request::decode(b"GET_FILE\0/a\0"),
+            err(None, DecodeError::UnknownOp)
+        );
+        assert_eq!(Request::decode(b"\0"), err(None, DecodeError::UnknownOp));
+        assert_eq!(
+            Request::decode(b"REGISTER\xff\0"),
+            err(None, DecodeError::UnknownOp)
+        );
+        // An over-long OP is refused at byte 14, without waiting for a NUL.
+        assert_eq!(
+            Request::decode(b"GET_USER_INFOX"),
+            err(
+                None,
+                DecodeError::FieldTooLong {
+                    field: "OP",
+                    max: 13
+                }
+            )
+        );
+        assert_eq!(Request::decode(b"GET_USER_INFO"), Ok(None));
+    }
+
+    #[test]
+    fn field_of_256_bytes_is_refused_at_byte_256() {
+        for (prefix, field) in [
+            (&b"REGISTER\0"[..], "USER"),
+            (b"REGISTER\x0024/11/2026 20:42:35\0", "USER"),
+            (b"DELETE\0alice\0", "FILE"),
+            (b"PUBLISH\0alice\0/f\0", "DESCRIPTION"),
+            (b"LIST_CONTENT\0alice\0", "TARGET"),
+        ] {
+            let op = prefix
+                .split(|&b| b == 0)
+                .next()
+                .and_then(OpCode::from_bytes);
+            let mut bytes = prefix.to_vec();
+            bytes.extend([b'x'; 255]);
+            assert_eq!(
+                Request::decode(&bytes),
+                Ok(None),
+                "255 bytes is still a prefix"
+            );
+            bytes.push(b'x');
+            assert_eq!(
+                Request::decode(&bytes),
+                err(op, DecodeError::FieldTooLong { field, max: 255 }),
+                "{field}"
+            );
+        }
+    }
+
+    #[test]
+    fn timestamp_shaped_field_with_bad_digits_is_a_bad_user_name() {
+        assert_eq!(
+            Request::decode(b"REGISTER\x002a/11/2026 20:42:35\x00alice\x00"),
+            err(
+                Some(OpCode::Register),
+                DecodeError::InvalidField {
+                    field: "USER",
+                    error: FieldError::Whitespace
+                }
+            )
+        );
+        // Decided as soon as the field's NUL arrives.
+        assert!(Request::decode(b"REGISTER\x002a/11/2026 20:42:35\x00").is_err());
+    }
+
+    #[test]
+    fn connect_port_must_be_decimal_1_to_65535() {
+        let cases: [(&[u8], DecodeError); 8] = [
+            (b"0", DecodeError::InvalidPort { value: 0 }),
+            (b"00000", DecodeError::InvalidPort { value: 0 }),
+            (b"70000", DecodeError::InvalidPort { value: 70000 }),
+            (b"65536", DecodeError::InvalidPort { value: 65536 }),
+            (b"", DecodeError::InvalidNumber { field: "PORT" }),
+            (b"+5", DecodeError::InvalidNumber { field: "PORT" }),
+            (b" 5", DecodeError::InvalidNumber { field: "PORT" }),
+            (b"5a", DecodeError::InvalidNumber { field: "PORT" }),
+        ];
+        for (port, error) in cases {
+            let bytes = [b"CONNECT\0alice\0", port, b"\0"].concat();
+            assert_eq!(
+                Request::decode(&bytes),
+                err(Some(OpCode::Connect), error),
+                "{port:?}"
+            );
+        }
+        assert_eq!(
+            Request::decode(b"CONNECT\0alice\x00123456"),
+            err(
+                Some(OpCode::Connect),
+                DecodeError::FieldTooLong {
+                    field: "PORT",
+                    max: 5
+                }
+            )
+        );
+        let ok = Request::decode(b"CONNECT\0alice\x0000080\0")
+            .unwrap()
+            .unwrap()
+            .0;
+        assert_eq!(
+            ok.body,
+            RequestBody::Connect {
+                port: NonZeroU16::new(80).unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn invalid_fields() {
+        assert_eq!(
+            Request::decode(b"REGISTER\0al\xffice\0"),
+            err(
+                Some(OpCode::Register),
+                DecodeError::InvalidField {
+                    field: "USER",
+                    error: FieldError::NotUtf8
+                }
+            )
+        );
+        assert_eq!(
+            Request::decode(b"REGISTER\0\0"),
+            err(
+                Some(OpCode::Register),
+                DecodeError::InvalidField {
+                    field: "USER",
+                    error: FieldError::Empty
+                }
+            )
+        );
+        assert_eq!(
+            Request::decode(b"DELETE\0alice\0\0"),
+            err(
+                Some(OpCode::Delete),
+                DecodeError::InvalidField {
+                    field: "FILE",
+                    error: FieldError::Empty
+                }
+            )
+        );
+        assert_eq!(
+            Request::decode(b"PUBLISH\0alice\0/f\0\xc3\0"),
+            err(
+                Some(OpCode::Publish),
+                DecodeError::InvalidField {
+                    field: "DESCRIPTION",
+                    error: FieldError::NotUtf8
+                }
+            )
+        );
+        assert_eq!(
+            Request::decode(b"LIST_CONTENT\0alice\0b\x01b\0"),
+            err(
+                Some(OpCode::ListContent),
+                DecodeError::InvalidField {
+                    field: "TARGET",
+                    error: FieldError::Control
+                }
+            )
+        );
+        // A DATETIME followed by another DATETIME: the second one is the user name.
+        assert_eq!(
+            Request::decode(b"LIST_USERS\x0024/11/2026 20:42:35\x0024/11/2026 20:42:35\0"),
+            err(
+                Some(OpCode::ListUsers),
+                DecodeError::InvalidField {
+                    field: "USER",
+                    error: FieldError::Whitespace
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn max_request_len_is_the_longest_request() {
+        let long = |c: char| c.to_string().repeat(255);
+        let max = Request {
+            timestamp: Some(Timestamp::UNKNOWN),
+            user: long('u').parse().unwrap(),
+            body: RequestBody::Publish {
+                file: long('f').parse().unwrap(),
+                description: long('d').parse().unwrap(),
+            },
+        };
+        assert_eq!(max.encoded_len(), MAX_REQUEST_LEN);
+        assert_eq!(encode(&max).len(), MAX_REQUEST_LEN);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(request in strategy::request()) {
+            let bytes = encode(&request);
+            prop_assert_eq!(request.encoded_len(), bytes.len());
+            prop_assert!(bytes.len() <= MAX_REQUEST_LEN);
+            prop_assert_eq!(Request::decode(&bytes), Ok(Some((request.clone(), bytes.len()))));
+            for cut in 0..bytes.len() {
+                prop_assert_eq!(Request::decode(&bytes[..cut]), Ok(None));
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            if let Ok(Some((request, consumed))) = Request::decode(&bytes) {
+                prop_assert!(consumed <= bytes.len());
+                // Whatever decodes re-encodes to a request that decodes the same.
+                let again = encode(&request);
+                prop_assert_eq!(Request::decode(&again), Ok(Some((request, again.len()))));
+            }
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Shared wire primitives of the NUL-terminated protocols (directory and transfer):
+//! the bounded field scanner, field and number parsers, and the matching encoders.
+//!
+//! Parsers are streaming: `Err(nom::Err::Incomplete)` means "need more bytes",
+//! malformed input is `Err(nom::Err::Failure(DecodeError))`. They only ever take
+//! a decision when a field's NUL arrives or when a field grows past its limit;
+//! [`super::RequestDecoder`] relies on that to avoid rescanning.
+
+use std::fmt::{self, Display, Write as _};
+use std::net::IpAddr;
+use std::num::NonZeroU16;
+
+use bytes::BufMut;
+use nom::bytes::streaming::{tag, take_while_m_n};
+use nom::sequence::terminated;
+use nom::{IResult, Needed, Parser};
+
+use super::{DecodeError, MAX_IP_LEN, MAX_OP_LEN, MAX_PORT_DIGITS, OpCode};
+use crate::field::{Description, FieldError, FileName, MAX_FIELD_LEN, UserName};
+
+/// The result of a streaming parser of this crate.
+pub(crate) type PResult<'a, T> = IResult<&'a [u8], T, DecodeError>;
+
+/// The largest number of decimal digits accepted in a count or size field
+/// (`u64::MAX` has 20 digits).
+pub(crate) const MAX_NUMBER_DIGITS: usize = 20;
+
+/// Refuses with a final (non-backtracking) error.
+pub(crate) const fn fail<T>(error: DecodeError) -> Result<T, nom::Err<DecodeError>> {
+    Err(nom::Err::Failure(error))
+}
+
+/// Turns a streaming parse of `input` into the public decode contract:
+/// `Ok(None)` when incomplete, `Ok(Some((value, consumed)))` on success.
+pub(crate) fn finish<T, E>(
+    input: &[u8],
+    result: IResult<&[u8], T, E>,
+) -> Result<Option<(T, usize)>, E> {
+    match result {
+        Ok((rest, value)) => Ok(Some((value, input.len() - rest.len()))),
+        Err(nom::Err::Incomplete(_)) => Ok(None),
+        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e),
+    }
+}
+
+/// `field = *max(%x01-FF) %x00`: the bytes before the NUL, at most `max` of them.
+///
+/// Bounded: refused with [`DecodeError::FieldTooLong`] as soon as byte `max + 1`
+/// arrives and is not the NUL; never scans further than that.
+pub(crate) fn nul_field<'a>(
+    input: &'a [u8],
+    field: &'static str,
+    max: usize,
+) -> PResult<'a, &'a [u8]> {
+    let result: IResult<&[u8], &[u8], nom::error::Error<&[u8]>> =
+        terminated(take_while_m_n(0, max, |b| b != 0), tag(&b"\0"[..])).parse(input);
+    match result {
+        Ok(ok) => Ok(ok),
+        Err(nom::Err::Incomplete(needed)) => Err(nom::Err::Incomplete(needed)),
+        // `take_while_m_n(0, ..)` cannot fail, so only the terminator can: byte `max + 1`
+        // arrived and it is not a NUL.
+        Err(nom::Err::Error(_) | nom::Err::Failure(_)) => {
+            fail(DecodeError::FieldTooLong { field, max })
+        }
+    }
+}
+
+/// One binary byte (a result code).
+pub(crate) fn byte(input: &[u8]) -> PResult<'_, u8> {
+    match input.split_first() {
+        Some((&b, rest)) => Ok((rest, b)),
+        None => Err(nom::Err::Incomplete(Needed::new(1))),
+    }
+}
+
+/// The `OP` field: one of the directory operation names.
+pub(crate) fn op_code(input: &[u8]) -> PResult<'_, OpCode> {
+    let (rest, raw) = nul_field(input, "OP", MAX_OP_LEN)?;
+    match OpCode::from_bytes(raw) {
+        Some(op) => Ok((rest, op)),
+        None => fail(DecodeError::UnknownOp),
+    }
+}
+
+/// Maps a field validation error to the decode error naming the field.
+fn invalid(field: &'static str) -> impl Fn(FieldError) -> nom::Err<DecodeError> {
+    move |error| nom::Err::Failure(DecodeError::InvalidField { field, error })
+}
+
+/// A user name field (`USER`, `TARGET`, `NAME`).
+pub(crate) fn user_name<'a>(input: &'a [u8], field: &'static str) -> PResult<'a, UserName> {
+    let (rest, raw) = nul_field(input, field, MAX_FIELD_LEN)?;
+    Ok((rest, to_user_name(raw, field)?))
+}
+
+/// Validates the raw bytes of a user name field.
+pub(crate) fn to_user_name(
+    raw: &[u8],
+    field: &'static str,
+) -> Result<UserName, nom::Err<DecodeError>> {
+    UserName::from_bytes(raw).map_err(invalid(field))
+}
+
+/// A `FILE` field.
+pub(crate) fn file_name(input: &[u8]) -> PResult<'_, FileName> {
+    let (rest, raw) = nul_field(input, "FILE", MAX_FIELD_LEN)?;
+    let name = FileName::from_bytes(raw).map_err(invalid("FILE"))?;
+    Ok((rest, name))
+}
+
+/// A `DESCRIPTION` field.
+pub(crate) fn description(input: &[u8]) -> PResult<'_, Description> {
+    let (rest, raw) = nul_field(input, "DESCRIPTION", MAX_FIELD_LEN)?;
+    let text = Description::from_bytes(raw).map_err(invalid("DESCRIPTION"))?;
+    Ok((rest, text))
+}
+
+/// `number = 1*max_digits DIGIT %x00`: strictly ASCII decimal (no sign, no spaces).
+/// Leading zeros are accepted, values above `u64::MAX` are not.
+pub(crate) fn number<'a>(
+    input: &'a [u8],
+    field: &'static str,
+    max_digits: usize,
+) -> PResult<'a, u64> {
+    let (rest, raw) = nul_field(input, field, max_digits)?;
+    if raw.is_empty() {
+        return fail(DecodeError::InvalidNumber { field });
+    }
+    let mut value: u64 = 0;
+    for &b in raw {
+        let digit = match b {
+            b'0'..=b'9' => u64::from(b - b'0'),
+            _ => return fail(DecodeError::InvalidNumber { field }),
+        };
+        value = match value.checked_mul(10).and_then(|v| v.checked_add(digit)) {
+            Some(v) => v,
+            None => return fail(DecodeError::InvalidNumber { field }),
+        };
+    }
+    Ok((rest, value))
+}
+
+/// A `PORT` field as a reply carries it: decimal 0..=65535.
+pub(crate) fn port(input: &[u8]) -> PResult<'_, u16> {
+    let (rest, value) = number(input, "PORT", MAX_PORT_DIGITS)?;
+    match u16::try_from(value) {
+        Ok(port) => Ok((rest, port)),
+        Err(_) => fail(DecodeError::InvalidPort { value }),
+    }
+}
+
+/// A `PORT` field as CONNECT sends it: decimal 1..=65535.
+pub(crate) fn listening_port(input: &[u8]) -> PResult<'_, NonZeroU16> {
+    let (rest, value) = number(input, "PORT", MAX_PORT_DIGITS)?;
+    match u16::try_from(value).ok().and_then(NonZeroU16::new) {
+        Some(port) => Ok((rest, port)),
+        None => fail(DecodeError::InvalidPort { value }),
+    }
+}
+
+/// An `IP` field: an IPv4 or IPv6 address as text.
+pub(crate) fn ip_addr(input: &[u8]) -> PResult<'_, IpAddr> {
+    let (rest, raw) = nul_field(input, "IP", MAX_IP_LEN)?;
+    match std::str::from_utf8(raw).ok().and_then(|s| s.parse().ok()) {
+        Some(ip) => Ok((rest, ip)),
+        None => fail(DecodeError::InvalidAddress),
+    }
+}
+
+/// Writes `bytes` and the NUL terminator.
+pub(crate) fn put_field(buf: &mut impl BufMut, bytes: &[u8]) {
+    buf.put_slice(bytes);
+    buf.put_u8(0);
+}
+
+/// Writes `value`'s text and the NUL terminator, without allocating.
+pub(crate) fn put_display(buf: &mut impl BufMut, value: &impl Display) {
+    struct Put<'b, B>(&'b mut B);
+    impl<B: BufMut> fmt::Write for Put<'_, B> {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0.put_slice(s.as_bytes());
+            Ok(())
+        }
+    }
+    // Writing into a `BufMut` cannot fail (it panics when full, by its own contract),
+    // and `Display` of numbers and addresses does not fail either.
+    let _ = write!(Put(buf), "{value}");
+    buf.put_u8(0);
+}
+
+/// The encoded length of a field of `len` bytes: the bytes and the NUL.
+pub(crate) const fn field_len(len: usize) -> usize {
+    len + 1
+}
+
+/// The encoded length of `value`'s text and the NUL terminator.
+pub(crate) fn display_len(value: &impl Display) -> usize {
+    struct Count(usize);
+    impl fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    let _ = write!(count, "{value}");
+    count.0 + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_field_is_bounded() {
+        assert_eq!(nul_field(b"ab\0c", "F", 2), Ok((&b"c"[..], &b"ab"[..])));
+        assert_eq!(nul_field(b"\0", "F", 2), Ok((&b""[..], &b""[..])));
+        assert!(matches!(
+            nul_field(b"ab", "F", 2),
+            Err(nom::Err::Incomplete(_))
+        ));
+        assert_eq!(
+            nul_field(b"abc", "F", 2),
+            fail(DecodeError::FieldTooLong { field: "F", max: 2 })
+        );
+        // The scan stops at the limit: a NUL further on is never looked at.
+        assert_eq!(
+            nul_field(b"abc\0", "F", 2),
+            fail(DecodeError::FieldTooLong { field: "F", max: 2 })
+        );
+    }
+
+    #[test]
+    fn numbers_are_strict_decimal() {
+        assert_eq!(number(b"0\0", "N", 20), Ok((&b""[..], 0)));
+        assert_eq!(number(b"007\0", "N", 20), Ok((&b""[..], 7)));
+        assert_eq!(
+            number(b"18446744073709551615\0", "N", 20),
+            Ok((&b""[..], u64::MAX))
+        );
+        for bad in [
+            &b"\0"[..],
+            b"+5\0",
+            b" 5\0",
+            b"5 \0",
+            b"5a\0",
+            b"-1\0",
+            b"0x1\0",
+        ] {
+            assert_eq!(
+                number(bad, "N", 20),
+                fail(DecodeError::InvalidNumber { field: "N" }),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            number(b"18446744073709551616\0", "N", 20),
+            fail(DecodeError::InvalidNumber { field: "N" })
+        );
+    }
+
+    #[test]
+    fn encoded_lengths() {
+        assert_eq!(display_len(&0_u64), 2);
+        assert_eq!(display_len(&u64::MAX), 21);
+        let mut out = Vec::new();
+        put_display(&mut out, &"127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(out, b"127.0.0.1\0");
+    }
+}
