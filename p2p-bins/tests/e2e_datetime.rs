@@ -22,8 +22,10 @@ fn assert_lines_with_datetime(lines: &[String], want: &[(&str, &str)]) {
         }
         ops.push((parsed.op, parsed.user));
     }
-    let want: Vec<(String, String)> =
-        want.iter().map(|(op, user)| ((*op).to_owned(), (*user).to_owned())).collect();
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(op, user)| ((*op).to_owned(), (*user).to_owned()))
+        .collect();
     assert_eq!(ops, want, "server lines");
 }
 
@@ -52,6 +54,14 @@ fn server_prints_datetime_and_peer_survives_the_service_stopping() {
         ("LIST_CONTENT", "dave"),
     ];
 
+    // The peer asked the service before each operation (the service logs
+    // every request on stderr).
+    for _ in 0..want.len() {
+        datetime.stderr.wait_for(LINE_TIMEOUT, |l| {
+            l.contains("/datetime") && !l.contains("listening")
+        });
+    }
+
     // Stop the service: the peer falls back to its own clock.
     datetime.proc.kill();
     dave.expect("DELETE song.mp3", "c> DELETE OK");
@@ -76,8 +86,12 @@ fn server_prints_datetime_and_peer_survives_the_service_stopping() {
     assert!(status.success(), "p2p-peer exited with {status}");
 
     // The warning: on stderr, once, however many operations followed.
-    let warnings: Vec<&String> =
-        dave.stderr.history().iter().filter(|l| mentions_datetime(l)).collect();
+    let warnings: Vec<&String> = dave
+        .stderr
+        .history()
+        .iter()
+        .filter(|l| mentions_datetime(l))
+        .collect();
     assert_eq!(
         warnings.len(),
         1,
@@ -86,7 +100,11 @@ fn server_prints_datetime_and_peer_survives_the_service_stopping() {
     );
 
     let out = server.stop();
-    assert!(out.status.success(), "p2p-server exited with {} on SIGTERM", out.status);
+    assert!(
+        out.status.success(),
+        "p2p-server exited with {} on SIGTERM",
+        out.status
+    );
     assert_lines_with_datetime(&out.lines, &want);
 }
 
@@ -94,10 +112,15 @@ fn server_prints_datetime_and_peer_survives_the_service_stopping() {
 fn http_get(port: u16, path: &str) -> (String, Vec<String>, String) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to p2p-datetime");
     stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")
-        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the HTTP response");
+    stream
+        .read_to_string(&mut response)
+        .expect("read the HTTP response");
     let (head, body) = response
         .split_once("\r\n\r\n")
         .unwrap_or_else(|| panic!("no end of headers in {response:?}"));
@@ -109,7 +132,10 @@ fn http_get(port: u16, path: &str) -> (String, Vec<String>, String) {
 #[test]
 fn datetime_service_answers_get_datetime_and_404_elsewhere() {
     let datetime = Datetime::start();
-    assert_eq!(datetime.url, format!("http://127.0.0.1:{}/datetime", datetime.port));
+    assert_eq!(
+        datetime.url,
+        format!("http://127.0.0.1:{}/datetime", datetime.port)
+    );
 
     let (status, headers, body) = http_get(datetime.port, "/datetime");
     assert!(status.starts_with("HTTP/1.1 200"), "status line {status:?}");
@@ -117,12 +143,19 @@ fn datetime_service_answers_get_datetime_and_404_elsewhere() {
         .iter()
         .find_map(|h| {
             let (name, value) = h.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type").then(|| value.trim().to_owned())
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_owned())
         })
         .unwrap_or_else(|| panic!("no Content-Type in {headers:?}"));
-    assert_eq!(content_type.to_ascii_lowercase(), "text/plain; charset=utf-8");
+    assert_eq!(
+        content_type.to_ascii_lowercase(),
+        "text/plain; charset=utf-8"
+    );
     // The body is the bare timestamp, no trailing newline.
-    assert!(is_datetime(&body), "body {body:?} is not DD/MM/YYYY HH:MM:SS");
+    assert!(
+        is_datetime(&body),
+        "body {body:?} is not DD/MM/YYYY HH:MM:SS"
+    );
 
     let (status, _, _) = http_get(datetime.port, "/other");
     assert!(status.starts_with("HTTP/1.1 404"), "status line {status:?}");

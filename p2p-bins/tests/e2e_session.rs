@@ -59,22 +59,35 @@ fn assert_same_file(got: &Path, want: &[u8]) {
     let data = std::fs::read(got).unwrap_or_else(|e| panic!("cannot read {}: {e}", got.display()));
     assert_eq!(data.len(), want.len(), "size of {}", got.display());
     if let Some(at) = data.iter().zip(want).position(|(a, b)| a != b) {
-        panic!("{} differs from the published file at byte {at}", got.display());
+        panic!(
+            "{} differs from the published file at byte {at}",
+            got.display()
+        );
     }
 }
 
 /// The one LIST_USERS entry `NAME 127.0.0.1 PORT` of `name`; returns PORT.
 #[track_caller]
 fn listed_port(entries: &[String], name: &str) -> u16 {
-    assert_eq!(entries.len(), 1, "LIST_USERS must list only the other user: {entries:?}");
+    assert_eq!(
+        entries.len(),
+        1,
+        "LIST_USERS must list only the other user: {entries:?}"
+    );
     let fields: Vec<&str> = entries[0].split(' ').collect();
     let [listed, ip, port] = fields.as_slice() else {
         panic!("LIST_USERS entry {:?} is not `NAME IP PORT`", entries[0]);
     };
     assert_eq!(*listed, name, "LIST_USERS entry {:?}", entries[0]);
     assert_eq!(*ip, "127.0.0.1", "LIST_USERS entry {:?}", entries[0]);
-    assert!(port.bytes().all(|b| b.is_ascii_digit()), "port of {:?}", entries[0]);
-    let port: u16 = port.parse().unwrap_or_else(|_| panic!("port of {:?}", entries[0]));
+    assert!(
+        port.bytes().all(|b| b.is_ascii_digit()),
+        "port of {:?}",
+        entries[0]
+    );
+    let port: u16 = port
+        .parse()
+        .unwrap_or_else(|_| panic!("port of {:?}", entries[0]));
     assert_ne!(port, 0, "LIST_USERS entry {:?}", entries[0]);
     port
 }
@@ -101,23 +114,63 @@ fn two_users_register_publish_transfer_delete_disconnect() {
 
     for peer in [&mut alice, &mut bob] {
         let user = peer.name.clone();
-        sent.expect(peer, &format!("UNREGISTER {user}"), "c> USER DOES NOT EXIST", &["UNREGISTER"]);
-        sent.expect(peer, &format!("REGISTER {user}"), "c> REGISTER OK", &["REGISTER"]);
-        sent.expect(peer, &format!("REGISTER {user}"), "c> USERNAME IN USE", &["REGISTER"]);
-        sent.expect(peer, &format!("CONNECT {user}"), "c> CONNECT OK", &["CONNECT"]);
+        sent.expect(
+            peer,
+            &format!("UNREGISTER {user}"),
+            "c> USER DOES NOT EXIST",
+            &["UNREGISTER"],
+        );
+        sent.expect(
+            peer,
+            &format!("REGISTER {user}"),
+            "c> REGISTER OK",
+            &["REGISTER"],
+        );
+        sent.expect(
+            peer,
+            &format!("REGISTER {user}"),
+            "c> USERNAME IN USE",
+            &["REGISTER"],
+        );
+        sent.expect(
+            peer,
+            &format!("CONNECT {user}"),
+            "c> CONNECT OK",
+            &["CONNECT"],
+        );
     }
 
     // PUBLISH, then the same name again.
-    sent.expect(&mut alice, "PUBLISH empty.dat an empty file", "c> PUBLISH OK", &["PUBLISH"]);
+    sent.expect(
+        &mut alice,
+        "PUBLISH empty.dat an empty file",
+        "c> PUBLISH OK",
+        &["PUBLISH"],
+    );
     sent.expect(
         &mut alice,
         "PUBLISH empty.dat the same name again",
         "c> PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
         &["PUBLISH"],
     );
-    sent.expect(&mut alice, "PUBLISH notes.txt some notes", "c> PUBLISH OK", &["PUBLISH"]);
-    sent.expect(&mut alice, "PUBLISH big.bin fifty MiB of noise", "c> PUBLISH OK", &["PUBLISH"]);
-    sent.expect(&mut bob, "PUBLISH bob.txt hello", "c> PUBLISH OK", &["PUBLISH"]);
+    sent.expect(
+        &mut alice,
+        "PUBLISH notes.txt some notes",
+        "c> PUBLISH OK",
+        &["PUBLISH"],
+    );
+    sent.expect(
+        &mut alice,
+        "PUBLISH big.bin fifty MiB of noise",
+        "c> PUBLISH OK",
+        &["PUBLISH"],
+    );
+    sent.expect(
+        &mut bob,
+        "PUBLISH bob.txt hello",
+        "c> PUBLISH OK",
+        &["PUBLISH"],
+    );
     sent.expect(
         &mut bob,
         "PUBLISH bob.txt hello again",
@@ -143,10 +196,23 @@ fn two_users_register_publish_transfer_delete_disconnect() {
     assert_eq!(code, 0, "GET_FILE bob.txt on bob's listed port {bob_port}");
     assert_eq!(body, Some((bob_text.len() as u64, bob_text.to_vec())));
     let bob_abs = bob_dir.path().join("bob.txt").canonicalize().unwrap();
-    for name in ["nothere.txt", "../bob.txt", "/etc/passwd", bob_abs.to_str().unwrap()] {
-        assert_eq!(raw_get_file(bob_port, name).0, 1, "GET_FILE {name:?} on bob's listener");
+    for name in [
+        "nothere.txt",
+        "../bob.txt",
+        "/etc/passwd",
+        bob_abs.to_str().unwrap(),
+    ] {
+        assert_eq!(
+            raw_get_file(bob_port, name).0,
+            1,
+            "GET_FILE {name:?} on bob's listener"
+        );
     }
-    assert_eq!(raw_get_file(alice_port, "notes.txt").0, 0, "alice's listed port {alice_port}");
+    assert_eq!(
+        raw_get_file(alice_port, "notes.txt").0,
+        0,
+        "alice's listed port {alice_port}"
+    );
 
     // LIST_CONTENT: of self, of the other user, of an unknown user.
     sent.expect_listing(
@@ -181,21 +247,41 @@ fn two_users_register_publish_transfer_delete_disconnect() {
     }
 
     // GET_FILE: byte-identical copies, nothing else left in the directory.
-    sent.expect(&mut bob, "GET_FILE alice empty.dat got_empty.dat", "c> GET_FILE OK", &["GET_USER_INFO"]);
+    sent.expect(
+        &mut bob,
+        "GET_FILE alice empty.dat got_empty.dat",
+        "c> GET_FILE OK",
+        &["GET_USER_INFO"],
+    );
     assert_same_file(&bob_dir.path().join("got_empty.dat"), b"");
-    sent.expect(&mut bob, "GET_FILE alice notes.txt got_notes.txt", "c> GET_FILE OK", &["GET_USER_INFO"]);
+    sent.expect(
+        &mut bob,
+        "GET_FILE alice notes.txt got_notes.txt",
+        "c> GET_FILE OK",
+        &["GET_USER_INFO"],
+    );
     assert_same_file(&bob_dir.path().join("got_notes.txt"), notes);
     let result = bob.cmd_within("GET_FILE alice big.bin got_big.bin", BIG_TRANSFER_TIMEOUT);
     sent.ops(&bob, &["GET_USER_INFO"]);
-    assert_eq!(result, "c> GET_FILE OK", "bob: GET_FILE alice big.bin got_big.bin");
+    assert_eq!(
+        result, "c> GET_FILE OK",
+        "bob: GET_FILE alice big.bin got_big.bin"
+    );
     assert_same_file(&bob_dir.path().join("got_big.bin"), &big);
     drop(big);
-    sent.expect(&mut alice, "GET_FILE bob bob.txt from_bob.txt", "c> GET_FILE OK", &["GET_USER_INFO"]);
+    sent.expect(
+        &mut alice,
+        "GET_FILE bob bob.txt from_bob.txt",
+        "c> GET_FILE OK",
+        &["GET_USER_INFO"],
+    );
     assert_same_file(&alice_dir.path().join("from_bob.txt"), bob_text);
     let bob_files = dir_names(bob_dir.path());
     assert_eq!(
         bob_files,
-        ["bob.txt", "got_big.bin", "got_empty.dat", "got_notes.txt"].map(String::from).into(),
+        ["bob.txt", "got_big.bin", "got_empty.dat", "got_notes.txt"]
+            .map(String::from)
+            .into(),
         "bob's directory after the downloads"
     );
 
@@ -206,19 +292,36 @@ fn two_users_register_publish_transfer_delete_disconnect() {
         "c> GET_FILE FAIL, FILE NOT EXIST",
         &["GET_USER_INFO"],
     );
-    assert_eq!(dir_names(bob_dir.path()), bob_files, "a failed GET_FILE must leave nothing behind");
+    assert_eq!(
+        dir_names(bob_dir.path()),
+        bob_files,
+        "a failed GET_FILE must leave nothing behind"
+    );
 
     // DELETE, then again; GET_FILE of the deleted file fails.
     sent.expect(&mut alice, "DELETE notes.txt", "c> DELETE OK", &["DELETE"]);
-    sent.expect(&mut alice, "DELETE notes.txt", "c> DELETE FAIL, CONTENT NOT PUBLISHED", &["DELETE"]);
+    sent.expect(
+        &mut alice,
+        "DELETE notes.txt",
+        "c> DELETE FAIL, CONTENT NOT PUBLISHED",
+        &["DELETE"],
+    );
     sent.expect(
         &mut bob,
         "GET_FILE alice notes.txt after_delete.txt",
         "c> GET_FILE FAIL, FILE NOT EXIST",
         &["GET_USER_INFO"],
     );
-    assert_eq!(dir_names(bob_dir.path()), bob_files, "a failed GET_FILE must leave nothing behind");
-    assert_eq!(raw_get_file(alice_port, "notes.txt").0, 1, "a deleted file is no longer served");
+    assert_eq!(
+        dir_names(bob_dir.path()),
+        bob_files,
+        "a failed GET_FILE must leave nothing behind"
+    );
+    assert_eq!(
+        raw_get_file(alice_port, "notes.txt").0,
+        1,
+        "a deleted file is no longer served"
+    );
     sent.expect_listing(
         &mut alice,
         "LIST_CONTENT alice",
@@ -231,18 +334,33 @@ fn two_users_register_publish_transfer_delete_disconnect() {
     // locally, and DISCONNECT again is refused by the server.
     for peer in [&mut alice, &mut bob] {
         let user = peer.name.clone();
-        sent.expect(peer, &format!("DISCONNECT {user}"), "c> DISCONNECT OK", &["DISCONNECT"]);
+        sent.expect(
+            peer,
+            &format!("DISCONNECT {user}"),
+            "c> DISCONNECT OK",
+            &["DISCONNECT"],
+        );
     }
     for peer in [&mut alice, &mut bob] {
         let user = peer.name.clone();
-        let file = if user == "alice" { "empty.dat" } else { "bob.txt" };
+        let file = if user == "alice" {
+            "empty.dat"
+        } else {
+            "bob.txt"
+        };
         sent.expect(
             peer,
             &format!("PUBLISH {file} once more"),
             "c> PUBLISH FAIL, USER NOT CONNECTED",
             &[],
         );
-        sent.expect_listing(peer, "LIST_USERS", "c> LIST_USERS FAIL, USER NOT CONNECTED", &[], &[]);
+        sent.expect_listing(
+            peer,
+            "LIST_USERS",
+            "c> LIST_USERS FAIL, USER NOT CONNECTED",
+            &[],
+            &[],
+        );
         sent.expect_listing(
             peer,
             &format!("LIST_CONTENT {user}"),
@@ -250,14 +368,24 @@ fn two_users_register_publish_transfer_delete_disconnect() {
             &[],
             &[],
         );
-        sent.expect(peer, &format!("DELETE {file}"), "c> DELETE FAIL, USER NOT CONNECTED", &[]);
+        sent.expect(
+            peer,
+            &format!("DELETE {file}"),
+            "c> DELETE FAIL, USER NOT CONNECTED",
+            &[],
+        );
         sent.expect(
             peer,
             &format!("DISCONNECT {user}"),
             "c> DISCONNECT FAIL, USER NOT CONNECTED",
             &["DISCONNECT"],
         );
-        sent.expect(peer, &format!("UNREGISTER {user}"), "c> UNREGISTER OK", &["UNREGISTER"]);
+        sent.expect(
+            peer,
+            &format!("UNREGISTER {user}"),
+            "c> UNREGISTER OK",
+            &["UNREGISTER"],
+        );
     }
 
     // QUIT ends each shell with status 0 (with nobody connected it sends
@@ -270,11 +398,17 @@ fn two_users_register_publish_transfer_delete_disconnect() {
     // The server printed one line per request, in order, each with the
     // DATETIME the peer sent (its own clock: the service is down).
     let out = server.stop();
-    assert!(out.status.success(), "p2p-server exited with {} on SIGTERM", out.status);
+    assert!(
+        out.status.success(),
+        "p2p-server exited with {} on SIGTERM",
+        out.status
+    );
     let mut printed = Vec::new();
     for line in &out.lines {
         let parsed = parse_operation_line(line);
-        let datetime = parsed.datetime.unwrap_or_else(|| panic!("no ` AT DATETIME` in {line:?}"));
+        let datetime = parsed
+            .datetime
+            .unwrap_or_else(|| panic!("no ` AT DATETIME` in {line:?}"));
         assert!(is_datetime(&datetime), "bad DATETIME in {line:?}");
         printed.push(format!("s> OPERATION {} FROM {}", parsed.op, parsed.user));
     }
@@ -290,19 +424,30 @@ fn end_of_input_disconnects_and_exits_zero() {
     carol.expect("REGISTER carol", "c> REGISTER OK");
     carol.expect("CONNECT carol", "c> CONNECT OK");
     carol.close_stdin();
-    carol.stdout.to_eof(common::EXIT_TIMEOUT);
+    carol.stdout.read_to_eof(common::EXIT_TIMEOUT);
     let status = carol.proc.wait_exit(common::EXIT_TIMEOUT);
-    assert!(status.success(), "p2p-peer exited with {status} at end of input");
+    assert!(
+        status.success(),
+        "p2p-peer exited with {status} at end of input"
+    );
 
     let out = server.stop();
-    assert!(out.status.success(), "p2p-server exited with {} on SIGTERM", out.status);
+    assert!(
+        out.status.success(),
+        "p2p-server exited with {} on SIGTERM",
+        out.status
+    );
     let ops: Vec<(String, String)> = out
         .lines
         .iter()
         .map(|l| parse_operation_line(l))
         .map(|l| (l.op, l.user))
         .collect();
-    let want = [("REGISTER", "carol"), ("CONNECT", "carol"), ("DISCONNECT", "carol")]
-        .map(|(op, user)| (op.to_owned(), user.to_owned()));
+    let want = [
+        ("REGISTER", "carol"),
+        ("CONNECT", "carol"),
+        ("DISCONNECT", "carol"),
+    ]
+    .map(|(op, user)| (op.to_owned(), user.to_owned()));
     assert_eq!(ops, want, "server lines");
 }

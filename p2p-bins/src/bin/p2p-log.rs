@@ -1,1 +1,107 @@
-fn main() {}
+//! `p2p-log`: the log service (ONC RPC `LOG_PROG` 0x20000099 version 1 over TCP and UDP).
+//!
+//! Prints one line per SENDLOG call on standard output (or appends to `--output FILE`), registers
+//! with the local rpcbind unless `--no-rpcbind`, and exits 0 on SIGINT or SIGTERM after removing
+//! its registration.
+
+use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+
+use clap::Parser;
+use p2p_core::log::{LogService, LogServiceConfig};
+use tokio::io::AsyncWrite;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+/// The log service of the P2P system: prints one line per operation the directory server reports.
+#[derive(Debug, Parser)]
+#[command(name = "p2p-log", version)]
+struct Args {
+    /// TCP and UDP port to listen on (0 = any free port; rpcbind tells clients which).
+    #[arg(short, long, default_value_t = 0)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(short, long, default_value_t = IpAddr::V4(Ipv4Addr::UNSPECIFIED))]
+    bind: IpAddr,
+    /// Append the lines to FILE (created if needed) instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Do not register with the local rpcbind.
+    #[arg(long)]
+    no_rpcbind: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("p2p-log: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("p2p-log: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    // Signal handlers first: a SIGTERM during start-up must still unregister cleanly.
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let output: Pin<Box<dyn AsyncWrite + Send>> = match &args.output {
+        Some(path) => Box::pin(
+            tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
+        ),
+        // tokio's own stdout needs the `io-std` feature; a duplicate of fd 1 as a tokio file
+        // does the same (writes on the blocking pool, flush waits for them).
+        None => {
+            let fd = std::io::stdout()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| format!("cannot use standard output: {e}"))?;
+            Box::pin(tokio::fs::File::from_std(std::fs::File::from(fd)))
+        }
+    };
+    let mut config = LogServiceConfig::with_bind(SocketAddr::new(args.bind, args.port));
+    config.register_with_rpcbind = !args.no_rpcbind;
+    let service = LogService::bind(config).await.map_err(|e| e.to_string())?;
+    eprintln!(
+        "p2p-log: listening on tcp {} and udp {} (LOG_PROG 0x20000099 version 1)",
+        service.tcp_addr(),
+        service.udp_addr()
+    );
+    let shutdown = async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    };
+    service
+        .run(output, shutdown)
+        .await
+        .map_err(|e| e.to_string())?;
+    eprintln!("p2p-log: stopped");
+    Ok(())
+}

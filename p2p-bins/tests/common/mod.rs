@@ -4,7 +4,10 @@
 //!
 //! Each test file includes this module (`mod common;`) and uses a part of it.
 
-#![allow(dead_code, reason = "each test crate uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the harness"
+)]
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -81,7 +84,12 @@ impl Lines {
                 }
             })
             .expect("spawn a reader thread");
-        Self { name, rx, history: Vec::new(), eof: false }
+        Self {
+            name,
+            rx,
+            history: Vec::new(),
+            eof: false,
+        }
     }
 
     /// The next line, `None` at end of output. Panics after `timeout`.
@@ -144,7 +152,7 @@ impl Lines {
 
     /// Reads to the end of output (the child closed the pipe, usually by
     /// exiting) and returns every line. Panics after `timeout`.
-    pub(crate) fn to_eof(&mut self, timeout: Duration) -> &[String] {
+    pub(crate) fn read_to_eof(&mut self, timeout: Duration) -> &[String] {
         let deadline = Instant::now() + timeout;
         while !self.eof {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -176,7 +184,11 @@ impl Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Self { name, child, status: None }
+        Self {
+            name,
+            child,
+            status: None,
+        }
     }
 
     /// The process id.
@@ -199,7 +211,12 @@ impl Proc {
             .args([signal, &self.pid().to_string()])
             .status()
             .expect("run kill");
-        assert!(status.success(), "kill {signal} {} ({}) failed", self.pid(), self.name);
+        assert!(
+            status.success(),
+            "kill {signal} {} ({}) failed",
+            self.pid(),
+            self.name
+        );
     }
 
     /// Kills the process at once (SIGKILL) and reaps it.
@@ -236,15 +253,15 @@ impl Proc {
     }
 
     /// The child's pipes, taken once.
-    fn take_stdout(&mut self) -> std::process::ChildStdout {
+    pub(crate) fn take_stdout(&mut self) -> std::process::ChildStdout {
         self.child.stdout.take().expect("stdout is piped")
     }
 
-    fn take_stderr(&mut self) -> std::process::ChildStderr {
+    pub(crate) fn take_stderr(&mut self) -> std::process::ChildStderr {
         self.child.stderr.take().expect("stderr is piped")
     }
 
-    fn take_stdin(&mut self) -> ChildStdin {
+    pub(crate) fn take_stdin(&mut self) -> ChildStdin {
         self.child.stdin.take().expect("stdin is piped")
     }
 }
@@ -292,7 +309,10 @@ impl Server {
     /// init line.
     pub(crate) fn start(extra: &[&str]) -> Self {
         let mut command = Command::new(server_bin());
-        command.args(["-p", "0", "--bind", "127.0.0.1"]).args(extra).stdin(Stdio::null());
+        command
+            .args(["-p", "0", "--bind", "127.0.0.1"])
+            .args(extra)
+            .stdin(Stdio::null());
         let mut proc = Proc::spawn("p2p-server", &mut command);
         let mut stdout = Lines::spawn("p2p-server stdout", proc.take_stdout());
         let stderr = Lines::spawn("p2p-server stderr", proc.take_stderr());
@@ -300,19 +320,33 @@ impl Server {
         let addr = init
             .strip_prefix("s> init server 127.0.0.1:")
             .unwrap_or_else(|| panic!("unexpected first server line {init:?}"));
-        let port: u16 = addr.parse().unwrap_or_else(|_| panic!("bad port in {init:?}"));
-        assert_ne!(port, 0, "the server must print the port it got, not 0: {init:?}");
-        Self { proc, port, stdout, stderr }
+        let port: u16 = addr
+            .parse()
+            .unwrap_or_else(|_| panic!("bad port in {init:?}"));
+        assert_ne!(
+            port, 0,
+            "the server must print the port it got, not 0: {init:?}"
+        );
+        Self {
+            proc,
+            port,
+            stdout,
+            stderr,
+        }
     }
 
     /// Stops the server with SIGTERM and returns what it printed; the exit
     /// status is part of the result (the contract says 0).
     pub(crate) fn stop(mut self) -> ServerOutput {
         self.proc.terminate();
-        let lines = self.stdout.to_eof(EXIT_TIMEOUT).to_vec();
+        let lines = self.stdout.read_to_eof(EXIT_TIMEOUT).to_vec();
         let status = self.proc.wait_exit(EXIT_TIMEOUT);
-        let stderr = self.stderr.to_eof(EXIT_TIMEOUT).to_vec();
-        ServerOutput { status, lines: lines[1..].to_vec(), stderr }
+        let stderr = self.stderr.read_to_eof(EXIT_TIMEOUT).to_vec();
+        ServerOutput {
+            status,
+            lines: lines[1..].to_vec(),
+            stderr,
+        }
     }
 }
 
@@ -350,7 +384,14 @@ impl Peer {
         let stdin = Some(proc.take_stdin());
         let stdout = Lines::spawn(format!("p2p-peer ({name}) stdout"), proc.take_stdout());
         let stderr = Lines::spawn(format!("p2p-peer ({name}) stderr"), proc.take_stderr());
-        Self { name: name.to_owned(), proc, stdin, stdout, stderr, dir: dir.to_path_buf() }
+        Self {
+            name: name.to_owned(),
+            proc,
+            stdin,
+            stdout,
+            stderr,
+            dir: dir.to_path_buf(),
+        }
     }
 
     /// Writes one command line.
@@ -434,9 +475,9 @@ impl Peer {
         let before = self.stdout.history().len();
         self.send("QUIT");
         self.close_stdin();
-        let rest = self.stdout.to_eof(EXIT_TIMEOUT)[before..].to_vec();
+        let rest = self.stdout.read_to_eof(EXIT_TIMEOUT)[before..].to_vec();
         let status = self.proc.wait_exit(EXIT_TIMEOUT);
-        self.stderr.to_eof(EXIT_TIMEOUT);
+        self.stderr.read_to_eof(EXIT_TIMEOUT);
         (status, rest)
     }
 }
@@ -456,19 +497,30 @@ impl Datetime {
     /// says where it listens.
     pub(crate) fn start() -> Self {
         let mut command = Command::new(datetime_bin());
-        command.args(["--bind", "127.0.0.1:0"]).env_remove("RUST_LOG").stdin(Stdio::null());
+        command
+            .args(["--bind", "127.0.0.1:0"])
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null());
         let mut proc = Proc::spawn("p2p-datetime", &mut command);
         let _stdout = Lines::spawn("p2p-datetime stdout", proc.take_stdout());
         let mut stderr = Lines::spawn("p2p-datetime stderr", proc.take_stderr());
         let line = stderr.wait_for(LINE_TIMEOUT, |l| l.contains("http://"));
         let start = line.find("http://").expect("found above");
-        let url: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+        let url: String = line[start..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect();
         let port = url
             .strip_prefix("http://127.0.0.1:")
             .and_then(|rest| rest.split('/').next())
             .and_then(|port| port.parse().ok())
             .unwrap_or_else(|| panic!("no 127.0.0.1 port in {line:?}"));
-        Self { proc, url, port, stderr }
+        Self {
+            proc,
+            url,
+            port,
+            stderr,
+        }
     }
 }
 
@@ -489,7 +541,14 @@ impl LogService {
     pub(crate) fn start(output: &Path) -> Self {
         let mut command = Command::new(log_bin());
         command
-            .args(["--port", "0", "--bind", "127.0.0.1", "--no-rpcbind", "--output"])
+            .args([
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--no-rpcbind",
+                "--output",
+            ])
             .arg(output)
             .stdin(Stdio::null());
         let mut proc = Proc::spawn("p2p-log", &mut command);
@@ -504,7 +563,13 @@ impl LogService {
                 digits.parse::<u16>().ok().filter(|&p| p != 0)
             })
             .unwrap_or_else(|| panic!("no 127.0.0.1 port in {line:?}"));
-        Self { proc, port, output: output.to_path_buf(), stdout, stderr }
+        Self {
+            proc,
+            port,
+            output: output.to_path_buf(),
+            stdout,
+            stderr,
+        }
     }
 
     /// The lines of the output file so far (none when it does not exist yet).
@@ -544,7 +609,13 @@ pub(crate) fn temp_dir() -> tempfile::TempDir {
 pub(crate) fn dir_names(dir: &Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect()
 }
 
@@ -587,8 +658,12 @@ pub(crate) fn parse_operation_line(line: &str) -> OperationLine {
     let fail = || -> OperationLine {
         panic!("not an `s> OPERATION OP FROM USER[ AT DATETIME]` line: {line:?}")
     };
-    let Some(rest) = line.strip_prefix("s> OPERATION ") else { return fail() };
-    let Some((op, rest)) = rest.split_once(" FROM ") else { return fail() };
+    let Some(rest) = line.strip_prefix("s> OPERATION ") else {
+        return fail();
+    };
+    let Some((op, rest)) = rest.split_once(" FROM ") else {
+        return fail();
+    };
     let (user, datetime) = match rest.split_once(' ') {
         None => (rest, None),
         Some((user, tail)) => match tail.strip_prefix("AT ") {
@@ -599,7 +674,11 @@ pub(crate) fn parse_operation_line(line: &str) -> OperationLine {
     if op.is_empty() || op.contains(' ') || user.is_empty() {
         return fail();
     }
-    OperationLine { op: op.to_owned(), user: user.to_owned(), datetime }
+    OperationLine {
+        op: op.to_owned(),
+        user: user.to_owned(),
+        datetime,
+    }
 }
 
 /// Sends `GET_FILE\0FILE\0` to a peer's transfer listener and returns the
@@ -607,10 +686,16 @@ pub(crate) fn parse_operation_line(line: &str) -> OperationLine {
 pub(crate) fn raw_get_file(port: u16, file: &str) -> (u8, Option<(u64, Vec<u8>)>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("cannot connect to the transfer listener on {port}: {e}"));
-    stream.set_read_timeout(Some(LINE_TIMEOUT)).expect("set a read timeout");
-    stream.write_all(format!("GET_FILE\0{file}\0").as_bytes()).expect("send GET_FILE");
+    stream
+        .set_read_timeout(Some(LINE_TIMEOUT))
+        .expect("set a read timeout");
+    stream
+        .write_all(format!("GET_FILE\0{file}\0").as_bytes())
+        .expect("send GET_FILE");
     let mut result = [0u8; 1];
-    stream.read_exact(&mut result).expect("read the result byte");
+    stream
+        .read_exact(&mut result)
+        .expect("read the result byte");
     if result[0] != 0 {
         return (result[0], None);
     }

@@ -10,12 +10,7 @@ use p2p_proto::timestamp::Timestamp;
 use super::lines::LineWriter;
 use super::store::Store;
 use crate::console::OperationLine;
-/// TEMP
-#[derive(Debug)]
-pub struct LogShipper;
-impl LogShipper {
-    fn log(&self, _e: LogEntry) {}
-}
+use crate::log::LogShipper;
 
 /// Turns a request into a reply, with the console line and the log record as
 /// side effects of the result. Shared by every connection.

@@ -46,6 +46,9 @@ pub struct DirectoryClient {
     timeout: Duration,
 }
 
+/// Bytes read at a time from the server.
+const READ_CHUNK: usize = 64 * 1024;
+
 /// Default time for a whole operation (connect, request, reply).
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -100,6 +103,8 @@ impl DirectoryClient {
             if let Some((reply, _)) = Reply::decode(op, &buf)? {
                 return Ok(reply);
             }
+            // Large reads keep re-decoding a big listing rare.
+            buf.reserve(READ_CHUNK);
             if stream.read_buf(&mut buf).await? == 0 {
                 return Err(if buf.is_empty() {
                     ClientError::NoReply

@@ -1,0 +1,500 @@
+//! The log client: ships [`LogEntry`] records to the log service from a background task.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use p2p_proto::rpc::log::{LogEntry, decode_sendlog_reply, sendlog_call};
+use p2p_proto::rpc::record::{RecordDecoder, encode_record};
+use p2p_proto::rpcbind::PMAP_PORT;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::LogError;
+use super::client::{MAX_REPLY, next_xid};
+use super::rpcbind::lookup_tcp;
+
+/// Where the log service runs: a host, and a port unless rpcbind on the host should be asked.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LogTarget {
+    /// Host name or IP address (IPv6 without brackets).
+    pub host: String,
+    /// TCP port of the log service; `None` to ask rpcbind on the host.
+    pub port: Option<u16>,
+}
+
+/// Parses `HOST`, `HOST:PORT`, `[IPV6]`, `[IPV6]:PORT` or a bare IPv6 address.
+impl FromStr for LogTarget {
+    type Err = LogError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason| LogError::InvalidTarget {
+            input: s.to_owned(),
+            reason,
+        };
+        let port = |p: &str| match p.parse::<u16>() {
+            Ok(0) | Err(_) => Err(bad("the port must be a number from 1 to 65535")),
+            Ok(p) => Ok(Some(p)),
+        };
+        let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+            let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']'"))?;
+            if host.parse::<Ipv6Addr>().is_err() {
+                return Err(bad("not an IPv6 address inside [ ]"));
+            }
+            let port = match after {
+                "" => None,
+                p => port(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("expected ':' after ']'"))?,
+                )?,
+            };
+            (host, port)
+        } else if s.matches(':').count() > 1 {
+            if s.parse::<Ipv6Addr>().is_err() {
+                return Err(bad("not an IPv6 address (use [ADDR]:PORT for a port)"));
+            }
+            (s, None)
+        } else if let Some((host, p)) = s.split_once(':') {
+            (host, port(p)?)
+        } else {
+            (s, None)
+        };
+        if host.is_empty() || host.chars().any(char::is_whitespace) {
+            return Err(bad("empty host or host with spaces"));
+        }
+        Ok(Self {
+            host: host.to_owned(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for LogTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let bracket = self.host.contains(':');
+        match (self.port, bracket) {
+            (Some(p), true) => write!(f, "[{}]:{p}", self.host),
+            (Some(p), false) => write!(f, "{}:{p}", self.host),
+            (None, _) => f.write_str(&self.host),
+        }
+    }
+}
+
+/// Settings of a [`LogShipper`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct LogShipperConfig {
+    /// The log service.
+    pub target: LogTarget,
+    /// Records waiting to be sent; when full, [`LogShipper::log`] drops (and counts) the record.
+    /// Default 65 536.
+    pub queue_capacity: usize,
+    /// Calls sent and not yet answered, at most (pipelining window). Default 64.
+    pub max_in_flight: usize,
+    /// Limit for a TCP connect and for each exchange with rpcbind. Default 2 s.
+    pub connect_timeout: Duration,
+    /// Limit for the answer to a call (and for writing it); past it the connection is dropped as
+    /// dead. Default 5 s.
+    pub call_timeout: Duration,
+    /// First delay before reconnecting after a failure; doubled per failure. Default 100 ms.
+    pub backoff_min: Duration,
+    /// Largest delay between reconnection attempts. Default 5 s.
+    pub backoff_max: Duration,
+    /// How long [`LogShipper::shutdown`] waits for queued records to be delivered. Default 5 s.
+    pub flush_timeout: Duration,
+}
+
+impl LogShipperConfig {
+    /// The defaults for `target`.
+    #[must_use]
+    pub const fn new(target: LogTarget) -> Self {
+        Self {
+            target,
+            queue_capacity: 65_536,
+            max_in_flight: 64,
+            connect_timeout: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(5),
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            flush_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What a [`LogShipper`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Records the log service acknowledged.
+    pub sent: u64,
+    /// Records not delivered: queue full, connection lost with the call unanswered, refused by
+    /// the service, or still queued at the end of [`LogShipper::shutdown`].
+    pub dropped: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    enqueued: AtomicU64,
+    dropped_full: AtomicU64,
+    dropped_task: AtomicU64,
+    sent: AtomicU64,
+    full_warned: AtomicBool,
+}
+
+/// Sends log records to the log service in order, over one persistent TCP connection, from a
+/// background task.
+///
+/// Delivery is at most once and in order: a record is sent once; if the connection breaks before
+/// its reply, it is counted as dropped rather than sent again (the service may have printed it).
+/// Records queued while the service is unreachable stay queued (up to the queue capacity) and are
+/// sent, in order, when a connection is back. The first failure of an outage is reported once on
+/// stderr (tracing `warn`); reconnection uses exponential backoff. The port is asked from rpcbind
+/// on the host at each connection, unless the target gives it.
+#[derive(Debug)]
+pub struct LogShipper {
+    tx: mpsc::Sender<LogEntry>,
+    counters: Arc<Counters>,
+    task: JoinHandle<()>,
+    flush_timeout: Duration,
+}
+
+impl LogShipper {
+    /// Starts the background task.
+    ///
+    /// # Panics
+    ///
+    /// When called outside a tokio runtime.
+    #[must_use]
+    pub fn spawn(config: LogShipperConfig) -> Self {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let counters = Arc::new(Counters::default());
+        let flush_timeout = config.flush_timeout;
+        let task = tokio::spawn(run(config, rx, Arc::clone(&counters)));
+        Self {
+            tx,
+            counters,
+            task,
+            flush_timeout,
+        }
+    }
+
+    /// Queues a record; never waits. A record that does not fit in the queue is dropped and
+    /// counted.
+    pub fn log(&self, entry: LogEntry) {
+        if self.tx.try_send(entry).is_ok() {
+            self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            if !self.counters.full_warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "log queue full: dropping log records until the log service catches up"
+                );
+            }
+        }
+    }
+
+    /// Counts so far (records still queued or in flight are in neither).
+    #[must_use]
+    pub fn stats(&self) -> LogStats {
+        let c = &self.counters;
+        LogStats {
+            sent: c.sent.load(Ordering::Relaxed),
+            dropped: c.dropped_full.load(Ordering::Relaxed)
+                + c.dropped_task.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Stops accepting records, delivers what is queued within the flush timeout, and returns the
+    /// final counts (what could not be delivered by then is dropped).
+    pub async fn shutdown(self) -> LogStats {
+        let Self {
+            tx,
+            counters,
+            mut task,
+            flush_timeout,
+        } = self;
+        drop(tx);
+        if tokio::time::timeout(flush_timeout, &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+            // The task is gone after this; its outcome (cancelled) tells nothing more.
+            let _ = task.await;
+        }
+        let sent = counters.sent.load(Ordering::Relaxed);
+        let enqueued = counters.enqueued.load(Ordering::Relaxed);
+        LogStats {
+            sent,
+            dropped: counters.dropped_full.load(Ordering::Relaxed) + enqueued.saturating_sub(sent),
+        }
+    }
+}
+
+/// The background task: connect (lazily, when there is something to send), run a session,
+/// reconnect with backoff.
+async fn run(config: LogShipperConfig, mut rx: mpsc::Receiver<LogEntry>, counters: Arc<Counters>) {
+    let mut backoff = config.backoff_min;
+    let mut outage = false;
+    let mut first: Option<LogEntry> = None;
+    loop {
+        if first.is_none() {
+            match rx.recv().await {
+                Some(entry) => first = Some(entry),
+                None => return,
+            }
+        }
+        let stream = match connect(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                if outage {
+                    tracing::debug!("log service {}: {e}", config.target);
+                } else {
+                    outage = true;
+                    tracing::warn!(
+                        "log service {} unreachable: {e}; keeping records queued and retrying",
+                        config.target
+                    );
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(config.backoff_max);
+                continue;
+            }
+        };
+        if outage {
+            tracing::warn!("log service {} reachable again", config.target);
+            outage = false;
+        }
+        backoff = config.backoff_min;
+        counters.full_warned.store(false, Ordering::Relaxed);
+        let mut session = Session::new(&config, &counters);
+        match session.run(stream, &mut rx, first.take()).await {
+            Ok(()) => return,
+            Err(e) => {
+                let lost = session.in_flight.len() as u64;
+                counters.dropped_task.fetch_add(lost, Ordering::Relaxed);
+                if lost == 0 && matches!(e, LogError::Closed { .. }) {
+                    // The service closed an idle connection; reconnect when there is work.
+                    tracing::debug!("log service {} closed the connection", config.target);
+                } else {
+                    outage = true;
+                    tracing::warn!(
+                        "connection to log service {} lost: {e}; {lost} unanswered records \
+                         dropped; reconnecting",
+                        config.target
+                    );
+                }
+            }
+        }
+    }
+}
+
+async fn connect(config: &LogShipperConfig) -> Result<TcpStream, LogError> {
+    let host = &config.target.host;
+    let ips: Vec<IpAddr> = match host.parse::<IpAddr>() {
+        Ok(ip) => vec![ip],
+        Err(_) => tokio::net::lookup_host((host.as_str(), PMAP_PORT))
+            .await
+            .map_err(|e| LogError::Resolve {
+                host: host.clone(),
+                reason: e.to_string(),
+            })?
+            .map(|a| a.ip())
+            .collect(),
+    };
+    let mut last = LogError::Resolve {
+        host: host.clone(),
+        reason: "no address".to_owned(),
+    };
+    for ip in ips {
+        let addr = match config.target.port {
+            Some(port) => SocketAddr::new(ip, port),
+            None => match lookup_tcp(ip, config.connect_timeout).await {
+                Ok(a) => a,
+                Err(e) => {
+                    last = e;
+                    continue;
+                }
+            },
+        };
+        let what = "connecting to the log service";
+        match tokio::time::timeout(config.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                // Records are small and latency matters more than packet count.
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => {
+                last = LogError::io(format!("connecting to the log service at {addr}"), e)
+            }
+            Err(_) => {
+                last = LogError::Timeout {
+                    what,
+                    timeout: config.connect_timeout,
+                };
+            }
+        }
+    }
+    Err(last)
+}
+
+/// One connection's worth of pipelined calls.
+struct Session<'a> {
+    config: &'a LogShipperConfig,
+    counters: &'a Counters,
+    /// Calls sent and unanswered: xid and when sent, oldest first.
+    in_flight: VecDeque<(u32, Instant)>,
+    out: Vec<u8>,
+    refused_warned: bool,
+}
+
+impl<'a> Session<'a> {
+    fn new(config: &'a LogShipperConfig, counters: &'a Counters) -> Self {
+        Self {
+            config,
+            counters,
+            in_flight: VecDeque::new(),
+            out: Vec::new(),
+            refused_warned: false,
+        }
+    }
+
+    fn push(&mut self, entry: &LogEntry) {
+        let xid = next_xid();
+        encode_record(&sendlog_call(xid, entry), &mut self.out);
+        self.in_flight.push_back((xid, Instant::now()));
+    }
+
+    /// Sends what the queue holds, keeping at most `max_in_flight` calls unanswered; `Ok` once the
+    /// queue is closed and every call answered.
+    async fn run(
+        &mut self,
+        stream: TcpStream,
+        rx: &mut mpsc::Receiver<LogEntry>,
+        first: Option<LogEntry>,
+    ) -> Result<(), LogError> {
+        let (mut reader, mut writer) = stream.into_split();
+        let mut decoder = RecordDecoder::new(MAX_REPLY);
+        let mut input = BytesMut::with_capacity(1024);
+        let window = self.config.max_in_flight.max(1);
+        let timeout = self.config.call_timeout;
+        let mut closed = false;
+        if let Some(entry) = first {
+            self.push(&entry);
+        }
+        loop {
+            while !closed && self.in_flight.len() < window {
+                match rx.try_recv() {
+                    Ok(entry) => self.push(&entry),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
+                }
+            }
+            if !self.out.is_empty() {
+                let what = "sending log records";
+                tokio::time::timeout(timeout, writer.write_all(&self.out))
+                    .await
+                    .map_err(|_| LogError::Timeout { what, timeout })?
+                    .map_err(|e| LogError::io(what, e))?;
+                self.out.clear();
+            }
+            if closed && self.in_flight.is_empty() {
+                return Ok(());
+            }
+            let deadline = self.in_flight.front().map(|(_, sent)| *sent + timeout);
+            tokio::select! {
+                entry = rx.recv(), if !closed && self.in_flight.len() < window => match entry {
+                    Some(entry) => self.push(&entry),
+                    None => closed = true,
+                },
+                read = reader.read_buf(&mut input) => {
+                    let what = "reading log replies";
+                    if read.map_err(|e| LogError::io(what, e))? == 0 {
+                        return Err(LogError::Closed { what });
+                    }
+                    while let Some(record) = decoder.decode(&mut input)? {
+                        self.answered(&record)?;
+                    }
+                }
+                () = sleep_until(deadline), if deadline.is_some() => {
+                    return Err(LogError::Timeout { what: "waiting for a log reply", timeout });
+                }
+            }
+        }
+    }
+
+    /// Takes one reply: it must answer the oldest call (servers answer a connection in order).
+    fn answered(&mut self, record: &[u8]) -> Result<(), LogError> {
+        let Some((xid, result)) = decode_sendlog_reply(record)? else {
+            return Err(LogError::Closed {
+                what: "truncated log reply",
+            });
+        };
+        let Some(&(expected, _)) = self.in_flight.front() else {
+            return Err(LogError::XidMismatch {
+                expected: 0,
+                got: xid,
+            });
+        };
+        if xid != expected {
+            return Err(LogError::XidMismatch { expected, got: xid });
+        }
+        self.in_flight.pop_front();
+        match result {
+            Ok(_) => {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(failure) => {
+                self.counters.dropped_task.fetch_add(1, Ordering::Relaxed);
+                if !self.refused_warned {
+                    self.refused_warned = true;
+                    tracing::warn!(
+                        "log service {} refused a record: {failure}",
+                        self.config.target
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        let t = |s: &str| s.parse::<LogTarget>();
+        let ok = |h: &str, p| LogTarget {
+            host: h.to_owned(),
+            port: p,
+        };
+        assert_eq!(t("localhost").unwrap(), ok("localhost", None));
+        assert_eq!(t("10.0.0.1:4000").unwrap(), ok("10.0.0.1", Some(4000)));
+        assert_eq!(t("[::1]:4000").unwrap(), ok("::1", Some(4000)));
+        assert_eq!(t("[::1]").unwrap(), ok("::1", None));
+        assert_eq!(t("fe80::1").unwrap(), ok("fe80::1", None));
+        for bad in [
+            "", ":80", "h:0", "h:70000", "h:x", "[::1", "[::1]x", "[nope]:1", "a b", "1:2:x",
+        ] {
+            assert!(t(bad).is_err(), "{bad}");
+        }
+        assert_eq!(ok("::1", Some(5)).to_string(), "[::1]:5");
+        assert_eq!(ok("h", Some(5)).to_string(), "h:5");
+    }
+}
