@@ -24,3 +24,6 @@ pub mod xdr;
 #[doc = include_str!("../../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
+
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;

@@ -312,6 +312,8 @@ impl Server {
         command
             .args(["-p", "0", "--bind", "127.0.0.1"])
             .args(extra)
+            // Hermetic: no log service unless the test passes --log-rpc.
+            .env_remove("LOG_RPC_IP")
             .stdin(Stdio::null());
         let mut proc = Proc::spawn("p2p-server", &mut command);
         let mut stdout = Lines::spawn("p2p-server stdout", proc.take_stdout());

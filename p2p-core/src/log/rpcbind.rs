@@ -215,19 +215,6 @@ fn local_rpcbind() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, PMAP_PORT))
 }
 
-/// Runs `f` on the first rpcbind transport that connects: the Unix sockets, then TCP.
-async fn with_local_rpcbind<T>(f: impl AsyncFn(Via) -> Result<T, LogError>) -> Result<T, LogError> {
-    for path in RPCBIND_SOCKETS {
-        if Path::new(path).exists() {
-            match f(Via::Unix(path)).await {
-                Ok(t) => return Ok(t),
-                Err(e) => tracing::debug!("rpcbind via {path}: {e}; trying TCP"),
-            }
-        }
-    }
-    f(Via::Tcp(local_rpcbind())).await
-}
-
 async fn connect(via: &Via, timeout: Duration) -> Result<Connection, LogError> {
     let what = "connecting to rpcbind";
     let connected = match via {
@@ -255,38 +242,57 @@ enum Connection {
 }
 
 /// Registers LOG_PROG v1 for `tcp` and `udp` with the local rpcbind, removing stale entries
-/// first.
+/// first. Tries the Unix sockets, then TCP to 127.0.0.1:111; the error is the last one.
 pub async fn register(
     tcp: SocketAddr,
     udp: SocketAddr,
     timeout: Duration,
 ) -> Result<Registration, LogError> {
-    with_local_rpcbind(async |via: Via| {
-        let mut conn = connect(&via, timeout).await?;
-        for version in VERSIONS {
-            let done = match &mut conn {
-                Connection::Unix(s) => register_on(s, version, tcp, udp, timeout).await,
-                Connection::Tcp(s) => register_on(s, version, tcp, udp, timeout).await,
-            };
-            match done {
-                Ok(()) => {
-                    return Ok(Registration {
-                        via: via.clone(),
-                        version,
-                    });
-                }
-                Err(e) if version_unsupported(&e) => continue,
-                Err(e) => return Err(e),
+    let mut vias: Vec<Via> = RPCBIND_SOCKETS
+        .into_iter()
+        .filter(|path| Path::new(path).exists())
+        .map(Via::Unix)
+        .collect();
+    vias.push(Via::Tcp(local_rpcbind()));
+    let mut last = None;
+    for via in vias {
+        match register_via(&via, tcp, udp, timeout).await {
+            Ok(version) => return Ok(Registration { via, version }),
+            Err(e) => {
+                tracing::debug!("registering via {via:?}: {e}");
+                last = Some(e);
             }
         }
-        Err(LogError::Call {
-            what: "rpcbind SET",
-            failure: CallFailure::Accepted {
-                stat: AcceptStat::ProgUnavail,
-            },
-        })
+    }
+    Err(last.unwrap_or(LogError::NotRegistered {
+        host: "localhost".to_owned(),
+    }))
+}
+
+async fn register_via(
+    via: &Via,
+    tcp: SocketAddr,
+    udp: SocketAddr,
+    timeout: Duration,
+) -> Result<Version, LogError> {
+    let mut conn = connect(via, timeout).await?;
+    for version in VERSIONS {
+        let done = match &mut conn {
+            Connection::Unix(s) => register_on(s, version, tcp, udp, timeout).await,
+            Connection::Tcp(s) => register_on(s, version, tcp, udp, timeout).await,
+        };
+        match done {
+            Ok(()) => return Ok(version),
+            Err(e) if version_unsupported(&e) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Err(LogError::Call {
+        what: "rpcbind SET",
+        failure: CallFailure::Accepted {
+            stat: AcceptStat::ProgUnavail,
+        },
     })
-    .await
 }
 
 impl Registration {

@@ -390,6 +390,24 @@ impl<'a> Session<'a> {
             self.push(&entry);
         }
         loop {
+            if self.in_flight.is_empty() {
+                // Idle: a close by the service may be waiting to be read; see it before taking
+                // records from the queue, so that they go to the next connection instead.
+                match reader.try_read_buf(&mut input) {
+                    Ok(0) => {
+                        return Err(LogError::Closed {
+                            what: "idle connection",
+                        });
+                    }
+                    Ok(_) => {
+                        while let Some(record) = decoder.decode(&mut input)? {
+                            self.answered(&record)?;
+                        }
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(LogError::io("reading log replies", e)),
+                }
+            }
             while !closed && self.in_flight.len() < window {
                 match rx.try_recv() {
                     Ok(entry) => self.push(&entry),
@@ -410,10 +428,9 @@ impl<'a> Session<'a> {
             }
             let deadline = self.in_flight.front().map(|(_, sent)| *sent + timeout);
             tokio::select! {
-                entry = rx.recv(), if !closed && self.in_flight.len() < window => match entry {
-                    Some(entry) => self.push(&entry),
-                    None => closed = true,
-                },
+                // Replies and end of stream first: when the service has closed the connection,
+                // learn it before sending more records into it (they would be lost).
+                biased;
                 read = reader.read_buf(&mut input) => {
                     let what = "reading log replies";
                     if read.map_err(|e| LogError::io(what, e))? == 0 {
@@ -426,6 +443,10 @@ impl<'a> Session<'a> {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     return Err(LogError::Timeout { what: "waiting for a log reply", timeout });
                 }
+                entry = rx.recv(), if !closed && self.in_flight.len() < window => match entry {
+                    Some(entry) => self.push(&entry),
+                    None => closed = true,
+                },
             }
         }
     }

@@ -144,19 +144,48 @@ pub async fn download(
     let mut out = tokio::fs::File::from_std(temp.as_file().try_clone()?);
 
     let mut progress = Progress::new(size, options.progress);
-    let mut received: u64 = 0;
+    // Whatever part of the body came with the header.
+    let take = usize::try_from(size).map_or(buf.len(), |l| l.min(buf.len()));
+    out.write_all(&buf[..take]).await?;
+    out.flush().await?;
+    let mut received = take as u64;
+    progress.update(received);
+
+    #[cfg(target_os = "linux")]
+    if received < size {
+        let base = received;
+        let spliced =
+            super::zerocopy::receive_file(&stream, temp.as_file(), size - received, limit, |n| {
+                progress.update(base + n)
+            })
+            .await;
+        match spliced {
+            Ok(Some(n)) => {
+                received += n;
+                if received < size {
+                    progress.abandon();
+                    return Err(DownloadError::Short {
+                        expected: size,
+                        received,
+                    });
+                }
+            }
+            Ok(None) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                progress.abandon();
+                return Err(DownloadError::Timeout(limit));
+            }
+            Err(e) => {
+                progress.abandon();
+                return Err(e.into());
+            }
+        }
+    }
+
+    // The portable path, also taken where splice is not available.
     let mut chunk = buf;
-    loop {
-        if !chunk.is_empty() {
-            let take = usize::try_from(size - received).map_or(chunk.len(), |l| l.min(chunk.len()));
-            out.write_all(&chunk[..take]).await?;
-            received += take as u64;
-            chunk.clear();
-            progress.update(received);
-        }
-        if received == size {
-            break;
-        }
+    while received < size {
+        chunk.clear();
         chunk.reserve(options.chunk_size.max(4096));
         if timed(limit, stream.read_buf(&mut chunk)).await? == 0 {
             progress.abandon();
@@ -166,6 +195,10 @@ pub async fn download(
                 received,
             });
         }
+        let take = usize::try_from(size - received).map_or(chunk.len(), |l| l.min(chunk.len()));
+        out.write_all(&chunk[..take]).await?;
+        received += take as u64;
+        progress.update(received);
     }
     out.flush().await?;
     drop(out);

@@ -230,9 +230,34 @@ async fn send_header(
     write_timed(stream, &out, config.write_timeout).await
 }
 
-/// Streams exactly `size` bytes. A file that shrank since it was measured ends
-/// the transfer early, and the requester sees a short transfer.
+/// Streams exactly `size` bytes, with `sendfile` where the platform has it. A
+/// file that shrank since it was measured ends the transfer early, and the
+/// requester sees a short transfer.
 async fn send_body(
+    stream: &mut TcpStream,
+    file: tokio::fs::File,
+    size: u64,
+    config: &FileServerConfig,
+) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    let file = {
+        let std_file = file.into_std().await;
+        match super::zerocopy::send_file(stream, &std_file, size, config.write_timeout).await? {
+            Some(sent) if sent == size => return Ok(()),
+            Some(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while serving",
+                ));
+            }
+            None => tokio::fs::File::from_std(std_file),
+        }
+    };
+    copy_body(stream, file, size, config).await
+}
+
+/// The portable path: read and write in `chunk_size` pieces.
+async fn copy_body(
     stream: &mut TcpStream,
     mut file: tokio::fs::File,
     size: u64,

@@ -6,6 +6,8 @@ pub mod client;
 pub mod download;
 pub mod file_server;
 pub mod shell;
+#[cfg(target_os = "linux")]
+mod zerocopy;
 
 pub use client::{ClientError, DirectoryClient};
 pub use download::{DownloadError, DownloadOptions, download};

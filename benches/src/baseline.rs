@@ -1,0 +1,201 @@
+//! The plain reference implementations the system is measured against.
+//!
+//! - A minimal directory-like server: accept → read until the first NUL (the OP) → write one
+//!   result byte → close. No parsing, no state, no console, no log: the cost of the connection
+//!   handling alone, with the same runtime and listen backlog as `p2p-server`.
+//! - A plain file transfer: one thread reads the file in 1 MiB chunks and writes them to a
+//!   loopback socket, another reads the socket in 1 MiB chunks and writes a file.
+//!   (splice/sendfile would need `unsafe` or a new dependency such as `rustix`; not done here.)
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
+use std::path::Path;
+use std::thread::{self, JoinHandle};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// The listen backlog of the baseline server (as `p2p-server`'s; the kernel clamps it to
+/// `somaxconn`).
+pub const BACKLOG: u32 = 4096;
+
+/// Chunk size of the plain transfer loops.
+pub const CHUNK: usize = 1 << 20;
+
+/// Binds a tokio listener with address reuse and [`BACKLOG`].
+pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
+
+/// Serves the minimal protocol forever: one task per connection.
+pub async fn serve_minimal(listener: TcpListener) -> io::Result<()> {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // EMFILE and the like: back off instead of spinning.
+                eprintln!("baseline: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let _ = answer_one(stream).await;
+        });
+    }
+}
+
+async fn answer_one(mut stream: TcpStream) -> io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = [0u8; 1024];
+    let mut seen = 0;
+    loop {
+        let n = stream.read(&mut buf[seen..]).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if buf[seen..seen + n].contains(&0) {
+            break;
+        }
+        seen = (seen + n) % buf.len();
+    }
+    stream.write_all(&[0]).await?;
+    stream.shutdown().await
+}
+
+/// A minimal server running on its own thread and tokio runtime (`worker_threads` workers, 0 for
+/// tokio's default of one per core).
+#[derive(Debug)]
+pub struct MinimalServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _thread: JoinHandle<()>,
+}
+
+impl MinimalServer {
+    /// Starts the server on `addr` (port 0 picks a free one). It runs until the process exits.
+    pub fn start(addr: SocketAddr, worker_threads: usize) -> io::Result<Self> {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.enable_all();
+        if worker_threads > 0 {
+            builder.worker_threads(worker_threads);
+        }
+        let runtime = builder.build()?;
+        let listener = runtime.block_on(async { bind(addr) })?;
+        let addr = listener.local_addr()?;
+        let thread = thread::Builder::new()
+            .name("baseline-server".into())
+            .spawn(move || {
+                if let Err(e) = runtime.block_on(serve_minimal(listener)) {
+                    eprintln!("baseline server stopped: {e}");
+                }
+            })?;
+        Ok(Self {
+            addr,
+            _thread: thread,
+        })
+    }
+}
+
+/// Writes the whole of `src` to `sock` in [`CHUNK`] reads and writes, then closes the write side.
+pub fn send_file_plain(src: &Path, sock: &mut StdStream) -> io::Result<u64> {
+    let mut file = File::open(src)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        sock.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    sock.shutdown(Shutdown::Write)?;
+    Ok(total)
+}
+
+/// Reads `sock` to its end in [`CHUNK`] reads, writing everything to a new file at `dest`.
+pub fn receive_file_plain(sock: &mut StdStream, dest: &Path) -> io::Result<u64> {
+    let mut file = File::create(dest)?;
+    let mut buf = vec![0u8; CHUNK];
+    let mut total = 0u64;
+    loop {
+        let n = sock.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    file.flush()?;
+    Ok(total)
+}
+
+/// Copies `src` to `dest` through a loopback socket: a server thread sends, this thread receives.
+/// Returns the bytes received.
+pub fn plain_copy(src: &Path, dest: &Path) -> io::Result<u64> {
+    let listener = StdListener::bind(("127.0.0.1", 0))?;
+    let addr = listener.local_addr()?;
+    let src = src.to_path_buf();
+    let sender = thread::spawn(move || -> io::Result<u64> {
+        let (mut sock, _) = listener.accept()?;
+        send_file_plain(&src, &mut sock)
+    });
+    let mut sock = StdStream::connect(addr)?;
+    let received = receive_file_plain(&mut sock, dest)?;
+    let sent = sender
+        .join()
+        .map_err(|_| io::Error::other("sender thread panicked"))??;
+    if sent != received {
+        return Err(io::Error::other(format!(
+            "plain copy sent {sent} bytes but received {received}"
+        )));
+    }
+    Ok(received)
+}
+
+/// Creates a file of `size` bytes of a non-trivial pattern at `path` (written in 1 MiB blocks).
+pub fn make_file(path: &Path, size: u64) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    let block: Vec<u8> = (0..CHUNK).map(|i| (i * 31 % 251) as u8).collect();
+    let mut left = size;
+    while left > 0 {
+        let n = usize::try_from(left).map_or(CHUNK, |l| l.min(CHUNK));
+        file.write_all(&block[..n])?;
+        left -= n as u64;
+    }
+    file.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_copy_moves_every_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let dest = dir.path().join("dest");
+        make_file(&src, 3 * CHUNK as u64 + 17).unwrap();
+        assert_eq!(plain_copy(&src, &dest).unwrap(), 3 * CHUNK as u64 + 17);
+        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dest).unwrap());
+    }
+
+    #[test]
+    fn minimal_server_answers_one_byte() {
+        let server = MinimalServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), 1).unwrap();
+        let mut sock = StdStream::connect(server.addr).unwrap();
+        sock.write_all(b"LIST_USERS\0").unwrap();
+        let mut reply = Vec::new();
+        sock.read_to_end(&mut reply).unwrap();
+        assert_eq!(reply, [0]);
+    }
+}

@@ -1,0 +1,176 @@
+//! The log shipper against the log service, on 127.0.0.1 with explicit ports (no rpcbind).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use p2p_core::log::{LogService, LogServiceConfig, LogShipper, LogShipperConfig, LogStats, LogTarget};
+use p2p_proto::rpc::log::LogEntry;
+use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Service {
+    addr: SocketAddr,
+    lines: Lines<BufReader<DuplexStream>>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), p2p_core::log::LogError>>,
+}
+
+impl Service {
+    async fn start(addr: SocketAddr) -> Self {
+        let mut config = LogServiceConfig::with_bind(addr);
+        config.register_with_rpcbind = false;
+        let service = LogService::bind(config).await.unwrap();
+        let addr = service.tcp_addr();
+        let (writer, reader) = tokio::io::duplex(1 << 16);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(service.run(writer, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            lines: BufReader::new(reader).lines(),
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    async fn line(&mut self) -> String {
+        tokio::time::timeout(WAIT, self.lines.next_line())
+            .await
+            .expect("a line in time")
+            .unwrap()
+            .expect("output still open")
+    }
+
+    /// Stops the service and checks that it wrote no line beyond those read.
+    async fn stop(mut self) {
+        self.stop.take().unwrap().send(()).unwrap();
+        tokio::time::timeout(WAIT, self.task)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(self.lines.next_line().await.unwrap(), None, "each record exactly once");
+    }
+}
+
+fn record(i: usize) -> LogEntry {
+    let file = if i % 3 == 0 { format!("file{i}.txt") } else { String::new() };
+    LogEntry::new(&format!("user{i}"), "PUBLISH", "24/11/2026 19:40:12", &file).unwrap()
+}
+
+fn config(port: u16) -> LogShipperConfig {
+    let mut config = LogShipperConfig::new(LogTarget {
+        host: "127.0.0.1".to_owned(),
+        port: Some(port),
+    });
+    config.backoff_min = Duration::from_millis(10);
+    config.backoff_max = Duration::from_millis(100);
+    config.flush_timeout = WAIT;
+    config
+}
+
+/// A port nothing listens on (bound, then released).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_arrive_in_order() {
+    const N: usize = 2000;
+    let mut service = Service::start("127.0.0.1:0".parse().unwrap()).await;
+    let shipper = LogShipper::spawn(config(service.addr.port()));
+    for i in 0..N {
+        shipper.log(record(i));
+    }
+    for i in 0..N {
+        assert_eq!(service.line().await, record(i).to_string());
+    }
+    let stats = shipper.shutdown().await;
+    assert_eq!(stats, LogStats { sent: N as u64, dropped: 0 });
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_down_then_started() {
+    let port = free_port();
+    let shipper = LogShipper::spawn(config(port));
+    for i in 0..10 {
+        shipper.log(record(i));
+    }
+    // Nothing could be delivered yet, nothing is lost either: the records wait in the queue.
+    assert_eq!(shipper.stats(), LogStats::default());
+    let mut service = Service::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    for i in 10..20 {
+        shipper.log(record(i));
+    }
+    for i in 0..20 {
+        assert_eq!(service.line().await, record(i).to_string());
+    }
+    let stats = shipper.shutdown().await;
+    assert_eq!(stats, LogStats { sent: 20, dropped: 0 });
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn service_never_up_counts_drops() {
+    let mut config = config(free_port());
+    config.flush_timeout = Duration::from_millis(300);
+    config.queue_capacity = 4;
+    let shipper = LogShipper::spawn(config);
+    for i in 0..10 {
+        shipper.log(record(i));
+    }
+    // The task holds at most one record outside the queue: at least 5 of 10 did not fit.
+    assert!(shipper.stats().dropped >= 5, "{:?}", shipper.stats());
+    let stats = shipper.shutdown().await;
+    assert_eq!(stats, LogStats { sent: 0, dropped: 10 });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_restarts() {
+    let mut service = Service::start("127.0.0.1:0".parse().unwrap()).await;
+    let addr = service.addr;
+    let shipper = LogShipper::spawn(config(addr.port()));
+    for i in 0..5 {
+        shipper.log(record(i));
+    }
+    for i in 0..5 {
+        assert_eq!(service.line().await, record(i).to_string());
+    }
+    service.stop().await;
+    let mut service = Service::start(addr).await;
+    for i in 5..10 {
+        shipper.log(record(i));
+    }
+    for i in 5..10 {
+        assert_eq!(service.line().await, record(i).to_string());
+    }
+    let stats = shipper.shutdown().await;
+    assert_eq!(stats, LogStats { sent: 10, dropped: 0 });
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn log_never_blocks_without_runtime_progress() {
+    // `log` is synchronous: called in a tight loop on a current-thread runtime, where the
+    // shipper's task cannot run, it must return at once (queueing or dropping).
+    let mut config = config(free_port());
+    config.queue_capacity = 100;
+    config.flush_timeout = Duration::from_millis(100);
+    let shipper = LogShipper::spawn(config);
+    for i in 0..1000 {
+        shipper.log(record(i));
+    }
+    assert_eq!(shipper.stats().dropped, 900);
+    let stats = shipper.shutdown().await;
+    assert_eq!(stats.sent + stats.dropped, 1000);
+    assert_eq!(stats.sent, 0);
+}

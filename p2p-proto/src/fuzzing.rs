@@ -1,0 +1,1 @@
+//! Fuzz target bodies, compiled and linted with the crate (feature `fuzzing`).
