@@ -1,5 +1,6 @@
 //! What the four programs share: tracing setup and the shutdown signal.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use tracing_subscriber::EnvFilter;
@@ -12,29 +13,37 @@ pub fn init_tracing(default_filter: &str) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
 }
 
-/// Completes on SIGINT or SIGTERM.
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. A signal that cannot be watched is
+/// reported once and then never fires, rather than stopping the program.
 pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            eprintln!("warning: cannot listen for SIGINT: {error}");
+            std::future::pending::<()>().await;
+        }
+    };
     #[cfg(unix)]
-    {
+    let terminate = async {
         use tokio::signal::unix::{SignalKind, signal};
         match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
+            Ok(mut sigterm) => {
+                sigterm.recv().await;
             }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+            Err(error) => {
+                eprintln!("warning: cannot listen for SIGTERM: {error}");
+                std::future::pending::<()>().await;
             }
         }
-    }
+    };
     #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
     }
 }
 

@@ -5,13 +5,11 @@
 //! it (exit 0). Request logs go to stderr, filtered by `RUST_LOG`
 //! (default `info`).
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
 use p2p_core::datetime::{self, DATETIME_PATH, DEFAULT_BIND};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 /// The datetime service: GET /datetime answers the local time as DD/MM/YYYY HH:MM:SS.
 #[derive(Debug, Parser)]
@@ -28,13 +26,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    p2p_bins::init_tracing("info");
 
     let bind = match args.port {
         Some(port) => format!("127.0.0.1:{port}"),
@@ -52,40 +44,11 @@ async fn main() -> ExitCode {
         Err(_) => eprintln!("datetime service listening on http://{bind}{DATETIME_PATH}"),
     }
 
-    match datetime::serve(listener, shutdown_signal()).await {
+    match datetime::serve(listener, p2p_bins::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: datetime service failed: {error}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Completes on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            eprintln!("warning: cannot listen for SIGINT: {error}");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(error) => {
-                eprintln!("warning: cannot listen for SIGTERM: {error}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }

@@ -151,8 +151,11 @@ struct Counters {
 /// Sends log records to the log service in order, over one persistent TCP connection, from a
 /// background task.
 ///
-/// Delivery is at most once and in order: a record is sent once; if the connection breaks before
-/// its reply, it is counted as dropped rather than sent again (the service may have printed it).
+/// Delivery is in order and at most once: if a connection breaks while calls are unanswered, they
+/// are counted as dropped rather than sent again (the service may have printed them). The one
+/// exception is a batch sent on a connection that had gone idle and that the service turns out
+/// to have closed (it restarted) before answering any of it: those calls are sent again, once, on
+/// the new connection.
 /// Records queued while the service is unreachable stay queued (up to the queue capacity) and are
 /// sent, in order, when a connection is back. The first failure of an outage is reported once on
 /// stderr (tracing `warn`); reconnection uses exponential backoff. The port is asked from rpcbind
@@ -243,11 +246,13 @@ impl LogShipper {
 async fn run(config: LogShipperConfig, mut rx: mpsc::Receiver<LogEntry>, counters: Arc<Counters>) {
     let mut backoff = config.backoff_min;
     let mut outage = false;
-    let mut first: Option<LogEntry> = None;
+    // Records to send before any from the queue: the first one taken while disconnected, or
+    // calls to send again after a stale connection (see `Session::unanswered`).
+    let mut pending: VecDeque<LogEntry> = VecDeque::new();
     loop {
-        if first.is_none() {
+        if pending.is_empty() {
             match rx.recv().await {
-                Some(entry) => first = Some(entry),
+                Some(entry) => pending.push_back(entry),
                 None => return,
             }
         }
@@ -275,14 +280,15 @@ async fn run(config: LogShipperConfig, mut rx: mpsc::Receiver<LogEntry>, counter
         backoff = config.backoff_min;
         counters.full_warned.store(false, Ordering::Relaxed);
         let mut session = Session::new(&config, &counters);
-        match session.run(stream, &mut rx, first.take()).await {
+        match session.run(stream, &mut rx, &mut pending).await {
             Ok(()) => return,
             Err(e) => {
-                let lost = session.in_flight.len() as u64;
+                let (resend, lost) = session.unanswered(&e);
+                pending = resend;
                 counters.dropped_task.fetch_add(lost, Ordering::Relaxed);
-                if lost == 0 && matches!(e, LogError::Closed { .. }) {
+                if lost == 0 {
                     // The service closed an idle connection; reconnect when there is work.
-                    tracing::debug!("log service {} closed the connection", config.target);
+                    tracing::debug!("log service {} closed the connection: {e}", config.target);
                 } else {
                     outage = true;
                     tracing::warn!(
@@ -345,14 +351,26 @@ async fn connect(config: &LogShipperConfig) -> Result<TcpStream, LogError> {
     Err(last)
 }
 
+/// A call sent and not yet answered.
+struct InFlight {
+    xid: u32,
+    sent: Instant,
+    entry: LogEntry,
+}
+
 /// One connection's worth of pipelined calls.
 struct Session<'a> {
     config: &'a LogShipperConfig,
     counters: &'a Counters,
-    /// Calls sent and unanswered: xid and when sent, oldest first.
-    in_flight: VecDeque<(u32, Instant)>,
+    /// Calls sent and unanswered, oldest first.
+    in_flight: VecDeque<InFlight>,
     out: Vec<u8>,
     refused_warned: bool,
+    /// The connection has answered calls and then had none in flight.
+    was_idle: bool,
+    /// The calls in flight were sent on a connection reused after being idle, and none has been
+    /// answered since.
+    stale_suspect: bool,
 }
 
 impl<'a> Session<'a> {
@@ -363,13 +381,39 @@ impl<'a> Session<'a> {
             in_flight: VecDeque::new(),
             out: Vec::new(),
             refused_warned: false,
+            was_idle: false,
+            stale_suspect: false,
         }
     }
 
-    fn push(&mut self, entry: &LogEntry) {
+    fn push(&mut self, entry: LogEntry) {
+        if self.in_flight.is_empty() && self.was_idle {
+            self.stale_suspect = true;
+        }
         let xid = next_xid();
-        encode_record(&sendlog_call(xid, entry), &mut self.out);
-        self.in_flight.push_back((xid, Instant::now()));
+        encode_record(&sendlog_call(xid, &entry), &mut self.out);
+        self.in_flight.push_back(InFlight {
+            xid,
+            sent: Instant::now(),
+            entry,
+        });
+    }
+
+    /// After the connection failed with `error`: the calls to send again, and how many are lost.
+    ///
+    /// Like an HTTP client with a pooled connection, a batch sent on a connection reused after
+    /// being idle, that fails by being closed or reset before any answer, is sent again once: the
+    /// service had almost surely closed the connection before the calls reached it (it restarted).
+    /// Otherwise the unanswered calls may have been printed: they are counted as dropped rather
+    /// than risk printing a record twice.
+    fn unanswered(&mut self, error: &LogError) -> (VecDeque<LogEntry>, u64) {
+        let calls = std::mem::take(&mut self.in_flight);
+        let reset = matches!(error, LogError::Closed { .. } | LogError::Io { .. });
+        if self.stale_suspect && reset {
+            (calls.into_iter().map(|c| c.entry).collect(), 0)
+        } else {
+            (VecDeque::new(), calls.len() as u64)
+        }
     }
 
     /// Sends what the queue holds, keeping at most `max_in_flight` calls unanswered; `Ok` once the
@@ -378,7 +422,7 @@ impl<'a> Session<'a> {
         &mut self,
         stream: TcpStream,
         rx: &mut mpsc::Receiver<LogEntry>,
-        first: Option<LogEntry>,
+        pending: &mut VecDeque<LogEntry>,
     ) -> Result<(), LogError> {
         let (mut reader, mut writer) = stream.into_split();
         let mut decoder = RecordDecoder::new(MAX_REPLY);
@@ -386,8 +430,8 @@ impl<'a> Session<'a> {
         let window = self.config.max_in_flight.max(1);
         let timeout = self.config.call_timeout;
         let mut closed = false;
-        if let Some(entry) = first {
-            self.push(&entry);
+        while let Some(entry) = pending.pop_front() {
+            self.push(entry);
         }
         loop {
             if self.in_flight.is_empty() {
@@ -410,7 +454,7 @@ impl<'a> Session<'a> {
             }
             while !closed && self.in_flight.len() < window {
                 match rx.try_recv() {
-                    Ok(entry) => self.push(&entry),
+                    Ok(entry) => self.push(entry),
                     Err(mpsc::error::TryRecvError::Empty) => break,
                     Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
                 }
@@ -426,7 +470,7 @@ impl<'a> Session<'a> {
             if closed && self.in_flight.is_empty() {
                 return Ok(());
             }
-            let deadline = self.in_flight.front().map(|(_, sent)| *sent + timeout);
+            let deadline = self.in_flight.front().map(|c| c.sent + timeout);
             tokio::select! {
                 // Replies and end of stream first: when the service has closed the connection,
                 // learn it before sending more records into it (they would be lost).
@@ -444,7 +488,7 @@ impl<'a> Session<'a> {
                     return Err(LogError::Timeout { what: "waiting for a log reply", timeout });
                 }
                 entry = rx.recv(), if !closed && self.in_flight.len() < window => match entry {
-                    Some(entry) => self.push(&entry),
+                    Some(entry) => self.push(entry),
                     None => closed = true,
                 },
             }
@@ -458,7 +502,7 @@ impl<'a> Session<'a> {
                 what: "truncated log reply",
             });
         };
-        let Some(&(expected, _)) = self.in_flight.front() else {
+        let Some(expected) = self.in_flight.front().map(|c| c.xid) else {
             return Err(LogError::XidMismatch {
                 expected: 0,
                 got: xid,
@@ -468,6 +512,10 @@ impl<'a> Session<'a> {
             return Err(LogError::XidMismatch { expected, got: xid });
         }
         self.in_flight.pop_front();
+        self.stale_suspect = false;
+        if self.in_flight.is_empty() {
+            self.was_idle = true;
+        }
         match result {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);

@@ -217,7 +217,7 @@ async fn read_request(stream: &mut TcpStream) -> io::Result<Option<GetFile>> {
 async fn open_regular(path: &std::path::Path) -> Option<(tokio::fs::File, u64)> {
     let file = tokio::fs::File::open(path).await.ok()?;
     let meta = file.metadata().await.ok()?;
-    meta.is_file().then(|| (file, meta.len()))
+    meta.is_file().then_some((file, meta.len()))
 }
 
 async fn send_header(

@@ -235,11 +235,7 @@ impl Session {
     async fn unregister(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Unregister).await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
-            if self.connected_user() == Some(&user) {
-                if let Some(connected) = self.connected.take() {
-                    connected.server.stop().await;
-                }
-            }
+            self.release(&user).await;
             self.libraries.remove(&user);
         }
         vec![Output::Result(text_of(Command::Unregister, &reply))]
@@ -295,13 +291,20 @@ impl Session {
         // The listener stops whenever this shell stops acting as that user:
         // on success, and also when the server no longer knows the user as
         // connected.
-        let stop = matches!(&reply, Ok(r) if r.code() <= 2);
-        if stop && self.connected_user() == Some(&user) {
-            if let Some(connected) = self.connected.take() {
-                connected.server.stop().await;
-            }
+        if matches!(&reply, Ok(r) if r.code() <= 2) {
+            self.release(&user).await;
         }
         vec![Output::Result(text_of(Command::Disconnect, &reply))]
+    }
+
+    /// Stops acting as `user` if this shell is connected as it: the transfer
+    /// listener stops.
+    async fn release(&mut self, user: &UserName) {
+        if self.connected_user() == Some(user)
+            && let Some(connected) = self.connected.take()
+        {
+            connected.server.stop().await;
+        }
     }
 
     /// The connected user and its library, or the command's NOT CONNECTED text.
@@ -490,22 +493,20 @@ fn read_input(
     lines: &mpsc::Sender<String>,
     done: &std::sync::mpsc::Receiver<()>,
 ) {
-    if interactive {
-        if let Ok(mut editor) = rustyline::DefaultEditor::new() {
-            loop {
-                match editor.readline(PEER_PROMPT) {
-                    Ok(line) => {
-                        if !line.trim().is_empty() {
-                            let _ = editor.add_history_entry(line.as_str());
-                        }
-                        if lines.blocking_send(line).is_err() || done.recv().is_err() {
-                            return;
-                        }
+    if interactive && let Ok(mut editor) = rustyline::DefaultEditor::new() {
+        loop {
+            match editor.readline(PEER_PROMPT) {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
                     }
-                    // Ctrl-C clears the line, as shells do; Ctrl-D ends.
-                    Err(rustyline::error::ReadlineError::Interrupted) => {}
-                    Err(_) => return,
+                    if lines.blocking_send(line).is_err() || done.recv().is_err() {
+                        return;
+                    }
                 }
+                // Ctrl-C clears the line, as shells do; Ctrl-D ends.
+                Err(rustyline::error::ReadlineError::Interrupted) => {}
+                Err(_) => return,
             }
         }
     }

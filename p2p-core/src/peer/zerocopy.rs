@@ -77,9 +77,8 @@ pub(crate) async fn receive_file(
     stall: Duration,
     mut progress: impl FnMut(u64),
 ) -> io::Result<Option<u64>> {
-    let (pipe_out, pipe_in) = match rustix::pipe::pipe_with(PipeFlags::CLOEXEC) {
-        Ok(pipe) => pipe,
-        Err(_) => return Ok(None),
+    let Ok((pipe_out, pipe_in)) = rustix::pipe::pipe_with(PipeFlags::CLOEXEC) else {
+        return Ok(None);
     };
     // A larger pipe means fewer syscalls; the default (64 KiB) still works.
     let _ = rustix::pipe::fcntl_setpipe_size(&pipe_in, PIPE_SIZE);
