@@ -20,26 +20,35 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use p2p_core::log::{LogShipper, LogShipperConfig, LogStats, LogTarget};
 use p2p_proto::rpc::log::LogEntry;
 
-/// Both tests register LOG_PROG v1 with the same rpcbind: one at a time.
-static RPCBIND: Mutex<()> = Mutex::new(());
+/// Tests that register LOG_PROG v1 with the (shared) rpcbind take this lock first, in any test
+/// binary of the workspace: `flock` on this file, held for the test's duration.
+const RPCBIND_LOCK_FILE: &str = "p2p-log-prog-rpcbind.lock";
 
 const WAIT: Duration = Duration::from_secs(20);
 const TIRPC_HEADER: &str = "/usr/include/tirpc/rpc/rpc.h";
 
-fn lock() -> MutexGuard<'static, ()> {
-    RPCBIND.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+/// Takes the workspace-wide lock on the LOG_PROG registration; released when dropped.
+fn lock() -> std::fs::File {
+    let path = std::env::temp_dir().join(RPCBIND_LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+    file
 }
 
 fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
 }
 
 /// What is missing to run these tests, if anything.
@@ -96,10 +105,8 @@ impl Drop for Guard {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    out
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 fn run_ok(cmd: &mut Command) {
@@ -171,7 +178,12 @@ fn build(dir: &Path, program: &str, own_source: &str, generated: &[&str]) -> Pat
     let log_x = Path::new(env!("CARGO_MANIFEST_DIR")).join("../p2p-proto/log.x");
     std::fs::copy(&log_x, dir.join("log.x")).unwrap();
     if !dir.join("log.h").exists() {
-        run_ok(Command::new("rpcgen").arg("-NM").arg("log.x").current_dir(dir));
+        run_ok(
+            Command::new("rpcgen")
+                .arg("-NM")
+                .arg("log.x")
+                .current_dir(dir),
+        );
     }
     let own = format!("{program}_main.c");
     std::fs::write(dir.join(&own), own_source).unwrap();
@@ -294,12 +306,7 @@ fn log_shipper_feeds_rpcgen_server() {
     const N: usize = 500;
     let _lock = lock();
     let dir = tempfile::tempdir().unwrap();
-    let server = build(
-        dir.path(),
-        "server",
-        SERVER_C,
-        &["log_svc.c", "log_xdr.c"],
-    );
+    let server = build(dir.path(), "server", SERVER_C, &["log_svc.c", "log_xdr.c"]);
     let mut c_server = Guard(
         Command::new(&server)
             .stdout(Stdio::piped())
@@ -312,7 +319,11 @@ fn log_shipper_feeds_rpcgen_server() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let expected: Vec<LogEntry> = (0..N)
         .map(|i| {
-            let file = if i % 2 == 0 { format!("file {i}.mp3") } else { String::new() };
+            let file = if i.is_multiple_of(2) {
+                format!("file {i}.mp3")
+            } else {
+                String::new()
+            };
             LogEntry::new(&format!("user{i}"), "PUBLISH", "24/11/2026 19:40:12", &file).unwrap()
         })
         .collect();

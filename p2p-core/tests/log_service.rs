@@ -136,11 +136,7 @@ fn entry(user: &str, op: &str, file: &str) -> LogEntry {
 }
 
 fn failure(reply: &[u8]) -> CallFailure {
-    decode_sendlog_reply(reply)
-        .unwrap()
-        .unwrap()
-        .1
-        .unwrap_err()
+    decode_sendlog_reply(reply).unwrap().unwrap().1.unwrap_err()
 }
 
 fn call_with(prog: u32, vers: u32, procedure: u32, args: &LogEntry) -> Vec<u8> {
@@ -162,8 +158,15 @@ async fn tcp_null_and_captured_sendlog() {
     let reply = client.recv().await.unwrap();
     let mut framed = Vec::new();
     encode_record(&reply, &mut framed);
-    assert_eq!(framed, hex(REPLY_TCP), "byte-identical to the rpcgen server's reply");
-    assert_eq!(service.line().await, "alice PUBLISH song.mp3 24/11/2026 19:40:12");
+    assert_eq!(
+        framed,
+        hex(REPLY_TCP),
+        "byte-identical to the rpcgen server's reply"
+    );
+    assert_eq!(
+        service.line().await,
+        "alice PUBLISH song.mp3 24/11/2026 19:40:12"
+    );
     drop(client);
     service.stop().await;
 }
@@ -176,20 +179,35 @@ async fn udp_null_and_captured_sendlog() {
     let mut buf = vec![0; 2048];
 
     socket.send(&null_call(5)).await.unwrap();
-    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(decode_null_reply(&buf[..n]).unwrap(), Some((5, Ok(()))));
 
     // A malformed datagram gets no reply; the next call is served normally.
-    socket.send(b"\x00\x00\x00\x01\x00\x00\x00\x00").await.unwrap();
+    socket
+        .send(b"\x00\x00\x00\x01\x00\x00\x00\x00")
+        .await
+        .unwrap();
     socket.send(&hex(CALL_UDP)).await.unwrap();
-    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf)).await.unwrap().unwrap();
+    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(&buf[..n], &hex(REPLY_UDP)[..]);
     assert_eq!(service.line().await, "bob CONNECT 24/11/2026 19:40:13");
 
     // Errors over UDP too.
     let e = entry("u", "OP", "");
-    socket.send(&call_with(LOG_PROG, 2, SENDLOG, &e)).await.unwrap();
-    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf)).await.unwrap().unwrap();
+    socket
+        .send(&call_with(LOG_PROG, 2, SENDLOG, &e))
+        .await
+        .unwrap();
+    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         failure(&buf[..n]),
         CallFailure::Accepted {
@@ -238,7 +256,10 @@ async fn errors_pipelined_and_answered_in_order() {
     let reply = client.recv().await.unwrap();
     assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((78, Ok(0))));
     // Only the valid call was printed.
-    assert_eq!(service.line().await, "carol DELETE x.txt 24/11/2026 19:40:12");
+    assert_eq!(
+        service.line().await,
+        "carol DELETE x.txt 24/11/2026 19:40:12"
+    );
     service.stop().await;
 }
 
@@ -262,7 +283,10 @@ async fn three_fragments() {
     }
     let reply = client.recv().await.unwrap();
     assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((9, Ok(0))));
-    assert_eq!(service.line().await, "dave PUBLISH a b.mp3 24/11/2026 19:40:12");
+    assert_eq!(
+        service.line().await,
+        "dave PUBLISH a b.mp3 24/11/2026 19:40:12"
+    );
     service.stop().await;
 }
 
@@ -284,9 +308,21 @@ async fn closes_without_reply() {
     // An empty middle fragment.
     let mut client = Client::connect(service.tcp).await;
     let mut wire = Vec::new();
-    wire.extend_from_slice(&RecordMark { last: false, len: 4 }.to_bytes());
+    wire.extend_from_slice(
+        &RecordMark {
+            last: false,
+            len: 4,
+        }
+        .to_bytes(),
+    );
     wire.extend_from_slice(&[0, 0, 0, 1]);
-    wire.extend_from_slice(&RecordMark { last: false, len: 0 }.to_bytes());
+    wire.extend_from_slice(
+        &RecordMark {
+            last: false,
+            len: 0,
+        }
+        .to_bytes(),
+    );
     client.send_raw(&wire).await;
     assert!(client.recv().await.is_none());
 
@@ -324,7 +360,10 @@ async fn concurrent_clients_lines_whole() {
             client.send_raw(&wire).await;
             for r in 0..RECORDS {
                 let reply = client.recv().await.unwrap();
-                assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((r as u32, Ok(0))));
+                assert_eq!(
+                    decode_sendlog_reply(&reply).unwrap(),
+                    Some((r as u32, Ok(0)))
+                );
             }
         }));
     }

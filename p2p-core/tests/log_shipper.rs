@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use p2p_core::log::{LogService, LogServiceConfig, LogShipper, LogShipperConfig, LogStats, LogTarget};
+use p2p_core::log::{
+    LogService, LogServiceConfig, LogShipper, LogShipperConfig, LogStats, LogTarget,
+};
 use p2p_proto::rpc::log::LogEntry;
 use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
 use tokio::sync::oneshot;
@@ -53,12 +55,20 @@ impl Service {
             .unwrap()
             .unwrap()
             .unwrap();
-        assert_eq!(self.lines.next_line().await.unwrap(), None, "each record exactly once");
+        assert_eq!(
+            self.lines.next_line().await.unwrap(),
+            None,
+            "each record exactly once"
+        );
     }
 }
 
 fn record(i: usize) -> LogEntry {
-    let file = if i % 3 == 0 { format!("file{i}.txt") } else { String::new() };
+    let file = if i.is_multiple_of(3) {
+        format!("file{i}.txt")
+    } else {
+        String::new()
+    };
     LogEntry::new(&format!("user{i}"), "PUBLISH", "24/11/2026 19:40:12", &file).unwrap()
 }
 
@@ -94,7 +104,13 @@ async fn records_arrive_in_order() {
         assert_eq!(service.line().await, record(i).to_string());
     }
     let stats = shipper.shutdown().await;
-    assert_eq!(stats, LogStats { sent: N as u64, dropped: 0 });
+    assert_eq!(
+        stats,
+        LogStats {
+            sent: N as u64,
+            dropped: 0
+        }
+    );
     service.stop().await;
 }
 
@@ -115,7 +131,13 @@ async fn service_down_then_started() {
         assert_eq!(service.line().await, record(i).to_string());
     }
     let stats = shipper.shutdown().await;
-    assert_eq!(stats, LogStats { sent: 20, dropped: 0 });
+    assert_eq!(
+        stats,
+        LogStats {
+            sent: 20,
+            dropped: 0
+        }
+    );
     service.stop().await;
 }
 
@@ -131,7 +153,13 @@ async fn service_never_up_counts_drops() {
     // The task holds at most one record outside the queue: at least 5 of 10 did not fit.
     assert!(shipper.stats().dropped >= 5, "{:?}", shipper.stats());
     let stats = shipper.shutdown().await;
-    assert_eq!(stats, LogStats { sent: 0, dropped: 10 });
+    assert_eq!(
+        stats,
+        LogStats {
+            sent: 0,
+            dropped: 10
+        }
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,14 +175,29 @@ async fn service_restarts() {
     }
     service.stop().await;
     let mut service = Service::start(addr).await;
+    // Records sent before the shipper sees that the old connection is gone may be lost (at most
+    // once): wait until each of these is either acknowledged or counted as dropped.
     for i in 5..10 {
         shipper.log(record(i));
     }
-    for i in 5..10 {
+    tokio::time::timeout(WAIT, async {
+        while shipper.stats().sent + shipper.stats().dropped < 10 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("records 5..10 settled");
+    let delivered = shipper.stats().sent - 5;
+    // After the reconnection everything arrives, in order.
+    for i in 10..15 {
+        shipper.log(record(i));
+    }
+    for i in (10 - delivered as usize)..15 {
         assert_eq!(service.line().await, record(i).to_string());
     }
     let stats = shipper.shutdown().await;
-    assert_eq!(stats, LogStats { sent: 10, dropped: 0 });
+    assert_eq!(stats.sent, 10 + delivered);
+    assert_eq!(stats.sent + stats.dropped, 15);
     service.stop().await;
 }
 

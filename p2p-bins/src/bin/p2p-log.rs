@@ -4,9 +4,7 @@
 //! with the local rpcbind unless `--no-rpcbind`, and exits 0 on SIGINT or SIGTERM after removing
 //! its registration.
 
-use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -15,7 +13,6 @@ use clap::Parser;
 use p2p_core::log::{LogService, LogServiceConfig};
 use tokio::io::AsyncWrite;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing_subscriber::EnvFilter;
 
 /// The log service of the P2P system: prints one line per operation the directory server reports.
 #[derive(Debug, Parser)]
@@ -37,25 +34,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    p2p_bins::init_tracing("info");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("p2p-log: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return p2p_bins::fail("p2p-log", format!("cannot start the runtime: {e}")),
     };
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("p2p-log: {message}");
-            ExitCode::FAILURE
-        }
+        Err(message) => p2p_bins::fail("p2p-log", message),
     }
 }
 
@@ -74,15 +60,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
         ),
-        // tokio's own stdout needs the `io-std` feature; a duplicate of fd 1 as a tokio file
-        // does the same (writes on the blocking pool, flush waits for them).
-        None => {
-            let fd = std::io::stdout()
-                .as_fd()
-                .try_clone_to_owned()
-                .map_err(|e| format!("cannot use standard output: {e}"))?;
-            Box::pin(tokio::fs::File::from_std(std::fs::File::from(fd)))
-        }
+        None => Box::pin(tokio::io::stdout()),
     };
     let mut config = LogServiceConfig::with_bind(SocketAddr::new(args.bind, args.port));
     config.register_with_rpcbind = !args.no_rpcbind;
