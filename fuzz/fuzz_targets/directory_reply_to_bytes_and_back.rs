@@ -1,2 +1,6 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| p2p_proto::fuzzing::directory_reply_to_bytes_and_back(data));
+
+use libfuzzer_sys::fuzz_target;
+use p2p_proto::fuzzing;
+
+fuzz_target!(|data: &[u8]| fuzzing::directory_reply_to_bytes_and_back(data));
