@@ -1,17 +1,18 @@
 //! `GET_FILE` over loopback between two `p2p-core` peers (a [`FileServer`] and [`download`]),
-//! beside the plain baseline in the same group: the same file through a loopback socket with
-//! 1 MiB read/write loops, a thread on each side (file → socket → file).
+//! beside the plain baselines in the same group: the same file through a loopback socket from a
+//! running plain server thread to this thread (file → socket → file), with 1 MiB read/write loops
+//! and with `sendfile` + `splice`.
 //!
 //! Sizes: 1 MiB and 64 MiB; 1 GiB too when `P2P_BENCH_BIG=1` (slow: about a second per
-//! iteration). splice/sendfile baselines need `unsafe` or a new dependency (`rustix`/`nix`) and
-//! are not part of this bench; `p2p-load transfer` measures the 1 GiB case in separate processes.
+//! iteration). `p2p-load transfer` measures the 1 GiB case with each side in its own process,
+//! with peak RSS.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use p2p_benches::baseline::{make_file, plain_copy};
+use p2p_benches::baseline::{Method, PlainFileServer, make_file};
 use p2p_benches::sample;
 use p2p_core::peer::{DownloadOptions, FileServer, FileServerConfig, Library, download};
 
@@ -52,20 +53,30 @@ fn transfers(c: &mut Criterion) {
             group.sample_size(10);
             group.warm_up_time(Duration::from_secs(1));
         }
+        // Each iteration starts with no destination file, for every contender alike (ext4
+        // flushes on close a file that was truncated, or renamed over an existing one).
         group.bench_function("p2p_core", |b| {
             b.iter(|| {
+                remove(&dest);
                 let got = runtime
                     .block_on(download(addr, &name, &dest, &options))
                     .expect("download");
                 assert_eq!(got, size);
             });
         });
-        group.bench_function("plain_read_write_1MiB", |b| {
-            b.iter(|| {
-                let got = plain_copy(&src, &dest).expect("plain copy");
-                assert_eq!(got, size);
+        for (id, method) in [
+            ("plain_read_write_1MiB", Method::ReadWrite),
+            ("plain_sendfile_splice", Method::ZeroCopy),
+        ] {
+            let plain = PlainFileServer::start(&src, method).expect("plain file server");
+            group.bench_function(id, |b| {
+                b.iter(|| {
+                    remove(&dest);
+                    let got = plain.fetch(&dest, method).expect("plain copy");
+                    assert_eq!(got, size);
+                });
             });
-        });
+        }
         group.finish();
         runtime.block_on(server.stop());
         remove(&src);

@@ -3,9 +3,9 @@
 //! - A minimal directory-like server: accept → read until the first NUL (the OP) → write one
 //!   result byte → close. No parsing, no state, no console, no log: the cost of the connection
 //!   handling alone, with the same runtime and listen backlog as `p2p-server`.
-//! - A plain file transfer: one thread reads the file in 1 MiB chunks and writes them to a
-//!   loopback socket, another reads the socket in 1 MiB chunks and writes a file.
-//!   (splice/sendfile would need `unsafe` or a new dependency such as `rustix`; not done here.)
+//! - Plain file transfers over a loopback socket, a thread (or process) on each side:
+//!   1 MiB read/write loops, and the zero-copy pair `sendfile(2)` (file → socket) with
+//!   `splice(2)` (socket → pipe → file), through `rustix`'s safe wrappers, blocking.
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -139,18 +139,124 @@ pub fn receive_file_plain(sock: &mut StdStream, dest: &Path) -> io::Result<u64> 
     Ok(total)
 }
 
-/// Copies `src` to `dest` through a loopback socket: a server thread sends, this thread receives.
-/// Returns the bytes received.
+/// Sends the whole of `src` to `sock` with `sendfile(2)` (1 MiB per call), then closes the write
+/// side.
+pub fn send_file_zero_copy(src: &Path, sock: &mut StdStream) -> io::Result<u64> {
+    let file = File::open(src)?;
+    let size = file.metadata()?.len();
+    let mut offset = 0u64;
+    while offset < size {
+        let want = usize::try_from((size - offset).min(CHUNK as u64)).unwrap_or(CHUNK);
+        let n = rustix::fs::sendfile(&*sock, &file, Some(&mut offset), want)?;
+        if n == 0 {
+            break;
+        }
+    }
+    sock.shutdown(Shutdown::Write)?;
+    Ok(offset)
+}
+
+/// Reads `sock` to its end with `splice(2)` into a pipe and from the pipe into a new file at
+/// `dest` (1 MiB pipe when the kernel grants it).
+pub fn receive_file_zero_copy(sock: &mut StdStream, dest: &Path) -> io::Result<u64> {
+    use rustix::pipe::{PipeFlags, SpliceFlags, fcntl_setpipe_size, pipe_with, splice};
+    let file = File::create(dest)?;
+    let (pipe_out, pipe_in) = pipe_with(PipeFlags::CLOEXEC)?;
+    let _ = fcntl_setpipe_size(&pipe_in, CHUNK);
+    let mut total = 0u64;
+    loop {
+        let n = splice(&*sock, None, &pipe_in, None, CHUNK, SpliceFlags::MOVE)?;
+        if n == 0 {
+            break;
+        }
+        let mut left = n;
+        while left > 0 {
+            let w = splice(&pipe_out, None, &file, None, left, SpliceFlags::MOVE)?;
+            if w == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            left -= w;
+        }
+        total += n as u64;
+    }
+    Ok(total)
+}
+
+/// How a baseline copy moves the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// 1 MiB `read`/`write` loops on both sides.
+    ReadWrite,
+    /// `sendfile` on the sending side, `splice` through a pipe on the receiving side.
+    ZeroCopy,
+}
+
+/// A plain file server on its own thread: it sends `src` with `method` to every client that
+/// connects, then closes; it runs until the process exits. The counterpart of a running
+/// `FileServer`, so that a benchmark iteration pays only for the transfer.
+#[derive(Debug)]
+pub struct PlainFileServer {
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl PlainFileServer {
+    /// Starts serving `src` on a free loopback port.
+    pub fn start(src: &Path, method: Method) -> io::Result<Self> {
+        let listener = StdListener::bind(("127.0.0.1", 0))?;
+        let addr = listener.local_addr()?;
+        let src = src.to_path_buf();
+        thread::Builder::new()
+            .name("plain-file-server".into())
+            .spawn(move || {
+                for conn in listener.incoming() {
+                    let Ok(mut sock) = conn else { continue };
+                    let sent = match method {
+                        Method::ReadWrite => send_file_plain(&src, &mut sock),
+                        Method::ZeroCopy => send_file_zero_copy(&src, &mut sock),
+                    };
+                    if let Err(e) = sent {
+                        eprintln!("plain file server: {e}");
+                    }
+                }
+            })?;
+        Ok(Self { addr })
+    }
+
+    /// Receives the file into a new file at `dest` with `method`; returns the bytes received.
+    pub fn fetch(&self, dest: &Path, method: Method) -> io::Result<u64> {
+        let mut sock = StdStream::connect(self.addr)?;
+        match method {
+            Method::ReadWrite => receive_file_plain(&mut sock, dest),
+            Method::ZeroCopy => receive_file_zero_copy(&mut sock, dest),
+        }
+    }
+}
+
+/// Copies `src` to `dest` through a loopback socket with 1 MiB read/write loops: a server thread
+/// sends, this thread receives. Returns the bytes received.
 pub fn plain_copy(src: &Path, dest: &Path) -> io::Result<u64> {
+    copy_via_socket(src, dest, Method::ReadWrite)
+}
+
+/// Copies `src` to `dest` through a loopback socket with `method`: a server thread sends, this
+/// thread receives. Returns the bytes received.
+pub fn copy_via_socket(src: &Path, dest: &Path, method: Method) -> io::Result<u64> {
     let listener = StdListener::bind(("127.0.0.1", 0))?;
     let addr = listener.local_addr()?;
     let src = src.to_path_buf();
     let sender = thread::spawn(move || -> io::Result<u64> {
         let (mut sock, _) = listener.accept()?;
-        send_file_plain(&src, &mut sock)
+        match method {
+            Method::ReadWrite => send_file_plain(&src, &mut sock),
+            Method::ZeroCopy => send_file_zero_copy(&src, &mut sock),
+        }
     });
     let mut sock = StdStream::connect(addr)?;
-    let received = receive_file_plain(&mut sock, dest)?;
+    let received = match method {
+        Method::ReadWrite => receive_file_plain(&mut sock, dest)?,
+        Method::ZeroCopy => receive_file_zero_copy(&mut sock, dest)?,
+    };
     let sent = sender
         .join()
         .map_err(|_| io::Error::other("sender thread panicked"))??;
@@ -185,8 +291,14 @@ mod tests {
         let src = dir.path().join("src");
         let dest = dir.path().join("dest");
         make_file(&src, 3 * CHUNK as u64 + 17).unwrap();
-        assert_eq!(plain_copy(&src, &dest).unwrap(), 3 * CHUNK as u64 + 17);
-        assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dest).unwrap());
+        for method in [Method::ReadWrite, Method::ZeroCopy] {
+            let _ = std::fs::remove_file(&dest);
+            assert_eq!(
+                copy_via_socket(&src, &dest, method).unwrap(),
+                3 * CHUNK as u64 + 17
+            );
+            assert_eq!(std::fs::read(&src).unwrap(), std::fs::read(&dest).unwrap());
+        }
     }
 
     #[test]

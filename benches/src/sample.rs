@@ -29,7 +29,11 @@ pub fn file(name: &str) -> FileName {
 #[must_use]
 pub fn request(user_name: &str, body: RequestBody) -> Request {
     Request {
-        timestamp: Some(TIMESTAMP.parse::<Timestamp>().expect("valid sample timestamp")),
+        timestamp: Some(
+            TIMESTAMP
+                .parse::<Timestamp>()
+                .expect("valid sample timestamp"),
+        ),
         user: user(user_name),
         body,
     }
@@ -60,7 +64,10 @@ pub fn requests() -> Vec<(&'static str, Request)> {
                 },
             ),
         ),
-        ("delete", request("alice_0001", RequestBody::Delete { file: f })),
+        (
+            "delete",
+            request("alice_0001", RequestBody::Delete { file: f }),
+        ),
         ("list_users", request("alice_0001", RequestBody::ListUsers)),
         (
             "list_content",

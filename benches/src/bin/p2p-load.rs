@@ -79,6 +79,9 @@ struct RunArgs {
     /// Files each client publishes during setup (directory target).
     #[arg(long, default_value_t = 5)]
     files: usize,
+    /// SENDLOG calls in flight per connection (log target; 1 = sequential).
+    #[arg(long, default_value_t = 1)]
+    window: usize,
     /// Start the server (p2p-server, p2p-log, or the baseline as a child process) first.
     #[arg(long)]
     spawn: bool,
@@ -129,11 +132,14 @@ enum Cmd {
         #[arg(long)]
         name: String,
     },
-    /// Serve one file with a plain 1 MiB read/write loop until stdin closes, then print VmHWM.
+    /// Serve one file with a plain 1 MiB read/write loop (or sendfile) until stdin closes, then
+    /// print VmHWM.
     #[command(hide = true)]
     ServePlain {
         #[arg(long)]
         file: PathBuf,
+        #[arg(long)]
+        zero_copy: bool,
     },
     /// Download with p2p-core; print bytes, seconds and VmHWM.
     #[command(hide = true)]
@@ -145,13 +151,15 @@ enum Cmd {
         #[arg(long)]
         dest: PathBuf,
     },
-    /// Receive with a plain 1 MiB read/write loop; print bytes, seconds and VmHWM.
+    /// Receive with a plain 1 MiB read/write loop (or splice); print bytes, seconds and VmHWM.
     #[command(hide = true)]
     FetchPlain {
         #[arg(long)]
         from: SocketAddr,
         #[arg(long)]
         dest: PathBuf,
+        #[arg(long)]
+        zero_copy: bool,
     },
 }
 
@@ -184,6 +192,9 @@ struct LogCompareArgs {
     /// Runs per client count.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// SENDLOG calls in flight per connection (1 = sequential; the directory's shipper uses 64).
+    #[arg(long, default_value_t = 1)]
+    window: usize,
     /// The other server's program, started as `PROGRAM PORT` with stdout to a file (e.g. the
     /// rpcgen server built by benches/rpcgen/build.sh).
     #[arg(long, conflicts_with = "other")]
@@ -236,10 +247,6 @@ struct TransferArgs {
     /// Where the files go (default: a temporary directory).
     #[arg(long)]
     dir: Option<PathBuf>,
-    /// Also run benches/scripts/splice_baseline.py (sendfile → socket → splice) when python3 is
-    /// available.
-    #[arg(long)]
-    splice_script: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -252,9 +259,13 @@ fn main() -> ExitCode {
         Some(Cmd::Transfer(args)) => transfer(&args),
         Some(Cmd::ServeBaseline { port, threads }) => serve_baseline(port, threads),
         Some(Cmd::ServeFile { file, name }) => serve_file(&file, &name),
-        Some(Cmd::ServePlain { file }) => serve_plain(&file),
+        Some(Cmd::ServePlain { file, zero_copy }) => serve_plain(&file, zero_copy),
         Some(Cmd::Fetch { from, name, dest }) => fetch(from, &name, &dest),
-        Some(Cmd::FetchPlain { from, dest }) => fetch_plain(from, &dest),
+        Some(Cmd::FetchPlain {
+            from,
+            dest,
+            zero_copy,
+        }) => fetch_plain(from, &dest, zero_copy),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -575,7 +586,15 @@ async fn drive_directory(
 // Log client
 
 /// Sequential SENDLOG calls on one TCP connection per client.
-async fn drive_log(addr: SocketAddr, clients: usize, duration: Duration) -> RunResult {
+/// Sequential SENDLOG calls on one TCP connection per client; with `window` > 1, up to `window`
+/// calls in flight per connection (pipelined, as the directory's log shipper sends them).
+async fn drive_log(
+    addr: SocketAddr,
+    clients: usize,
+    duration: Duration,
+    window: usize,
+) -> RunResult {
+    let window = window.max(1);
     let barrier = Arc::new(Barrier::new(clients + 1));
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
@@ -612,6 +631,11 @@ async fn drive_log(addr: SocketAddr, clients: usize, duration: Duration) -> RunR
             let mut inbuf = BytesMut::with_capacity(4096);
             let end = tokio::time::Instant::now() + duration;
             let mut xid = (i as u32) << 24;
+            if window > 1 {
+                pipelined(&mut stream, &mut framed, xid, window, end, &mut t).await;
+                barrier.wait().await;
+                return t;
+            }
             while tokio::time::Instant::now() < end {
                 xid = xid.wrapping_add(1);
                 framed[4..8].copy_from_slice(&xid.to_be_bytes());
@@ -656,6 +680,88 @@ async fn drive_log(addr: SocketAddr, clients: usize, duration: Duration) -> RunR
         }
     }
     Tally::merge_into(tallies, elapsed)
+}
+
+/// Keeps `window` calls in flight until `end`, then collects the outstanding replies.
+async fn pipelined(
+    stream: &mut TcpStream,
+    framed: &mut [u8],
+    first_xid: u32,
+    window: usize,
+    end: tokio::time::Instant,
+    t: &mut Tally,
+) {
+    let (mut rd, mut wr) = stream.split();
+    let mut decoder = RecordDecoder::new(64 * 1024);
+    let mut inbuf = BytesMut::with_capacity(64 * 1024);
+    let mut in_flight = std::collections::VecDeque::with_capacity(window);
+    let mut next = first_xid;
+    let mut out = Vec::with_capacity(framed.len() * window);
+    loop {
+        // Top the window up in one write.
+        let open = tokio::time::Instant::now() < end;
+        out.clear();
+        while open && in_flight.len() < window {
+            next = next.wrapping_add(1);
+            framed[4..8].copy_from_slice(&next.to_be_bytes());
+            out.extend_from_slice(framed);
+            in_flight.push_back((next, Instant::now()));
+        }
+        if !out.is_empty()
+            && let Err(e) = wr.write_all(&out).await
+        {
+            t.error(e);
+            return;
+        }
+        if in_flight.is_empty() {
+            return;
+        }
+        // At least one reply, then every reply already received.
+        let mut got_one = false;
+        loop {
+            match decoder.decode(&mut inbuf) {
+                Ok(Some(reply)) => {
+                    got_one = true;
+                    let Some((xid, sent)) = in_flight.pop_front() else {
+                        t.error("reply without a call");
+                        return;
+                    };
+                    match decode_sendlog_reply(&reply) {
+                        Ok(Some((got, Ok(0)))) if got == xid => {
+                            t.latencies.record(sent.elapsed());
+                            t.ops += 1;
+                        }
+                        Ok(Some(_)) => t.unexpected += 1,
+                        Ok(None) => t.error("truncated reply"),
+                        Err(e) => t.error(e),
+                    }
+                    continue;
+                }
+                Ok(None) if got_one => break,
+                Ok(None) => {}
+                Err(e) => {
+                    t.error(e);
+                    return;
+                }
+            }
+            inbuf.reserve(16 * 1024);
+            match tokio::time::timeout(OP_TIMEOUT, rd.read_buf(&mut inbuf)).await {
+                Ok(Ok(0)) => {
+                    t.error("connection closed");
+                    return;
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    t.error(e);
+                    return;
+                }
+                Err(_) => {
+                    t.error("timeout");
+                    return;
+                }
+            }
+        }
+    }
 }
 
 async fn log_call(
@@ -935,10 +1041,8 @@ fn run_one(args: &RunArgs) -> Res<()> {
                 )
                 .await
             }
-            Target::Baseline => {
-                drive_directory(addr, args.clients, duration, 0, "b", true).await
-            }
-            Target::Log => drive_log(addr, args.clients, duration).await,
+            Target::Baseline => drive_directory(addr, args.clients, duration, 0, "b", true).await,
+            Target::Log => drive_log(addr, args.clients, duration, args.window).await,
         }
     });
     let what = match args.target {
@@ -1035,10 +1139,10 @@ fn compare(args: &CompareArgs) -> Res<()> {
 
     println!();
     println!(
-        "| clients | baseline ops/s | ours ops/s | ratio (median of {}) | ours p99 | baseline p99 | ours errors |",
+        "| clients | baseline ops/s | ours ops/s | ratio (median of {}) | ratio range | ours p99 | baseline p99 | ours errors |",
         args.runs
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (clients, pairs) in &rows {
         let b: Vec<f64> = pairs.iter().map(|(b, _)| b.rate()).collect();
         let o: Vec<f64> = pairs.iter().map(|(_, o)| o.rate()).collect();
@@ -1053,10 +1157,12 @@ fn compare(args: &CompareArgs) -> Res<()> {
             .collect();
         let errors: usize = pairs.iter().map(|(_, o)| o.errors + o.unexpected).sum();
         println!(
-            "| {clients} | {:.0} | {:.0} | {:.3} | {:.2} ms | {:.2} ms | {errors} |",
+            "| {clients} | {:.0} | {:.0} | {:.3} | {:.2}–{:.2} | {:.2} ms | {:.2} ms | {errors} |",
             median(&b),
             median(&o),
             median(&ratios),
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
             median(&p99o),
             median(&p99b)
         );
@@ -1118,7 +1224,10 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
         (None, Some(other)) => resolve(other)?,
         (None, None) => return Err("--rpcgen-server PROGRAM or --other HOST:PORT".into()),
     };
-    println!("ours: p2p-log {ours}; other: {other}; work dir {}", work.display());
+    println!(
+        "ours: p2p-log {ours}; other: {other}; work dir {}",
+        work.display()
+    );
     let duration = Duration::from_secs_f64(args.seconds);
     let mut rows = Vec::new();
     for &clients in &args.clients {
@@ -1128,9 +1237,9 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
             let mut o = RunResult::default();
             for side in if run % 2 == 0 { [0, 1] } else { [1, 0] } {
                 if side == 0 {
-                    b = rt.block_on(drive_log(other, clients, duration));
+                    b = rt.block_on(drive_log(other, clients, duration, args.window));
                 } else {
-                    o = rt.block_on(drive_log(ours, clients, duration));
+                    o = rt.block_on(drive_log(ours, clients, duration, args.window));
                 }
                 std::thread::sleep(Duration::from_millis(300));
             }
@@ -1148,10 +1257,10 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
     }
     println!();
     println!(
-        "| clients | rpcgen calls/s | ours calls/s | ratio (median of {}) | ours p99 | rpcgen p99 | ours errors |",
+        "| clients | rpcgen calls/s | ours calls/s | ratio (median of {}) | ratio range | ours p99 | rpcgen p99 | ours errors |",
         args.runs
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     for (clients, pairs) in &rows {
         let b: Vec<f64> = pairs.iter().map(|(b, _)| b.rate()).collect();
         let o: Vec<f64> = pairs.iter().map(|(_, o)| o.rate()).collect();
@@ -1166,10 +1275,12 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
             .collect();
         let errors: usize = pairs.iter().map(|(_, o)| o.errors + o.unexpected).sum();
         println!(
-            "| {clients} | {:.0} | {:.0} | {:.3} | {:.3} ms | {:.3} ms | {errors} |",
+            "| {clients} | {:.0} | {:.0} | {:.3} | {:.2}–{:.2} | {:.3} ms | {:.3} ms | {errors} |",
             median(&b),
             median(&o),
             median(&ratios),
+            ratios.iter().copied().fold(f64::INFINITY, f64::min),
+            ratios.iter().copied().fold(0.0, f64::max),
             median(&p99o),
             median(&p99b)
         );
@@ -1318,10 +1429,7 @@ fn scale(args: &ScaleArgs) -> Res<()> {
         },
     ));
     let mut timings = Vec::new();
-    for (label, (op, wire)) in [
-        ("LIST_USERS", list_users),
-        ("LIST_CONTENT", list_content),
-    ] {
+    for (label, (op, wire)) in [("LIST_USERS", list_users), ("LIST_CONTENT", list_content)] {
         let mut lat = Latencies::default();
         let mut bytes = 0;
         let mut entries = 0;
@@ -1336,8 +1444,14 @@ fn scale(args: &ScaleArgs) -> Res<()> {
                     lat.record(took);
                     bytes = buf.len();
                     entries = match Reply::decode(op, &buf) {
-                        Ok(Some((Reply::ListUsers(p2p_proto::directory::ListUsersReply::Ok(v)), _))) => v.len(),
-                        Ok(Some((Reply::ListContent(p2p_proto::directory::ListContentReply::Ok(v)), _))) => v.len(),
+                        Ok(Some((
+                            Reply::ListUsers(p2p_proto::directory::ListUsersReply::Ok(v)),
+                            _,
+                        ))) => v.len(),
+                        Ok(Some((
+                            Reply::ListContent(p2p_proto::directory::ListContentReply::Ok(v)),
+                            _,
+                        ))) => v.len(),
                         _ => 0,
                     };
                 }
@@ -1354,10 +1468,10 @@ fn scale(args: &ScaleArgs) -> Res<()> {
     let r4 = rss_now();
 
     if let (Some(r0), Some(r1), Some(r2), Some(r3), Some(r4)) = (r0, r1, r2, r3, r4) {
-        let per_user = (r1.current_kib.saturating_sub(r0.current_kib)) as f64 * 1024.0
-            / args.users as f64;
-        let per_conn = (r2.current_kib.saturating_sub(r1.current_kib)) as f64 * 1024.0
-            / connected as f64;
+        let per_user =
+            (r1.current_kib.saturating_sub(r0.current_kib)) as f64 * 1024.0 / args.users as f64;
+        let per_conn =
+            (r2.current_kib.saturating_sub(r1.current_kib)) as f64 * 1024.0 / connected as f64;
         let per_pub = (r3.current_kib.saturating_sub(r2.current_kib)) as f64 * 1024.0
             / args.publications.max(1) as f64;
         println!(
@@ -1498,20 +1612,23 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     let src_s = src.display().to_string();
     let dest_s = dest.display().to_string();
     let name = "/shared/big.bin".to_owned();
-    let splice = args
-        .splice_script
-        .clone()
-        .filter(|p| p.is_file() && which("python3"));
 
-    let plain = || -> Res<TransferRun> {
-        let server = ServingChild::start(&["serve-plain".into(), "--file".into(), src_s.clone()])?;
-        let (secs, client_hwm) = fetch_child(&[
-            "fetch-plain".into(),
+    let plain = |zero_copy: bool| -> Res<TransferRun> {
+        let mut serve = vec!["serve-plain".into(), "--file".into(), src_s.clone()];
+        let mut fetch = vec![
+            "fetch-plain".to_owned(),
             "--from".into(),
-            server.addr.to_string(),
+            String::new(),
             "--dest".into(),
             dest_s.clone(),
-        ])?;
+        ];
+        if zero_copy {
+            serve.push("--zero-copy".into());
+            fetch.push("--zero-copy".into());
+        }
+        let server = ServingChild::start(&serve)?;
+        fetch[2] = server.addr.to_string();
+        let (secs, client_hwm) = fetch_child(&fetch)?;
         let server_hwm = server.finish()?;
         check_size(&dest, size)?;
         Ok(TransferRun {
@@ -1545,89 +1662,70 @@ fn transfer(args: &TransferArgs) -> Res<()> {
             client_hwm,
         })
     };
-    let spliced = |script: &Path| -> Res<f64> {
-        let out = Command::new("python3")
-            .arg(script)
-            .arg(&src)
-            .arg(&dest)
-            .stderr(Stdio::inherit())
-            .output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        field(&text, "secs").ok_or_else(|| format!("splice script: {text}").into())
-    };
 
     let gbps = |secs: f64| size as f64 / secs / 1e9;
-    let mut rows = Vec::new();
+    // Per run: [read/write, sendfile+splice, ours].
+    let mut rows: Vec<[TransferRun; 3]> = Vec::new();
     for run in 0..args.runs {
-        let mut p = TransferRun::default();
-        let mut o = TransferRun::default();
-        let mut s = None;
-        let order: &[u8] = if run % 2 == 0 { &[0, 1, 2] } else { &[2, 1, 0] };
+        let mut r = [TransferRun::default(); 3];
+        let order: &[usize] = if run % 2 == 0 { &[0, 1, 2] } else { &[2, 1, 0] };
         for &side in order {
             let _ = fs::remove_file(&dest);
-            match side {
-                0 => p = plain()?,
-                1 => o = ours()?,
-                _ => {
-                    if let Some(script) = &splice {
-                        s = Some(spliced(script)?);
-                    }
-                }
-            }
+            r[side] = match side {
+                0 => plain(false)?,
+                1 => plain(true)?,
+                _ => ours()?,
+            };
         }
         let _ = fs::remove_file(&dest);
+        let best = r[0].secs.min(r[1].secs);
         println!(
-            "[run {}] plain {:.2} GB/s (RSS server {:.1} MiB, client {:.1} MiB) | ours {:.2} GB/s (RSS server {:.1} MiB, client {:.1} MiB){} | ratio ours/plain {:.3}",
+            "[run {}] read/write {:.2} GB/s | sendfile+splice {:.2} GB/s | ours {:.2} GB/s (RSS server {:.1} MiB, client {:.1} MiB) | ours/best {:.3}",
             run + 1,
-            gbps(p.secs),
-            mib(p.server_hwm),
-            mib(p.client_hwm),
-            gbps(o.secs),
-            mib(o.server_hwm),
-            mib(o.client_hwm),
-            s.map(|s| format!(" | splice {:.2} GB/s, ours/splice {:.3}", gbps(s), s / o.secs))
-                .unwrap_or_default(),
-            p.secs / o.secs
+            gbps(r[0].secs),
+            gbps(r[1].secs),
+            gbps(r[2].secs),
+            mib(r[2].server_hwm),
+            mib(r[2].client_hwm),
+            best / r[2].secs
         );
-        rows.push((p, o, s));
+        rows.push(r);
     }
-    let med = |f: &dyn Fn(&(TransferRun, TransferRun, Option<f64>)) -> f64| {
-        median(&rows.iter().map(f).collect::<Vec<_>>())
-    };
+    let med =
+        |f: &dyn Fn(&[TransferRun; 3]) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
     println!();
-    println!("| | GB/s (median of {}) | ratio ours/it | peak RSS server | peak RSS client |", args.runs);
-    println!("|---|---|---|---|---|");
     println!(
-        "| plain 1 MiB read/write | {:.2} | {:.3} | {:.1} MiB | {:.1} MiB |",
-        med(&|r| gbps(r.0.secs)),
-        med(&|r| r.0.secs / r.1.secs),
-        med(&|r| mib(r.0.server_hwm)),
-        med(&|r| mib(r.0.client_hwm))
+        "| {} bytes, loopback | GB/s (median of {}) | ours / it (median of per-run ratios) | peak RSS sender | peak RSS receiver |",
+        size, args.runs
     );
-    if splice.is_some() {
+    println!("|---|---|---|---|---|");
+    for (i, label) in ["plain 1 MiB read/write", "plain sendfile + splice"]
+        .iter()
+        .enumerate()
+    {
         println!(
-            "| sendfile + splice (python) | {:.2} | {:.3} | – | – |",
-            med(&|r| r.2.map_or(f64::NAN, gbps)),
-            med(&|r| r.2.map_or(f64::NAN, |s| s / r.1.secs)),
+            "| {label} | {:.2} | {:.3} | {:.1} MiB | {:.1} MiB |",
+            med(&|r| gbps(r[i].secs)),
+            med(&|r| r[i].secs / r[2].secs),
+            med(&|r| mib(r[i].server_hwm)),
+            med(&|r| mib(r[i].client_hwm))
         );
     }
     println!(
-        "| ours (FileServer → download) | {:.2} | 1 | {:.1} MiB | {:.1} MiB |",
-        med(&|r| gbps(r.1.secs)),
-        med(&|r| mib(r.1.server_hwm)),
-        med(&|r| mib(r.1.client_hwm))
+        "| ours: FileServer → download | {:.2} | best plain / ours: {:.3} | {:.1} MiB (max {:.1}) | {:.1} MiB (max {:.1}) |",
+        med(&|r| gbps(r[2].secs)),
+        med(&|r| r[0].secs.min(r[1].secs) / r[2].secs),
+        med(&|r| mib(r[2].server_hwm)),
+        rows.iter()
+            .map(|r| mib(r[2].server_hwm))
+            .fold(0.0, f64::max),
+        med(&|r| mib(r[2].client_hwm)),
+        rows.iter()
+            .map(|r| mib(r[2].client_hwm))
+            .fold(0.0, f64::max),
     );
     let _ = fs::remove_file(&src);
     Ok(())
-}
-
-fn which(program: &str) -> bool {
-    Command::new(program)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn check_size(path: &Path, size: u64) -> Res<()> {
@@ -1667,7 +1765,7 @@ fn serve_file(file: &Path, name: &str) -> Res<()> {
     Ok(())
 }
 
-fn serve_plain(file: &Path) -> Res<()> {
+fn serve_plain(file: &Path, zero_copy: bool) -> Res<()> {
     let listener = StdListener::bind(("127.0.0.1", 0))?;
     println!("listening {}", listener.local_addr()?);
     io::stdout().flush()?;
@@ -1676,7 +1774,12 @@ fn serve_plain(file: &Path) -> Res<()> {
         for conn in listener.incoming() {
             match conn {
                 Ok(mut sock) => {
-                    if let Err(e) = baseline::send_file_plain(&file, &mut sock) {
+                    let sent = if zero_copy {
+                        baseline::send_file_zero_copy(&file, &mut sock)
+                    } else {
+                        baseline::send_file_plain(&file, &mut sock)
+                    };
+                    if let Err(e) = sent {
                         eprintln!("serve-plain: {e}");
                     }
                 }
@@ -1702,10 +1805,14 @@ fn fetch(from: SocketAddr, name: &str, dest: &Path) -> Res<()> {
     Ok(())
 }
 
-fn fetch_plain(from: SocketAddr, dest: &Path) -> Res<()> {
+fn fetch_plain(from: SocketAddr, dest: &Path, zero_copy: bool) -> Res<()> {
     let started = Instant::now();
     let mut sock = StdStream::connect(from)?;
-    let got = baseline::receive_file_plain(&mut sock, dest)?;
+    let got = if zero_copy {
+        baseline::receive_file_zero_copy(&mut sock, dest)?
+    } else {
+        baseline::receive_file_plain(&mut sock, dest)?
+    };
     let secs = started.elapsed().as_secs_f64();
     println!("bytes {got} secs {secs:.6}");
     print_hwm();

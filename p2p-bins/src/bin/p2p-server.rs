@@ -61,7 +61,10 @@ async fn run(args: Args) -> ExitCode {
     };
     let (console, console_thread) = LineWriter::spawn(std::io::stdout());
     console.line(InitLine(local).to_string());
+    // With --quiet the writer is dropped here, not shadowed: the console thread
+    // ends only once every writer is gone.
     let console = if args.quiet {
+        drop(console);
         LineWriter::disabled()
     } else {
         console
