@@ -112,7 +112,7 @@ impl TransferHeader {
     pub fn encode(&self, buf: &mut impl BufMut) {
         buf.put_u8(self.code());
         if let Self::Ok { size } = self {
-            wire::put_display(buf, size);
+            wire::put_decimal(buf, *size);
         }
     }
 
@@ -120,7 +120,7 @@ impl TransferHeader {
     #[must_use]
     pub fn encoded_len(&self) -> usize {
         1 + match self {
-            Self::Ok { size } => wire::display_len(size),
+            Self::Ok { size } => wire::decimal_len(*size),
             Self::NotFound | Self::Other => 0,
         }
     }

@@ -60,7 +60,7 @@ async fn run(args: Args) -> ExitCode {
         Err(e) => return p2p_bins::fail("p2p-server", e),
     };
     let (console, console_thread) = LineWriter::spawn(std::io::stdout());
-    console.line(InitLine(local).to_string());
+    console.line(InitLine(local));
     // With --quiet the writer is dropped here, not shadowed: the console thread
     // ends only once every writer is gone.
     let console = if args.quiet {

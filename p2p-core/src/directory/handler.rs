@@ -74,14 +74,11 @@ impl Handler {
     }
 
     fn report(&self, request: &Request) {
-        self.console.line(
-            OperationLine {
-                op: request.op(),
-                user: request.user.as_str(),
-                timestamp: request.timestamp.as_ref(),
-            }
-            .to_string(),
-        );
+        self.console.line(OperationLine {
+            op: request.op(),
+            user: request.user.as_str(),
+            timestamp: request.timestamp.as_ref(),
+        });
         let Some(log) = &self.log else { return };
         let file = match &request.body {
             RequestBody::Publish { file, .. } | RequestBody::Delete { file } => file.as_str(),

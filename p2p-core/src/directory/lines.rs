@@ -1,91 +1,170 @@
-//! A console writer that never makes stdout the bottleneck: lines go through a
-//! bounded channel to one thread that writes them into a buffer and flushes
-//! whenever it has nothing more to write, so a burst costs one `write(2)`, and
-//! a quiet server still shows each line at once.
+//! A console writer that never makes stdout the bottleneck.
+//!
+//! Request handlers format their line straight into a shared byte buffer; one
+//! thread swaps that buffer out and writes it with a single `write` whenever it
+//! holds anything. The writer is woken only when the buffer goes from empty to
+//! non-empty, so under load lines are written in large batches with almost no
+//! wake-ups, and on a quiet server each line still goes out at once.
 
+use std::fmt::{self, Write as _};
 use std::io::{self, Write};
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::mem;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
 
-/// Lines waiting for the writer thread before senders wait for it.
-pub const LINE_QUEUE: usize = 16 * 1024;
+/// Bytes the buffer may hold before handlers wait for the writer: back-pressure
+/// from a console slower than the server, with memory bounded.
+pub const LINE_BUFFER_LIMIT: usize = 4 << 20;
 
-/// Handle to the writer thread. Cloning shares the thread; it ends when every
-/// clone is dropped and the queue is drained (see [`LineWriter::finish`]).
+#[derive(Debug, Default)]
+struct State {
+    pending: String,
+    /// Every writer handle is gone: write what is left and stop.
+    closed: bool,
+    /// The output failed (a closed pipe): lines are dropped from now on.
+    failed: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when `pending` becomes non-empty or `closed` is set.
+    ready: Condvar,
+    /// Signalled when the writer took the pending bytes.
+    drained: Condvar,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // The state is a byte buffer and two flags: consistent whatever
+        // panicked while holding the lock.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Closes the buffer when the last [`LineWriter`] clone is dropped.
+#[derive(Debug)]
+struct Handle(Arc<Shared>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.lock().closed = true;
+        self.0.ready.notify_one();
+    }
+}
+
+/// Handle to the console writer thread; clones share it. The thread ends once
+/// every clone is dropped and what they wrote is out (see
+/// [`LineWriterThread::join`]).
 #[derive(Debug, Clone)]
 pub struct LineWriter {
-    tx: Option<SyncSender<String>>,
+    handle: Option<Arc<Handle>>,
 }
 
 /// The writer thread, to join at shutdown so every line is out.
 #[derive(Debug)]
-pub struct LineWriterThread(JoinHandle<()>);
+pub struct LineWriterThread(Option<JoinHandle<()>>);
 
 impl LineWriterThread {
-    /// Waits until every line sent before all senders were dropped is written
-    /// and flushed.
+    /// Waits until every line written before all writers were dropped is
+    /// written and flushed.
     pub fn join(self) {
-        // A panic in the writer thread (a broken stdout) has nothing left to
-        // report, and must not bring the server down at exit.
-        let _ = self.0.join();
+        if let Some(thread) = self.0 {
+            // A panic in the writer thread (a broken stdout) has nothing left
+            // to report, and must not bring the server down at exit.
+            let _ = thread.join();
+        }
     }
 }
 
 impl LineWriter {
     /// Starts a writer thread over `out`.
     pub fn spawn<W: Write + Send + 'static>(out: W) -> (Self, LineWriterThread) {
-        let (tx, rx) = mpsc::sync_channel(LINE_QUEUE);
+        let shared = Arc::new(Shared::default());
+        let for_thread = shared.clone();
         let thread = thread::Builder::new()
             .name("console".into())
-            .spawn(move || write_lines(rx, out))
-            .map(LineWriterThread);
+            .spawn(move || write_lines(&for_thread, out));
         match thread {
-            Ok(thread) => (Self { tx: Some(tx) }, thread),
+            Ok(thread) => (
+                Self {
+                    handle: Some(Arc::new(Handle(shared))),
+                },
+                LineWriterThread(Some(thread)),
+            ),
             // Without a thread there is no console: keep serving silently.
-            Err(_) => (Self { tx: None }, LineWriterThread(thread::spawn(|| ()))),
+            Err(_) => (Self::disabled(), LineWriterThread(None)),
         }
     }
 
     /// A writer that drops every line (`--quiet`).
     pub fn disabled() -> Self {
-        Self { tx: None }
+        Self { handle: None }
     }
 
-    /// Queues one line (without its newline). Waits only when the queue is
-    /// full, which is back-pressure from a console slower than the server.
-    pub fn line(&self, line: String) {
-        let Some(tx) = &self.tx else { return };
-        match tx.try_send(line) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(line)) => {
-                let _ = tx.send(line);
-            }
+    /// Appends one line (its newline is added). Waits only when the console
+    /// is more than [`LINE_BUFFER_LIMIT`] bytes behind.
+    pub fn line(&self, line: impl fmt::Display) {
+        let Some(handle) = &self.handle else { return };
+        let shared = &handle.0;
+        let mut state = shared.lock();
+        while state.pending.len() >= LINE_BUFFER_LIMIT && !state.failed {
+            state = shared
+                .drained
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.failed {
+            return;
+        }
+        let was_empty = state.pending.is_empty();
+        // Formatting into a String cannot fail.
+        let _ = writeln!(state.pending, "{line}");
+        drop(state);
+        if was_empty {
+            shared.ready.notify_one();
         }
     }
 }
 
-fn write_lines<W: Write>(rx: Receiver<String>, out: W) {
-    let mut out = io::BufWriter::with_capacity(64 * 1024, out);
-    while let Ok(line) = rx.recv() {
-        if writeln!(out, "{line}").is_err() {
+fn write_lines<W: Write>(shared: &Shared, mut out: W) {
+    let mut batch = String::new();
+    loop {
+        let mut state = shared.lock();
+        while state.pending.is_empty() && !state.closed {
+            state = shared
+                .ready
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if state.pending.is_empty() {
             return;
         }
-        while let Ok(line) = rx.try_recv() {
-            if writeln!(out, "{line}").is_err() {
-                return;
-            }
-        }
-        if out.flush().is_err() {
+        mem::swap(&mut state.pending, &mut batch);
+        drop(state);
+        shared.drained.notify_all();
+        let written = out.write_all(batch.as_bytes()).and_then(|()| out.flush());
+        if let Err(e) = written {
+            fail(shared, &e);
             return;
         }
+        batch.clear();
     }
-    let _ = out.flush();
+}
+
+/// The output is gone: stop buffering, and release handlers waiting for room.
+fn fail(shared: &Shared, error: &io::Error) {
+    tracing::warn!(%error, "console output failed; further lines are dropped");
+    let mut state = shared.lock();
+    state.failed = true;
+    state.pending = String::new();
+    drop(state);
+    shared.drained.notify_all();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
     struct Shared(Arc<Mutex<Vec<u8>>>);
@@ -104,7 +183,7 @@ mod tests {
         let out = Shared::default();
         let (writer, thread) = LineWriter::spawn(out.clone());
         for i in 0..50_000 {
-            writer.line(format!("line {i}"));
+            writer.line(format_args!("line {i}"));
         }
         drop(writer);
         thread.join();
@@ -113,5 +192,62 @@ mod tests {
         assert_eq!(lines.len(), 50_000);
         assert_eq!(lines[0], "line 0");
         assert_eq!(lines[49_999], "line 49999");
+    }
+
+    #[test]
+    fn lines_from_many_threads_stay_whole() {
+        let out = Shared::default();
+        let (writer, thread) = LineWriter::spawn(out.clone());
+        let workers: Vec<_> = (0..4)
+            .map(|t| {
+                let writer = writer.clone();
+                thread::spawn(move || {
+                    for i in 0..5_000 {
+                        writer.line(format_args!("thread {t} line {i} end"));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        drop(writer);
+        thread.join();
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let mut next = [0usize; 4];
+        for line in text.lines() {
+            let words: Vec<&str> = line.split(' ').collect();
+            assert_eq!(words.len(), 5, "whole line: {line:?}");
+            let t: usize = words[1].parse().unwrap();
+            assert_eq!(
+                words[3].parse::<usize>().unwrap(),
+                next[t],
+                "per-thread order"
+            );
+            next[t] += 1;
+        }
+        assert_eq!(next, [5_000; 4]);
+    }
+
+    struct Broken;
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_broken_output_never_blocks_handlers() {
+        let (writer, thread) = LineWriter::spawn(Broken);
+        // Far more than the buffer limit: must not wait for ever.
+        let line = "x".repeat(1000);
+        for _ in 0..(2 * LINE_BUFFER_LIMIT / 1000) {
+            writer.line(&line);
+        }
+        drop(writer);
+        thread.join();
     }
 }

@@ -67,8 +67,9 @@ struct User {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserName, User>,
-    /// Connected users in connection order.
-    connected: BTreeMap<u64, UserName>,
+    /// Connected users in connection order, with their address: LIST_USERS
+    /// reads only this.
+    connected: BTreeMap<u64, UserEntry>,
     publications: usize,
     next_seq: u64,
 }
@@ -152,7 +153,13 @@ impl Store for MemoryStore {
             return ConnectResult::AlreadyConnected;
         }
         record.connection = Some((seq, addr));
-        state.connected.insert(seq, user.clone());
+        state.connected.insert(
+            seq,
+            UserEntry {
+                name: user.clone(),
+                addr,
+            },
+        );
         ConnectResult::Ok
     }
 
@@ -218,14 +225,8 @@ impl Store for MemoryStore {
         let entries = state
             .connected
             .values()
-            .filter(|name| *name != user)
-            .filter_map(|name| {
-                let (_, addr) = state.users.get(name.as_str())?.connection?;
-                Some(UserEntry {
-                    name: name.clone(),
-                    addr,
-                })
-            })
+            .filter(|entry| entry.name != *user)
+            .cloned()
             .collect();
         ListUsersReply::Ok(entries)
     }

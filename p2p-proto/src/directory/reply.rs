@@ -180,12 +180,12 @@ impl PeerAddr {
     }
 
     fn encode(&self, buf: &mut impl BufMut) {
-        wire::put_display(buf, &self.ip);
-        wire::put_display(buf, &self.port);
+        wire::put_ip(buf, &self.ip);
+        wire::put_decimal(buf, u64::from(self.port));
     }
 
     fn encoded_len(&self) -> usize {
-        wire::display_len(&self.ip) + wire::display_len(&self.port)
+        wire::ip_len(&self.ip) + wire::decimal_len(u64::from(self.port))
     }
 
     fn parse(input: &[u8]) -> PResult<'_, Self> {
@@ -462,14 +462,14 @@ impl Reply {
         buf.put_u8(self.code());
         match self {
             Self::ListUsers(ListUsersReply::Ok(users)) => {
-                wire::put_display(buf, &users.len());
+                wire::put_decimal(buf, users.len() as u64);
                 for user in users {
                     wire::put_field(buf, user.name.as_bytes());
                     user.addr.encode(buf);
                 }
             }
             Self::ListContent(ListContentReply::Ok(files)) => {
-                wire::put_display(buf, &files.len());
+                wire::put_decimal(buf, files.len() as u64);
                 for file in files {
                     wire::put_field(buf, file.as_bytes());
                 }
@@ -484,14 +484,14 @@ impl Reply {
     pub fn encoded_len(&self) -> usize {
         1 + match self {
             Self::ListUsers(ListUsersReply::Ok(users)) => {
-                wire::display_len(&users.len())
+                wire::decimal_len(users.len() as u64)
                     + users
                         .iter()
                         .map(|u| wire::field_len(u.name.len()) + u.addr.encoded_len())
                         .sum::<usize>()
             }
             Self::ListContent(ListContentReply::Ok(files)) => {
-                wire::display_len(&files.len())
+                wire::decimal_len(files.len() as u64)
                     + files
                         .iter()
                         .map(|f| wire::field_len(f.len()))

@@ -105,7 +105,7 @@ impl RequestBody {
     fn encode(&self, buf: &mut impl BufMut) {
         match self {
             Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers => {}
-            Self::Connect { port } => wire::put_display(buf, port),
+            Self::Connect { port } => wire::put_decimal(buf, u64::from(port.get())),
             Self::Publish { file, description } => {
                 wire::put_field(buf, file.as_bytes());
                 wire::put_field(buf, description.as_bytes());
@@ -120,7 +120,7 @@ impl RequestBody {
     fn encoded_len(&self) -> usize {
         match self {
             Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers => 0,
-            Self::Connect { port } => wire::display_len(port),
+            Self::Connect { port } => wire::decimal_len(u64::from(port.get())),
             Self::Publish { file, description } => {
                 wire::field_len(file.len()) + wire::field_len(description.len())
             }

@@ -188,6 +188,68 @@ pub(crate) fn put_display(buf: &mut impl BufMut, value: &impl Display) {
     buf.put_u8(0);
 }
 
+/// Writes `value` in ASCII decimal and the NUL terminator, without going
+/// through `core::fmt` (listings write two numbers per entry).
+pub(crate) fn put_decimal(buf: &mut impl BufMut, value: u64) {
+    put_digits(buf, value);
+    buf.put_u8(0);
+}
+
+fn put_digits(buf: &mut impl BufMut, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        // `value % 10` is below 10: the cast cannot truncate.
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    buf.put_slice(&digits[at..]);
+}
+
+/// The encoded length of `value` in decimal and the NUL terminator.
+pub(crate) const fn decimal_len(value: u64) -> usize {
+    digit_count(value) + 1
+}
+
+const fn digit_count(value: u64) -> usize {
+    match value.checked_ilog10() {
+        Some(log) => log as usize + 1,
+        None => 1,
+    }
+}
+
+/// Writes an IP address as text and the NUL terminator; IPv4 (the common
+/// case in listings) without `core::fmt`.
+pub(crate) fn put_ip(buf: &mut impl BufMut, ip: &IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    buf.put_u8(b'.');
+                }
+                put_digits(buf, u64::from(octet));
+            }
+            buf.put_u8(0);
+        }
+        IpAddr::V6(_) => put_display(buf, ip),
+    }
+}
+
+/// The encoded length of an IP address as text and the NUL terminator.
+pub(crate) fn ip_len(ip: &IpAddr) -> usize {
+    match ip {
+        IpAddr::V4(v4) => {
+            let digits: usize = v4.octets().iter().map(|&o| digit_count(u64::from(o))).sum();
+            digits + 3 + 1
+        }
+        IpAddr::V6(_) => display_len(ip),
+    }
+}
+
 /// The encoded length of a field of `len` bytes: the bytes and the NUL.
 pub(crate) const fn field_len(len: usize) -> usize {
     len + 1
@@ -210,6 +272,31 @@ pub(crate) fn display_len(value: &impl Display) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decimal_and_ip_writers_match_display() {
+        let values = [0_u64, 7, 9, 10, 99, 100, 65535, 1_000_000, u64::MAX];
+        for v in values {
+            let mut out = Vec::new();
+            put_decimal(&mut out, v);
+            assert_eq!(out, format!("{v}\0").into_bytes());
+            assert_eq!(decimal_len(v), out.len());
+        }
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.255.9",
+            "255.255.255.255",
+            "::1",
+            "fe80::1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            let mut out = Vec::new();
+            put_ip(&mut out, &ip);
+            assert_eq!(out, format!("{ip}\0").into_bytes());
+            assert_eq!(ip_len(&ip), out.len());
+        }
+    }
 
     #[test]
     fn nul_field_is_bounded() {
