@@ -71,7 +71,14 @@ fn register(port: u16, user: &str) {
 fn start_log(output: &Path, port: u16) -> LogService {
     let mut command = Command::new(log_bin());
     command
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--no-rpcbind", "--output"])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--no-rpcbind",
+            "--output",
+        ])
         .arg(output)
         .stdin(Stdio::null());
     let mut proc = Proc::spawn("p2p-log", &mut command);
@@ -114,7 +121,9 @@ fn assert_logged_in_order(log: &LogService, want: &[String]) {
         assert!(
             Instant::now() < deadline,
             "records missing from the log: {:?}",
-            want.iter().filter(|w| !users.contains(w)).collect::<Vec<_>>()
+            want.iter()
+                .filter(|w| !users.contains(w))
+                .collect::<Vec<_>>()
         );
         thread::sleep(Duration::from_millis(50));
     }
@@ -182,7 +191,11 @@ fn log_service_down_at_start_then_killed_and_restarted() {
     assert_logged_in_order(&log, &want);
     drop(log);
     let out = server.stop();
-    assert!(out.status.success(), "p2p-server exited with {}", out.status);
+    assert!(
+        out.status.success(),
+        "p2p-server exited with {}",
+        out.status
+    );
 }
 
 /// A datetime "service" on 127.0.0.1: accepts connections and either never
@@ -202,7 +215,9 @@ fn fake_datetime(reply: Option<&'static [u8]>) -> (String, Arc<AtomicBool>) {
                 Ok((mut stream, _)) => {
                     if let Some(reply) = reply {
                         stream.set_nonblocking(false).unwrap();
-                        stream.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        stream
+                            .set_read_timeout(Some(Duration::from_secs(2)))
+                            .unwrap();
                         let mut request = [0u8; 1024];
                         let _ = stream.read(&mut request);
                         let _ = stream.write_all(reply);
@@ -289,11 +304,17 @@ fn serving_peer_killed_mid_transfer() {
     let deadline = Instant::now() + LINE_TIMEOUT;
     loop {
         let names = dir_names(bob_dir.path());
-        if names.iter().any(|n| n.starts_with(".copy.bin") && n.ends_with(".part")) {
+        if names
+            .iter()
+            .any(|n| n.starts_with(".copy.bin") && n.ends_with(".part"))
+        {
             break;
         }
         assert!(
-            bob.stdout.poll().last().is_none_or(|l| l != "c> GET_FILE OK"),
+            bob.stdout
+                .poll()
+                .last()
+                .is_none_or(|l| l != "c> GET_FILE OK"),
             "the transfer finished before it could be interrupted"
         );
         assert!(Instant::now() < deadline, "no transfer started: {names:?}");
@@ -302,7 +323,10 @@ fn serving_peer_killed_mid_transfer() {
     // Freeze alice so that the transfer cannot finish, then kill her.
     signal(alice.proc.pid(), "-STOP");
     assert!(
-        !bob.stdout.poll().iter().any(|l| l.starts_with("c> GET_FILE")),
+        !bob.stdout
+            .poll()
+            .iter()
+            .any(|l| l.starts_with("c> GET_FILE")),
         "the transfer ended before the kill: {:?}",
         bob.stdout.history()
     );
@@ -497,7 +521,9 @@ fn hostile_burst_keeps_server_memory_bounded() {
     }
     // 200 idle connections, dropped at the read timeout.
     threads.push(thread::spawn(move || {
-        let idle: Vec<_> = (0..200).map(|_| TcpStream::connect(addr).unwrap()).collect();
+        let idle: Vec<_> = (0..200)
+            .map(|_| TcpStream::connect(addr).unwrap())
+            .collect();
         for mut stream in idle {
             stream.set_read_timeout(Some(LINE_TIMEOUT)).unwrap();
             let mut buf = Vec::new();
@@ -546,6 +572,10 @@ fn quiet_server_exits_on_sigterm() {
     let server = Server::start(&["--quiet"]);
     register(server.port, "quiet");
     let out = server.stop();
-    assert!(out.status.success(), "p2p-server --quiet exited with {}", out.status);
+    assert!(
+        out.status.success(),
+        "p2p-server --quiet exited with {}",
+        out.status
+    );
     assert!(out.lines.is_empty(), "--quiet printed {:?}", out.lines);
 }

@@ -292,7 +292,7 @@ fn hostile_stream(rng: &mut Rng) -> Vec<u8> {
                         out.extend(rng.bytes(len));
                     }
                     1 => out.extend(std::iter::repeat_n(b'x', 250 + rng.below(20))),
-                    _ => out.extend_from_slice(*rng.pick(TOKENS)),
+                    _ => out.extend_from_slice(rng.choose(TOKENS)),
                 }
                 if rng.chance(9, 10) {
                     out.push(0);
@@ -307,7 +307,9 @@ fn hostile_stream(rng: &mut Rng) -> Vec<u8> {
                 connect(1 + rng.below(65535) as u16),
                 RequestBody::Disconnect,
                 publish("c.txt", "desc"),
-                RequestBody::Delete { file: file("a.txt") },
+                RequestBody::Delete {
+                    file: file("a.txt"),
+                },
                 RequestBody::ListUsers,
                 RequestBody::ListContent {
                     target: user("alice"),
@@ -317,7 +319,7 @@ fn hostile_stream(rng: &mut Rng) -> Vec<u8> {
                 },
             ];
             let body = rng.pick(&bodies).clone();
-            let name = *rng.pick(&["alice", "bob", "carol", "dave"]);
+            let name = rng.choose(&["alice", "bob", "carol", "dave"]);
             let mut out = encode(&request(name, body, rng.chance(1, 2)));
             let at = rng.below(out.len());
             match rng.below(4) {
@@ -361,7 +363,10 @@ async fn thousands_of_random_byte_streams() {
     let mut attempts = 0;
     while jobs.len() < STREAMS {
         attempts += 1;
-        assert!(attempts < 10 * STREAMS, "the generator makes too many valid requests");
+        assert!(
+            attempts < 10 * STREAMS,
+            "the generator makes too many valid requests"
+        );
         let stream = hostile_stream(&mut rng);
         let Some(expected) = expected_reply(&stream) else {
             skipped += 1;
@@ -410,7 +415,12 @@ fn valid_requests(with_datetime: bool) -> Vec<Request> {
             },
         ),
         ("alice", publish("c.txt", "a description")),
-        ("alice", RequestBody::Delete { file: file("a.txt") }),
+        (
+            "alice",
+            RequestBody::Delete {
+                file: file("a.txt"),
+            },
+        ),
         ("bob", RequestBody::Disconnect),
         ("carol", RequestBody::Unregister),
     ]

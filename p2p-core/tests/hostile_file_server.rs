@@ -9,7 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use p2p_core::peer::{DownloadError, DownloadOptions, FileServer, FileServerConfig, Library, download};
+use p2p_core::peer::{
+    DownloadError, DownloadOptions, FileServer, FileServerConfig, Library, download,
+};
 use support::{exchange, file};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,8 +80,16 @@ async fn only_published_names_are_served() {
         b"/etc/passwd".to_vec(),
         b"/etc/shadow".to_vec(),
         b"/proc/self/environ".to_vec(),
-        public.join("a.txt").to_string_lossy().into_owned().into_bytes(),
-        tree.root.join("secret.txt").to_string_lossy().into_owned().into_bytes(),
+        public
+            .join("a.txt")
+            .to_string_lossy()
+            .into_owned()
+            .into_bytes(),
+        tree.root
+            .join("secret.txt")
+            .to_string_lossy()
+            .into_owned()
+            .into_bytes(),
         b"./a.txt".to_vec(),
         b"a.txt/".to_vec(),
         b"a.txt/.".to_vec(),
@@ -147,7 +157,11 @@ fn download_options() -> DownloadOptions {
 fn assert_zeros(path: &Path, size: u64) {
     let data = std::fs::read(path).unwrap();
     assert_eq!(data.len() as u64, size);
-    assert!(data.iter().all(|&b| b == 0), "content of {}", path.display());
+    assert!(
+        data.iter().all(|&b| b == 0),
+        "content of {}",
+        path.display()
+    );
 }
 
 /// Connects, asks for `name`, and reads nothing.
@@ -173,7 +187,12 @@ async fn stalled_requester_does_not_block_another_download() {
     let dest = out.path().join("copy.bin");
     let size = tokio::time::timeout(
         Duration::from_secs(60),
-        download(server.local_addr(), &file("big.bin"), &dest, &download_options()),
+        download(
+            server.local_addr(),
+            &file("big.bin"),
+            &dest,
+            &download_options(),
+        ),
     )
     .await
     .expect("the download runs while another requester stalls")
@@ -207,7 +226,12 @@ async fn stalled_requester_is_dropped_at_the_write_timeout() {
     let dest = out.path().join("copy.bin");
     let size = tokio::time::timeout(
         Duration::from_secs(60),
-        download(server.local_addr(), &file("big.bin"), &dest, &download_options()),
+        download(
+            server.local_addr(),
+            &file("big.bin"),
+            &dest,
+            &download_options(),
+        ),
     )
     .await
     .expect("the stalled requester is dropped and the next download runs")
@@ -263,7 +287,11 @@ async fn hostile_serving_peer_leaves_no_file() {
         ("closes at once", vec![], false),
         ("bad result byte", b"\x07".to_vec(), false),
         ("size not a number", b"\x001x\x00abc".to_vec(), false),
-        ("size too long", [b"\x00".as_slice(), &[b'9'; 64]].concat(), false),
+        (
+            "size too long",
+            [b"\x00".as_slice(), &[b'9'; 64]].concat(),
+            false,
+        ),
         ("refuses", b"\x02".to_vec(), false),
         (
             "stalls mid-transfer",
@@ -278,12 +306,10 @@ async fn hostile_serving_peer_leaves_no_file() {
         let (addr, peer) = fake_peer(answer, stall).await;
         let mut options = download_options();
         options.stall_timeout = Duration::from_secs(1);
-        let result = tokio::time::timeout(
-            PATIENCE,
-            download(addr, &file("x.bin"), &dest, &options),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{what}: the download ends"));
+        let result =
+            tokio::time::timeout(PATIENCE, download(addr, &file("x.bin"), &dest, &options))
+                .await
+                .unwrap_or_else(|_| panic!("{what}: the download ends"));
         assert!(result.is_err(), "{what}: {result:?}");
         if stall {
             assert!(

@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use p2p_proto::rpc::log::{
-    LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_null_reply, decode_sendlog_reply, dispatch,
-    null_call, sendlog_call, Dispatch,
+    Dispatch, LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_null_reply, decode_sendlog_reply,
+    dispatch, null_call, sendlog_call,
 };
 use p2p_proto::rpc::message::{
     AcceptStat, AuthStat, CallFailure, MessageBody, OpaqueAuth, RejectedReply, RpcMessage,
@@ -199,7 +199,10 @@ async fn every_string_at_and_over_its_bound() {
             // UDP.
             let udp_reply = udp_call(&socket, &msg).await;
             if ok {
-                assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((field as u32, Ok(0))));
+                assert_eq!(
+                    decode_sendlog_reply(&reply).unwrap(),
+                    Some((field as u32, Ok(0)))
+                );
                 assert_eq!(udp_reply, reply.to_vec());
                 let text: Vec<String> = fields
                     .iter()
@@ -213,8 +216,16 @@ async fn every_string_at_and_over_its_bound() {
                 expected_lines.push(line.clone());
                 expected_lines.push(line);
             } else {
-                assert_eq!(failure(&reply), garbage_args(), "field {field} of {len} bytes");
-                assert_eq!(failure(&udp_reply), garbage_args(), "field {field} over UDP");
+                assert_eq!(
+                    failure(&reply),
+                    garbage_args(),
+                    "field {field} of {len} bytes"
+                );
+                assert_eq!(
+                    failure(&udp_reply),
+                    garbage_args(),
+                    "field {field} over UDP"
+                );
             }
         }
         // A length near 2^32, with no bytes behind it: refused on the length.
@@ -229,10 +240,17 @@ async fn every_string_at_and_over_its_bound() {
         assert_eq!(failure(&client.recv().await.unwrap()), garbage_args());
         assert_eq!(failure(&udp_call(&socket, &msg).await), garbage_args());
     }
-    assert_eq!(service.wait_lines(expected_lines.len()).await, expected_lines);
+    assert_eq!(
+        service.wait_lines(expected_lines.len()).await,
+        expected_lines
+    );
     assert_serving(&service, "bounds").await;
     let lines = service.stop().await;
-    assert_eq!(lines.len(), expected_lines.len() + 2, "nothing else was printed");
+    assert_eq!(
+        lines.len(),
+        expected_lines.len() + 2,
+        "nothing else was printed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,7 +291,10 @@ async fn every_truncation_of_the_call_header_is_dropped() {
         assert!(client.recv().await.is_none(), "header cut at {cut}: closed");
         // UDP: dropped.
         let replies = udp_exchange(&socket, &full[..cut], 0x5e00_0000 + cut as u32).await;
-        assert!(replies.is_empty(), "header cut at {cut} over UDP: {replies:?}");
+        assert!(
+            replies.is_empty(),
+            "header cut at {cut} over UDP: {replies:?}"
+        );
     }
     assert!(service.lines().is_empty());
     assert_serving(&service, "header").await;
@@ -292,10 +313,19 @@ async fn errors_over_udp() {
         msg
     };
     let cases = [
-        (call_with(0x2000_0098, LOG_VERS, SENDLOG), AcceptStat::ProgUnavail),
-        (call_with(LOG_PROG, 0, SENDLOG), AcceptStat::ProgMismatch { low: 1, high: 1 }),
+        (
+            call_with(0x2000_0098, LOG_VERS, SENDLOG),
+            AcceptStat::ProgUnavail,
+        ),
+        (
+            call_with(LOG_PROG, 0, SENDLOG),
+            AcceptStat::ProgMismatch { low: 1, high: 1 },
+        ),
         (call_with(LOG_PROG, LOG_VERS, 2), AcceptStat::ProcUnavail),
-        (call_with(LOG_PROG, LOG_VERS, u32::MAX), AcceptStat::ProcUnavail),
+        (
+            call_with(LOG_PROG, LOG_VERS, u32::MAX),
+            AcceptStat::ProcUnavail,
+        ),
     ];
     for (msg, stat) in cases {
         assert_eq!(
@@ -331,14 +361,23 @@ async fn record_size_limits() {
     // Exactly the limit: served.
     let mut client = Client::connect(service.tcp).await;
     client.send(&call_of_len(1, MAX_RECORD)).await;
-    let reply = client.recv().await.expect("a record of exactly the limit is served");
+    let reply = client
+        .recv()
+        .await
+        .expect("a record of exactly the limit is served");
     assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((1, Ok(0))));
     assert_eq!(service.wait_lines(1).await, ["pad OP 24/11/2026 19:40:12"]);
 
     // One byte over, announced in one mark: closed before the bytes come.
     let mut client = Client::connect(service.tcp).await;
     client
-        .send_raw(&RecordMark { last: true, len: MAX_RECORD as u32 + 1 }.to_bytes())
+        .send_raw(
+            &RecordMark {
+                last: true,
+                len: MAX_RECORD as u32 + 1,
+            }
+            .to_bytes(),
+        )
         .await;
     assert!(client.recv().await.is_none());
 
@@ -347,11 +386,20 @@ async fn record_size_limits() {
     let msg = call_of_len(2, 2 * MAX_RECORD);
     let mut wire = Vec::new();
     for chunk in msg.chunks(100) {
-        wire.extend_from_slice(&RecordMark { last: false, len: chunk.len() as u32 }.to_bytes());
+        wire.extend_from_slice(
+            &RecordMark {
+                last: false,
+                len: chunk.len() as u32,
+            }
+            .to_bytes(),
+        );
         wire.extend_from_slice(chunk);
     }
     client.send_raw(&wire).await;
-    assert!(client.recv().await.is_none(), "fragments adding up past the limit");
+    assert!(
+        client.recv().await.is_none(),
+        "fragments adding up past the limit"
+    );
 
     // The largest marks, with and without the last-fragment bit.
     for mark in [0x7fff_ffffu32, 0xffff_ffff] {
@@ -376,7 +424,11 @@ async fn datagram_over_the_limit_is_not_served() {
         replies.is_empty(),
         "a datagram over max_record was served: {replies:?}"
     );
-    assert!(service.lines().is_empty(), "and printed: {:?}", service.lines());
+    assert!(
+        service.lines().is_empty(),
+        "and printed: {:?}",
+        service.lines()
+    );
     assert_serving(&service, "datagram-limit").await;
     service.stop().await;
 }
@@ -393,7 +445,13 @@ async fn fragment_shapes_that_are_answered() {
         wire.push(*byte);
     }
     // Then the same call with an empty last fragment.
-    wire.extend_from_slice(&RecordMark { last: false, len: msg.len() as u32 }.to_bytes());
+    wire.extend_from_slice(
+        &RecordMark {
+            last: false,
+            len: msg.len() as u32,
+        }
+        .to_bytes(),
+    );
     wire.extend_from_slice(&msg);
     wire.extend_from_slice(&RecordMark { last: true, len: 0 }.to_bytes());
     let mut client = Client::connect(service.tcp).await;
@@ -404,7 +462,10 @@ async fn fragment_shapes_that_are_answered() {
     }
     assert_eq!(
         service.wait_lines(2).await,
-        ["frag OP f 24/11/2026 19:40:12", "frag OP f 24/11/2026 19:40:12"]
+        [
+            "frag OP f 24/11/2026 19:40:12",
+            "frag OP f 24/11/2026 19:40:12"
+        ]
     );
     assert_serving(&service, "frag").await;
     service.stop().await;
@@ -451,7 +512,9 @@ async fn credentials() {
     );
     // An unknown flavor: refused with an AUTH_ERROR.
     client
-        .send(&with_cred(OpaqueAuth::new(0x1234, vec![1, 2, 3, 4]).unwrap()))
+        .send(&with_cred(
+            OpaqueAuth::new(0x1234, vec![1, 2, 3, 4]).unwrap(),
+        ))
         .await;
     assert!(matches!(
         failure(&client.recv().await.unwrap()),
@@ -526,7 +589,11 @@ async fn thousands_of_garbage_datagrams() {
         let msg = hostile_message(&mut rng);
         let (reply, line) = oracle(&msg);
         let got = udp_exchange(&socket, &msg, 0xa000_0000 + i as u32).await;
-        assert_eq!(got, reply.into_iter().collect::<Vec<_>>(), "datagram {msg:02x?}");
+        assert_eq!(
+            got,
+            reply.into_iter().collect::<Vec<_>>(),
+            "datagram {msg:02x?}"
+        );
         if let Some(reply) = got.first() {
             answered += 1;
             // A reply always goes to the caller's xid.

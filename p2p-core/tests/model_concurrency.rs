@@ -306,7 +306,7 @@ fn linearize(
     ops: &[Op],
     initial: Model,
     final_ok: impl Fn(&Model) -> bool,
-) -> Result<Model, Unexplained> {
+) -> Result<Model, Box<Unexplained>> {
     let n = ops.len();
     // Events in time order; on a tie a call comes first (fewer constraints).
     let mut events: Vec<(Instant, bool, usize)> = Vec::with_capacity(2 * n);
@@ -382,7 +382,7 @@ fn linearize(
         steps += 1;
         if steps > SEARCH_BUDGET {
             deepest.budget_exhausted = true;
-            return Err(deepest);
+            return Err(Box::new(deepest));
         }
         let mut backtrack = false;
         if next[head] == end {
@@ -454,7 +454,7 @@ fn linearize(
             // try that node's next candidate.
             loop {
                 let Some(frame) = stack.pop() else {
-                    return Err(deepest);
+                    return Err(Box::new(deepest));
                 };
                 state = frame.before;
                 set_hash ^= zobrist[frame.op];
@@ -493,8 +493,8 @@ fn changes_state(reply: &Reply) -> bool {
 
 /// One client's random operation.
 fn random_request(rng: &mut Rng) -> Request {
-    let name = *rng.pick(USERS);
-    let target = user(*rng.pick(USERS));
+    let name = rng.choose(USERS);
+    let target = user(rng.choose(USERS));
     let body = match rng.below(100) {
         0..12 => RequestBody::Register,
         12..17 => RequestBody::Unregister,
@@ -503,11 +503,11 @@ fn random_request(rng: &mut Rng) -> Request {
         },
         33..41 => RequestBody::Disconnect,
         41..61 => RequestBody::Publish {
-            file: file(*rng.pick(FILES)),
-            description: desc(*rng.pick(&["", "a song", "notes"])),
+            file: file(rng.choose(FILES)),
+            description: desc(rng.choose(&["", "a song", "notes"])),
         },
         61..71 => RequestBody::Delete {
-            file: file(*rng.pick(FILES)),
+            file: file(rng.choose(FILES)),
         },
         71..81 => RequestBody::ListUsers,
         81..93 => RequestBody::ListContent { target },
@@ -579,9 +579,12 @@ async fn concurrent_clients_are_explained_by_a_sequential_directory() {
     tokio::task::spawn_blocking(move || {
         for (r, round) in rounds.iter().enumerate() {
             let start = Model::from_snapshot(&round.before);
-            assert_eq!(start.snapshot(), round.before, "round {r}: the model reads back");
-            if let Err(unexplained) =
-                linearize(&round.ops, start, |m| m.snapshot() == round.after)
+            assert_eq!(
+                start.snapshot(),
+                round.before,
+                "round {r}: the model reads back"
+            );
+            if let Err(unexplained) = linearize(&round.ops, start, |m| m.snapshot() == round.after)
             {
                 panic!(
                     "round {r}: no sequential order of the directory explains the replies: \

@@ -121,7 +121,8 @@ async fn serve_connection(
     handler: &Handler,
     config: &ServerConfig,
 ) -> io::Result<()> {
-    stream.set_nodelay(true)?;
+    // No TCP_NODELAY: the reply is one write followed by close, which Nagle
+    // never delays, and the option would cost a syscall per request.
     let deadline = Instant::now() + config.read_timeout;
     let mut buf = BytesMut::with_capacity(256);
     let mut decoder = RequestDecoder::default();

@@ -184,8 +184,15 @@ pub struct Exchange {
 /// close before reading everything), shuts the write side down when
 /// `close_write`, and reads until the server closes. Panics when the server
 /// neither closes nor resets within `limit`.
-pub async fn exchange(addr: SocketAddr, bytes: &[u8], close_write: bool, limit: Duration) -> Exchange {
-    let mut stream = TcpStream::connect(addr).await.expect("connect to the server");
+pub async fn exchange(
+    addr: SocketAddr,
+    bytes: &[u8],
+    close_write: bool,
+    limit: Duration,
+) -> Exchange {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .expect("connect to the server");
     let (mut reader, mut writer) = stream.split();
     let write = async {
         let _ = writer.write_all(bytes).await;
@@ -269,6 +276,11 @@ impl Rng {
         self.below(den) < num
     }
 
+    /// One element of `items`, copied.
+    pub fn choose<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len())]
+    }
+
     /// One element of `items`.
     pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
@@ -294,7 +306,10 @@ pub const PROBE_PORT: u16 = 9;
 /// Registers and connects [`PROBE`] directly in `store`.
 pub fn install_probe(store: &dyn Store) {
     assert_eq!(store.register(&user(PROBE)), RegisterResult::Ok);
-    assert_eq!(store.connect(&user(PROBE), local(PROBE_PORT)), ConnectResult::Ok);
+    assert_eq!(
+        store.connect(&user(PROBE), local(PROBE_PORT)),
+        ConnectResult::Ok
+    );
 }
 
 /// What the directory holds, as far as the public [`Store`] API shows it.
@@ -360,7 +375,9 @@ impl LogHarness {
         let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
         config.register_with_rpcbind = false;
         config.max_record = max_record;
-        let service = LogService::bind(config).await.expect("bind the log service");
+        let service = LogService::bind(config)
+            .await
+            .expect("bind the log service");
         let (tcp, udp) = (service.tcp_addr(), service.udp_addr());
         let (writer, output) = tokio::io::duplex(1 << 16);
         let lines = Arc::new(Mutex::new(Vec::new()));
