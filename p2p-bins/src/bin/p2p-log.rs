@@ -6,12 +6,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::process::ExitCode;
 
 use clap::Parser;
-use p2p_core::log::{LogService, LogServiceConfig};
-use tokio::io::AsyncWrite;
+use p2p_core::log::{LogOutput, LogService, LogServiceConfig};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// The log service of the P2P system: prints one line per operation the directory server reports.
@@ -51,16 +49,16 @@ async fn run(args: Args) -> Result<(), String> {
         signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
     let mut terminate =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
-    let output: Pin<Box<dyn AsyncWrite + Send>> = match &args.output {
-        Some(path) => Box::pin(
-            tokio::fs::OpenOptions::new()
+    // Plain write(2)s, one per batch of lines, on the output file or a duplicate of fd 1.
+    let output = match &args.output {
+        Some(path) => LogOutput::file(
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .await
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?,
         ),
-        None => Box::pin(tokio::io::stdout()),
+        None => LogOutput::stdout().map_err(|e| format!("cannot use standard output: {e}"))?,
     };
     let mut config = LogServiceConfig::with_bind(SocketAddr::new(args.bind, args.port));
     config.register_with_rpcbind = !args.no_rpcbind;
@@ -77,7 +75,7 @@ async fn run(args: Args) -> Result<(), String> {
         }
     };
     service
-        .run(output, shutdown)
+        .run_to(output, shutdown)
         .await
         .map_err(|e| e.to_string())?;
     eprintln!("p2p-log: stopped");

@@ -1,10 +1,19 @@
 //! The log service: LOG_PROG v1 over TCP (record marking) and UDP.
+//!
+//! Output is a group commit ([`Sink`]): a connection dispatches every call it has received so
+//! far, submits their lines as one batch, and sends the replies once the batch is written. When
+//! no batch is being written the connection writes its own at once, with one `write(2)` on its
+//! worker thread; batches submitted meanwhile by other connections queue up and are written
+//! together by the oldest waiting one, which then releases the others' replies.
 
+use std::collections::VecDeque;
+use std::fmt;
 use std::future::Future;
+use std::io::{self, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -13,7 +22,7 @@ use p2p_proto::rpc::message::{AcceptStat, RpcMessage};
 use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, RecordDecoder, encode_record};
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use super::LogError;
@@ -21,6 +30,12 @@ use super::rpcbind::{Registration, register};
 
 /// Largest UDP datagram read (the IPv4 UDP payload limit).
 const MAX_DATAGRAM: usize = 65_536;
+
+/// Datagrams already received that are served together (one write for their lines).
+const UDP_BATCH: usize = 64;
+
+/// Largest batch buffer kept for reuse after a burst.
+const KEEP_CAPACITY: usize = 1 << 20;
 
 /// Settings of the log service.
 #[derive(Debug, Clone)]
@@ -74,12 +89,98 @@ pub struct LogService {
     udp_addr: SocketAddr,
 }
 
-/// Where output lines go: one writer shared by every connection, one line per lock.
-type Sink = Arc<Mutex<Output>>;
+/// Where the log service writes its lines.
+///
+/// Lines are written in batches (every line of the calls received together, and of the batches
+/// that queued up meanwhile), each batch with one `write_all` then `flush`; a reply is sent only
+/// after its line's batch is written.
+pub struct LogOutput(Output);
 
-struct Output {
-    writer: Pin<Box<dyn AsyncWrite + Send>>,
-    failed: AtomicBool,
+enum Output {
+    /// Written on the worker thread of the connection leading the batch.
+    Blocking(Box<dyn Write + Send>),
+    /// Written through tokio.
+    Async(Pin<Box<dyn AsyncWrite + Send>>),
+}
+
+impl LogOutput {
+    /// A file (open it with `append` to add to it): one `write(2)` per batch, made on the runtime
+    /// worker thread of the connection leading the batch (an append to the page cache takes
+    /// microseconds; no hand-off to another thread).
+    #[must_use]
+    pub fn file(file: std::fs::File) -> Self {
+        Self::blocking(file)
+    }
+
+    /// Standard output, written like [`file`](Self::file) with `write(2)` on a duplicate of file
+    /// descriptor 1: no user-space buffering, one system call per batch.
+    ///
+    /// A terminal or pipe that stops reading blocks the worker thread writing to it (and, since
+    /// replies wait for their lines, every caller) until it reads again.
+    pub fn stdout() -> io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd;
+            let fd = io::stdout().as_fd().try_clone_to_owned()?;
+            Ok(Self::file(std::fs::File::from(fd)))
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Self::blocking(io::stdout()))
+        }
+    }
+
+    /// Any blocking writer, written with `write_all` then `flush` per batch on a runtime worker
+    /// thread: it must not block for long.
+    #[must_use]
+    pub fn blocking(writer: impl Write + Send + 'static) -> Self {
+        Self(Output::Blocking(Box::new(writer)))
+    }
+
+    /// An asynchronous writer (a test's in-memory pipe, for instance).
+    #[must_use]
+    pub fn writer(writer: impl AsyncWrite + Send + 'static) -> Self {
+        Self(Output::Async(Box::pin(writer)))
+    }
+}
+
+impl fmt::Debug for LogOutput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.0 {
+            Output::Blocking(_) => "LogOutput::Blocking",
+            Output::Async(_) => "LogOutput::Async",
+        })
+    }
+}
+
+/// The output, locked by the leader while it writes (so never contended in practice).
+enum OutputLock {
+    Blocking(Mutex<Box<dyn Write + Send>>),
+    Async(tokio::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>),
+}
+
+impl OutputLock {
+    fn new(output: Output) -> Self {
+        match output {
+            Output::Blocking(w) => Self::Blocking(Mutex::new(w)),
+            Output::Async(w) => Self::Async(tokio::sync::Mutex::new(w)),
+        }
+    }
+
+    async fn write_all(&self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            Self::Blocking(w) => {
+                let mut w = w.lock().unwrap_or_else(PoisonError::into_inner);
+                w.write_all(bytes)?;
+                w.flush()
+            }
+            Self::Async(w) => {
+                let mut w = w.lock().await;
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
+        }
+    }
 }
 
 impl LogService {
@@ -113,26 +214,35 @@ impl LogService {
         self.udp_addr
     }
 
-    /// Serves until `shutdown` completes, writing one line per SENDLOG to `output` (flushed per
-    /// line; a line is written only after the previous one is complete, and the reply is sent
-    /// only after its line is flushed).
-    ///
-    /// Registers with rpcbind first when configured; without rpcbind it serves anyway and says on
-    /// stderr (tracing `warn`) which port clients must be given. At shutdown it stops accepting,
-    /// drops open connections and unsets the registration.
+    /// Serves until `shutdown` completes, writing one line per SENDLOG to the asynchronous writer
+    /// `output`: [`run_to`](Self::run_to) with [`LogOutput::writer`].
     pub async fn run<W>(self, output: W, shutdown: impl Future<Output = ()>) -> Result<(), LogError>
     where
         W: AsyncWrite + Send + 'static,
     {
+        self.run_to(LogOutput::writer(output), shutdown).await
+    }
+
+    /// Serves until `shutdown` completes, writing one line per SENDLOG to `output`.
+    ///
+    /// Lines are written whole, in batches (one `write_all` + `flush` per batch, batches one at a
+    /// time), and a reply is sent only after its line's batch has been written, so a caller that
+    /// has its reply knows its line is out (handed to the system; no `fsync`).
+    ///
+    /// Registers with rpcbind first when configured; without rpcbind it serves anyway and says on
+    /// stderr (tracing `warn`) which port clients must be given. At shutdown it stops accepting,
+    /// drops open connections and unsets the registration.
+    pub async fn run_to(
+        self,
+        output: LogOutput,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), LogError> {
         let registration = if self.config.register_with_rpcbind {
             self.register().await
         } else {
             None
         };
-        let sink: Sink = Arc::new(Mutex::new(Output {
-            writer: Box::pin(output),
-            failed: AtomicBool::new(false),
-        }));
+        let sink = Arc::new(Sink::new(output.0));
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_udp(
             self.udp,
@@ -171,7 +281,7 @@ impl LogService {
             while tasks.try_join_next().is_some() {}
         }
         tasks.shutdown().await;
-        let flushed = sink.lock().await.writer.flush().await;
+        let flushed = sink.close().await;
         if let Some(registration) = registration {
             match registration.unset(self.config.rpcbind_timeout).await {
                 Ok(()) => tracing::info!("unset LOG_PROG registration with {registration}"),
@@ -233,72 +343,300 @@ async fn bind_pair(addr: SocketAddr) -> Result<(TcpListener, UdpSocket), LogErro
     Ok((bind_tcp(addr).await?, bind_udp(addr).await?))
 }
 
-/// Runs the dispatcher on one message; writes the entry's line before returning the reply.
-async fn handle(msg: &[u8], sink: &Sink) -> Option<Vec<u8>> {
-    match dispatch(msg) {
-        Dispatch::Reply { reply, entry } => match entry {
-            Some(entry) if !write_line(sink, &entry).await => {
-                // The record could not be written: tell the caller it was not logged.
-                let xid = RpcMessage::decode(&reply)
-                    .ok()
-                    .flatten()
-                    .map(|(h, _)| h.xid)?;
-                let header = RpcMessage::accepted(xid, AcceptStat::SystemErr);
-                let mut failed = Vec::with_capacity(header.encoded_len());
-                header.encode(&mut failed);
-                Some(failed)
-            }
-            _ => Some(reply),
-        },
-        Dispatch::Close { reason } => {
-            tracing::debug!("no reply, closing: {reason:?}");
-            None
+/// The output shared by every connection: a group commit.
+///
+/// A connection with lines to write becomes the leader when no batch is being written: it writes
+/// its lines at once. Otherwise it appends them to `pending`, queues a waiter and waits: the
+/// leader, when done, passes the lead to the oldest waiter, which writes everything pending in one
+/// write and acknowledges the waiters it covered. Every line is written whole (a batch is only
+/// whole lines, and one batch is written at a time), and a connection learns that its lines are
+/// written (or could not be) before it sends its replies.
+struct Sink {
+    state: Mutex<Commit>,
+    out: OutputLock,
+    failed: AtomicBool,
+}
+
+#[derive(Default)]
+struct Commit {
+    /// A leader is writing (or has just passed the lead on); new lines wait in `pending`.
+    writing: bool,
+    /// Lines of the waiters, in submission order.
+    pending: Vec<u8>,
+    waiters: VecDeque<oneshot::Sender<Ack>>,
+    /// Buffers kept for the next round.
+    spare: Vec<u8>,
+    spare_waiters: VecDeque<oneshot::Sender<Ack>>,
+}
+
+/// What a waiter is told.
+enum Ack {
+    /// Its lines were written (`true`) or could not be (`false`).
+    Written(bool),
+    /// It leads now: its lines are still pending, it writes them with everything else pending.
+    Lead,
+}
+
+impl Sink {
+    fn new(output: Output) -> Self {
+        Self {
+            state: Mutex::new(Commit::default()),
+            out: OutputLock::new(output),
+            failed: AtomicBool::new(false),
         }
-        other => {
-            tracing::debug!("unhandled dispatch outcome: {other:?}");
-            None
+    }
+
+    fn state(&self) -> MutexGuard<'_, Commit> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Writes `lines` (whole lines), alone or with other connections' lines; false if the
+    /// output failed.
+    async fn commit(&self, lines: &[u8]) -> bool {
+        // A waiter is only ever woken for pending lines: one with none could wait forever.
+        if lines.is_empty() {
+            return true;
+        }
+        let waiting = {
+            let mut st = self.state();
+            if st.writing {
+                st.pending.extend_from_slice(lines);
+                let (tx, rx) = oneshot::channel();
+                st.waiters.push_back(tx);
+                Some(rx)
+            } else {
+                st.writing = true;
+                None
+            }
+        };
+        let own = match waiting {
+            None => Some(lines),
+            Some(rx) => {
+                let mut wait = Waiting {
+                    sink: self,
+                    rx: Some(rx),
+                };
+                let ack = match wait.rx.as_mut() {
+                    Some(rx) => rx.await,
+                    None => return false,
+                };
+                wait.rx = None;
+                match ack {
+                    Ok(Ack::Written(ok)) => return ok,
+                    Ok(Ack::Lead) => None,
+                    // The service is going away.
+                    Err(_) => return false,
+                }
+            }
+        };
+        let lead = Leading(self);
+        let ok = self.round(own).await;
+        drop(lead);
+        ok
+    }
+
+    /// As the leader: writes `own` and everything pending in one write, acknowledges the waiters
+    /// it covered; true if `own` (or the leader's pending lines) were written.
+    async fn round(&self, own: Option<&[u8]>) -> bool {
+        let taken = {
+            let mut st = self.state();
+            if own.is_some() && st.pending.is_empty() {
+                None
+            } else {
+                let mut buf = std::mem::take(&mut st.spare);
+                std::mem::swap(&mut buf, &mut st.pending);
+                let mut waiters = std::mem::take(&mut st.spare_waiters);
+                std::mem::swap(&mut waiters, &mut st.waiters);
+                Some((buf, waiters))
+            }
+        };
+        let Some((mut buf, mut waiters)) = taken else {
+            // Nothing else queued (the usual case with few callers): no copy.
+            return self.write(own.unwrap_or_default()).await;
+        };
+        if let Some(own) = own {
+            buf.extend_from_slice(own);
+        }
+        let ok = self.write(&buf).await;
+        for waiter in waiters.drain(..) {
+            // A waiter that is gone (its connection was dropped) needs no answer.
+            let _ = waiter.send(Ack::Written(ok));
+        }
+        buf.clear();
+        let mut st = self.state();
+        if buf.capacity() <= KEEP_CAPACITY {
+            st.spare = buf;
+        }
+        st.spare_waiters = waiters;
+        ok
+    }
+
+    /// Ends a lead: passes it to the oldest waiter if lines are pending, else lets the next
+    /// caller lead. Lines of waiters that are all gone stay pending for the next leader (or
+    /// [`close`](Self::close)).
+    fn release(&self) {
+        let mut st = self.state();
+        if !st.pending.is_empty() {
+            while let Some(waiter) = st.waiters.pop_front() {
+                if waiter.send(Ack::Lead).is_ok() {
+                    return;
+                }
+            }
+        }
+        st.writing = false;
+    }
+
+    async fn write(&self, bytes: &[u8]) -> bool {
+        match self.out.write_all(bytes).await {
+            Ok(()) => true,
+            Err(e) => {
+                if !self.failed.swap(true, Ordering::Relaxed) {
+                    tracing::error!("cannot write log lines: {e}");
+                }
+                false
+            }
+        }
+    }
+
+    /// After every connection has stopped: writes what is still pending, flushes.
+    async fn close(&self) -> io::Result<()> {
+        let rest = std::mem::take(&mut self.state().pending);
+        self.out.write_all(&rest).await
+    }
+}
+
+/// The lead, released when the leader is done (or dropped while writing).
+struct Leading<'a>(&'a Sink);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// A waiter; if dropped after being given the lead but before taking it, passes the lead on.
+struct Waiting<'a> {
+    sink: &'a Sink,
+    rx: Option<oneshot::Receiver<Ack>>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if let Some(mut rx) = self.rx.take() {
+            rx.close();
+            if let Ok(Ack::Lead) = rx.try_recv() {
+                self.sink.release();
+            }
         }
     }
 }
 
-/// Writes one whole line and flushes it; false if the output failed.
-async fn write_line(sink: &Sink, entry: &LogEntry) -> bool {
-    let mut line = entry.to_string().into_bytes();
-    line.push(b'\n');
-    let mut out = sink.lock().await;
-    let written = async {
-        out.writer.write_all(&line).await?;
-        out.writer.flush().await
-    }
-    .await;
-    match written {
-        Ok(()) => true,
-        Err(e) => {
-            if !out.failed.swap(true, Ordering::Relaxed) {
-                tracing::error!("cannot write log lines: {e}");
-            }
-            false
+/// The calls received together on a connection (or socket), dispatched, and their lines.
+struct Batch<T> {
+    lines: Vec<u8>,
+    replies: Vec<Answer<T>>,
+}
+
+struct Answer<T> {
+    reply: Vec<u8>,
+    /// A SENDLOG whose line is in the batch.
+    logged: bool,
+    to: T,
+}
+
+impl<T> Batch<T> {
+    const fn new() -> Self {
+        Self {
+            lines: Vec::new(),
+            replies: Vec::new(),
         }
     }
+
+    /// Dispatches one message: queues its reply (and line); false when it gets no reply (over
+    /// TCP, the connection closes).
+    fn dispatch(&mut self, msg: &[u8], to: T) -> bool {
+        match dispatch(msg) {
+            Dispatch::Reply { reply, entry } => {
+                let logged = entry.is_some();
+                if let Some(entry) = entry {
+                    push_line(&mut self.lines, &entry);
+                }
+                self.replies.push(Answer { reply, logged, to });
+                true
+            }
+            Dispatch::Close { reason } => {
+                tracing::debug!("no reply, closing: {reason:?}");
+                false
+            }
+            other => {
+                tracing::debug!("unhandled dispatch outcome: {other:?}");
+                false
+            }
+        }
+    }
+
+    /// Writes the batch's lines; if that fails, turns the SENDLOG replies into SYSTEM_ERR (the
+    /// records were not logged). The replies are then ready to send, in order.
+    async fn commit(&mut self, sink: &Sink) {
+        if self.lines.is_empty() {
+            return;
+        }
+        let ok = sink.commit(&self.lines).await;
+        self.lines.clear();
+        if !ok {
+            self.replies.retain_mut(|answer| {
+                if !answer.logged {
+                    return true;
+                }
+                match system_err(&answer.reply) {
+                    Some(failed) => {
+                        answer.reply = failed;
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
+    }
+}
+
+/// Appends the entry's output line and a newline.
+fn push_line(buf: &mut Vec<u8>, entry: &LogEntry) {
+    // Writing into a Vec cannot fail.
+    let _ = write!(buf, "{entry}");
+    buf.push(b'\n');
+}
+
+/// The SYSTEM_ERR reply to the call `reply` answers.
+fn system_err(reply: &[u8]) -> Option<Vec<u8>> {
+    let xid = RpcMessage::decode(reply)
+        .ok()
+        .flatten()
+        .map(|(h, _)| h.xid)?;
+    let header = RpcMessage::accepted(xid, AcceptStat::SystemErr);
+    let mut failed = Vec::with_capacity(header.encoded_len());
+    header.encode(&mut failed);
+    Some(failed)
 }
 
 /// Serves one TCP client: reassembles records, answers each call in order, closes when the
-/// dispatcher says so or the stream breaks.
-async fn serve_tcp(mut stream: TcpStream, sink: Sink, max_record: usize) {
+/// dispatcher says so or the stream breaks. The calls of one read are handled together: their
+/// lines in one batch, their replies in one write.
+async fn serve_tcp(mut stream: TcpStream, sink: Arc<Sink>, max_record: usize) {
     let mut decoder = RecordDecoder::new(max_record);
     let mut input = BytesMut::with_capacity(4096);
+    let mut batch = Batch::new();
     let mut replies = Vec::new();
     loop {
         let mut close = false;
         loop {
             match decoder.decode(&mut input) {
-                Ok(Some(record)) => match handle(&record, &sink).await {
-                    Some(reply) => encode_record(&reply, &mut replies),
-                    None => {
+                Ok(Some(record)) => {
+                    if !batch.dispatch(&record, ()) {
                         close = true;
                         break;
                     }
-                },
+                }
                 Ok(None) => break,
                 Err(e) => {
                     tracing::debug!("closing connection: {e}");
@@ -307,7 +645,10 @@ async fn serve_tcp(mut stream: TcpStream, sink: Sink, max_record: usize) {
                 }
             }
         }
-        // Pipelined calls: answer everything decoded so far in one write, in order.
+        batch.commit(&sink).await;
+        for answer in batch.replies.drain(..) {
+            encode_record(&answer.reply, &mut replies);
+        }
         if !replies.is_empty() {
             if stream.write_all(&replies).await.is_err() {
                 return;
@@ -324,22 +665,265 @@ async fn serve_tcp(mut stream: TcpStream, sink: Sink, max_record: usize) {
     }
 }
 
-/// Serves UDP: one call per datagram, one reply datagram; malformed datagrams are dropped.
-async fn serve_udp(socket: UdpSocket, sink: Sink, max_record: usize) {
-    let mut buf = vec![0; max_record.clamp(512, MAX_DATAGRAM)];
+/// Serves UDP: one call per datagram, one reply datagram; malformed datagrams, and those over
+/// `max_record`, are dropped. The datagrams already received when one arrives are served with it (one batch of lines).
+async fn serve_udp(socket: UdpSocket, sink: Arc<Sink>, max_record: usize) {
+    // One byte more than the limit, to tell a datagram over it from one that fills it.
+    let mut buf = vec![0; max_record.min(MAX_DATAGRAM) + 1];
+    let mut batch = Batch::new();
+    let serve = |batch: &mut Batch<SocketAddr>, buf: &[u8], n: usize, peer: SocketAddr| {
+        if n > max_record {
+            tracing::debug!("UDP call from {peer} over {max_record} bytes: dropped");
+        } else {
+            batch.dispatch(&buf[..n], peer);
+        }
+    };
     loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
-            Ok(r) => r,
+        match socket.recv_from(&mut buf).await {
+            Ok((n, peer)) => serve(&mut batch, &buf, n, peer),
             Err(e) => {
                 // ICMP errors from earlier sends surface here on some systems: keep serving.
                 tracing::debug!("UDP receive: {e}");
                 continue;
             }
-        };
-        if let Some(reply) = handle(&buf[..n], &sink).await
-            && let Err(e) = socket.send_to(&reply, peer).await
-        {
-            tracing::debug!("UDP reply to {peer}: {e}");
         }
+        for _ in 1..UDP_BATCH {
+            match socket.try_recv_from(&mut buf) {
+                Ok((n, peer)) => serve(&mut batch, &buf, n, peer),
+                Err(e) => {
+                    if e.kind() != io::ErrorKind::WouldBlock {
+                        tracing::debug!("UDP receive: {e}");
+                    }
+                    break;
+                }
+            }
+        }
+        batch.commit(&sink).await;
+        for answer in batch.replies.drain(..) {
+            if let Err(e) = socket.send_to(&answer.reply, answer.to).await {
+                tracing::debug!("UDP reply to {}: {e}", answer.to);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::task::{Context, Poll};
+
+    use p2p_proto::rpc::log::{decode_sendlog_reply, sendlog_call};
+
+    use super::*;
+
+    /// An output that records what is written, as whole `write` calls, optionally failing or
+    /// taking a few polls per write (so that callers pile up behind the leader).
+    #[derive(Clone, Default)]
+    struct Recorder {
+        data: Arc<Mutex<Vec<u8>>>,
+        writes: Arc<AtomicUsize>,
+        fail: Arc<AtomicBool>,
+        slow: bool,
+        polls: usize,
+    }
+
+    impl Recorder {
+        fn text(&self) -> String {
+            String::from_utf8(self.data.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    impl AsyncWrite for Recorder {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            if self.slow && self.polls < 2 {
+                self.polls += 1;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            self.polls = 0;
+            if self.fail.load(Ordering::Relaxed) {
+                return Poll::Ready(Err(io::Error::other("disk full")));
+            }
+            self.data.lock().unwrap().extend_from_slice(buf);
+            self.writes.fetch_add(1, Ordering::Relaxed);
+            Poll::Ready(Ok(buf.len()))
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn group_commit_writes_every_line_whole_before_acknowledging() {
+        const TASKS: usize = 32;
+        const BATCHES: usize = 50;
+        let out = Recorder {
+            slow: true,
+            ..Recorder::default()
+        };
+        let sink = Arc::new(Sink::new(Output::Async(Box::pin(out.clone()))));
+        let mut tasks = JoinSet::new();
+        for t in 0..TASKS {
+            let sink = Arc::clone(&sink);
+            let out = out.clone();
+            tasks.spawn(async move {
+                for b in 0..BATCHES {
+                    let lines = format!("t{t:02} b{b:02} one\nt{t:02} b{b:02} two\n");
+                    assert!(sink.commit(lines.as_bytes()).await);
+                    // Acknowledged: the lines are out.
+                    assert!(
+                        out.text().contains(&lines),
+                        "{lines:?} acknowledged, not written"
+                    );
+                }
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        sink.close().await.unwrap();
+        let text = out.text();
+        let mut next = [0usize; TASKS];
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), TASKS * BATCHES * 2);
+        for pair in lines.chunks(2) {
+            let t: usize = pair[0][1..3].parse().unwrap();
+            let b = next[t] / 2;
+            assert_eq!(pair[0], format!("t{t:02} b{b:02} one"));
+            assert_eq!(pair[1], format!("t{t:02} b{b:02} two"));
+            next[t] += 2;
+        }
+        // Batches that queued up behind a write went out together.
+        let writes = out.writes.load(Ordering::Relaxed);
+        assert!(writes < TASKS * BATCHES, "{writes} writes: no grouping");
+        assert!(!sink.state().writing);
+    }
+
+    #[tokio::test]
+    async fn a_failed_write_is_reported_to_the_callers_it_covered_only() {
+        let out = Recorder::default();
+        let sink = Sink::new(Output::Async(Box::pin(out.clone())));
+        assert!(sink.commit(b"a\n").await);
+        out.fail.store(true, Ordering::Relaxed);
+        assert!(!sink.commit(b"b\n").await);
+        out.fail.store(false, Ordering::Relaxed);
+        assert!(sink.commit(b"c\n").await);
+        assert_eq!(out.text(), "a\nc\n");
+    }
+
+    #[tokio::test]
+    async fn a_waiter_dropped_with_the_lead_passes_it_on() {
+        let out = Recorder::default();
+        let sink = Sink::new(Output::Async(Box::pin(out.clone())));
+        // Someone leads (as if writing); two callers queue up behind.
+        sink.state().writing = true;
+        let mut first = Box::pin(sink.commit(b"first\n"));
+        let mut second = Box::pin(sink.commit(b"second\n"));
+        assert!(futures_poll(first.as_mut()).is_none());
+        assert!(futures_poll(second.as_mut()).is_none());
+        // The leader finishes: the lead goes to `first`, which is dropped before taking it.
+        sink.release();
+        drop(first);
+        // `second` leads and writes both pending batches.
+        assert!(second.await);
+        assert_eq!(out.text(), "first\nsecond\n");
+        assert!(!sink.state().writing);
+        // And the next caller leads at once.
+        assert!(sink.commit(b"third\n").await);
+        assert_eq!(out.text(), "first\nsecond\nthird\n");
+    }
+
+    fn futures_poll<F: Future>(f: Pin<&mut F>) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        match f.poll(&mut Context::from_waker(waker)) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        }
+    }
+
+    /// The service with a file output, many pipelining clients: one whole line per call, and
+    /// each reply only once its line is in the file.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn file_output_line_before_reply() {
+        const CLIENTS: usize = 8;
+        const CALLS: usize = 200;
+        let path = std::env::temp_dir().join(format!(
+            "p2p-log-service-test-{}-{:?}.log",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
+        config.register_with_rpcbind = false;
+        let service = LogService::bind(config).await.unwrap();
+        let addr = service.tcp_addr();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(service.run_to(LogOutput::file(file), async move {
+            let _ = stopped.await;
+        }));
+        let mut clients = JoinSet::new();
+        for c in 0..CLIENTS {
+            let path = path.clone();
+            clients.spawn(async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                let mut decoder = RecordDecoder::new(1 << 16);
+                let mut input = BytesMut::new();
+                let mut answered = 0;
+                for window in (0..CALLS).collect::<Vec<_>>().chunks(16) {
+                    let mut wire = Vec::new();
+                    for &r in window {
+                        let e = LogEntry::new(&format!("u{c}"), "PUBLISH", &format!("{r:03}"), "f")
+                            .unwrap();
+                        encode_record(&sendlog_call(r as u32, &e), &mut wire);
+                    }
+                    stream.write_all(&wire).await.unwrap();
+                    while answered < window[window.len() - 1] + 1 {
+                        while let Some(reply) = decoder.decode(&mut input).unwrap() {
+                            assert_eq!(
+                                decode_sendlog_reply(&reply).unwrap(),
+                                Some((answered as u32, Ok(0)))
+                            );
+                            let line = format!("u{c} PUBLISH f {answered:03}\n");
+                            let text = std::fs::read_to_string(&path).unwrap();
+                            assert!(text.contains(&line), "replied before {line:?} was written");
+                            answered += 1;
+                        }
+                        if answered <= window[window.len() - 1] {
+                            assert!(stream.read_buf(&mut input).await.unwrap() > 0);
+                        }
+                    }
+                }
+            });
+        }
+        while let Some(r) = clients.join_next().await {
+            r.unwrap();
+        }
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let _ = std::fs::remove_file(&path);
+        let mut next = [0usize; CLIENTS];
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            assert_eq!(fields.len(), 4, "torn line {line:?}");
+            let c: usize = fields[0][1..].parse().unwrap();
+            assert_eq!(fields[3], format!("{:03}", next[c]));
+            next[c] += 1;
+        }
+        assert_eq!(next, [CALLS; CLIENTS]);
     }
 }

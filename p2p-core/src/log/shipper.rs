@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use p2p_proto::rpc::log::{LogEntry, decode_sendlog_reply, sendlog_call};
-use p2p_proto::rpc::record::{RecordDecoder, encode_record};
+use p2p_proto::rpc::log::{
+    LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_sendlog_reply, sendlog_call,
+};
+use p2p_proto::rpc::message::RpcMessage;
+use p2p_proto::rpc::record::{MAX_FRAGMENT_LEN, RecordDecoder, RecordMark, encode_record};
 use p2p_proto::rpcbind::PMAP_PORT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -391,7 +394,19 @@ impl<'a> Session<'a> {
             self.stale_suspect = true;
         }
         let xid = next_xid();
-        encode_record(&sendlog_call(xid, &entry), &mut self.out);
+        // `sendlog_call` framed by `encode_record`, encoded in place: no buffer per record.
+        let header = RpcMessage::call(xid, LOG_PROG, LOG_VERS, SENDLOG);
+        let len = header.encoded_len() + entry.encoded_len();
+        match u32::try_from(len) {
+            Ok(len) if len as usize <= MAX_FRAGMENT_LEN => {
+                self.out
+                    .extend_from_slice(&RecordMark { last: true, len }.to_bytes());
+                header.encode(&mut self.out);
+                entry.encode(&mut self.out);
+            }
+            // Not reached: the entry's strings are bounded (under 1 KiB in all).
+            _ => encode_record(&sendlog_call(xid, &entry), &mut self.out),
+        }
         self.in_flight.push_back(InFlight {
             xid,
             sent: Instant::now(),
@@ -545,6 +560,25 @@ async fn sleep_until(deadline: Option<Instant>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_are_encoded_in_place_as_framed_sendlog_calls() {
+        let config = LogShipperConfig::new("127.0.0.1:1".parse().unwrap());
+        let counters = Counters::default();
+        let mut session = Session::new(&config, &counters);
+        let entries = [
+            LogEntry::new("alice", "PUBLISH", "24/11/2026 19:40:12", "song.mp3").unwrap(),
+            LogEntry::new("bob", "CONNECT", "24/11/2026 19:40:13", "").unwrap(),
+            LogEntry::new(&"u".repeat(256), "OP", &"t".repeat(32), &"f".repeat(256)).unwrap(),
+        ];
+        let mut want = Vec::new();
+        for entry in entries {
+            session.push(entry.clone());
+            let xid = session.in_flight.back().unwrap().xid;
+            encode_record(&sendlog_call(xid, &entry), &mut want);
+        }
+        assert_eq!(session.out, want);
+    }
 
     #[test]
     fn targets() {
