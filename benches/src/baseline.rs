@@ -14,26 +14,15 @@ use std::path::Path;
 use std::thread::{self, JoinHandle};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
-
-/// The listen backlog of the baseline server (as `p2p-server`'s; the kernel clamps it to
-/// `somaxconn`).
-pub const BACKLOG: u32 = 4096;
+use tokio::net::{TcpListener, TcpStream};
 
 /// Chunk size of the plain transfer loops.
 pub const CHUNK: usize = 1 << 20;
 
-/// Binds a tokio listener with address reuse and [`BACKLOG`].
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
-}
+/// Binds the baseline's listener exactly as `p2p-server` binds its own (address
+/// reuse, the same backlog), so the comparison measures the serving, not the
+/// socket setup.
+pub use p2p_core::directory::bind;
 
 /// Serves the minimal protocol forever: one task per connection.
 pub async fn serve_minimal(listener: TcpListener) -> io::Result<()> {

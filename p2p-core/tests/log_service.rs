@@ -1,20 +1,20 @@
 //! The log service over real sockets on 127.0.0.1 (rpcbind registration off).
 
+mod support;
+
+use support::{LogHarness, WAIT};
+
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use bytes::BytesMut;
-use p2p_core::log::{LogService, LogServiceConfig};
 use p2p_proto::rpc::log::{
     LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_null_reply, decode_sendlog_reply, null_call,
     sendlog_call,
 };
 use p2p_proto::rpc::message::{AcceptStat, CallFailure, RpcMessage};
 use p2p_proto::rpc::record::{RecordDecoder, RecordMark, encode_record};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Captured from an rpcgen client: SENDLOG("alice","PUBLISH","24/11/2026 19:40:12","song.mp3").
 const CALL_TCP: &str = "80000064 d4c4f146 00000000 00000002 20000099 00000001 00000001 00000000
@@ -29,7 +29,6 @@ const CALL_UDP: &str = "6b0e4e89 00000000 00000002 20000099 00000001 00000001 00
 const REPLY_UDP: &str = "6b0e4e89 00000001 00000000 00000000 00000000 00000000 00000000";
 
 /// A limit for each wait, so that a broken service fails the test instead of hanging it.
-const WAIT: Duration = Duration::from_secs(10);
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
@@ -37,55 +36,6 @@ fn hex(s: &str) -> Vec<u8> {
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
         .collect()
-}
-
-struct Service {
-    tcp: SocketAddr,
-    udp: SocketAddr,
-    lines: Lines<BufReader<DuplexStream>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), p2p_core::log::LogError>>,
-}
-
-impl Service {
-    async fn start() -> Self {
-        let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
-        config.register_with_rpcbind = false;
-        config.max_record = 4096;
-        let service = LogService::bind(config).await.unwrap();
-        let (tcp, udp) = (service.tcp_addr(), service.udp_addr());
-        let (writer, reader) = tokio::io::duplex(1 << 16);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(service.run(writer, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            tcp,
-            udp,
-            lines: BufReader::new(reader).lines(),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(WAIT, self.lines.next_line())
-            .await
-            .expect("a line in time")
-            .unwrap()
-            .expect("output still open")
-    }
-
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        // Output ends after the service stops: no stray line was written.
-        assert_eq!(self.lines.next_line().await.unwrap(), None);
-    }
 }
 
 struct Client {
@@ -148,7 +98,7 @@ fn call_with(prog: u32, vers: u32, procedure: u32, args: &LogEntry) -> Vec<u8> {
 
 #[tokio::test]
 async fn tcp_null_and_captured_sendlog() {
-    let mut service = Service::start().await;
+    let mut service = LogHarness::start(4096).await;
     let mut client = Client::connect(service.tcp).await;
     client.send(&null_call(1)).await;
     let reply = client.recv().await.unwrap();
@@ -168,12 +118,12 @@ async fn tcp_null_and_captured_sendlog() {
         "alice PUBLISH song.mp3 24/11/2026 19:40:12"
     );
     drop(client);
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test]
 async fn udp_null_and_captured_sendlog() {
-    let mut service = Service::start().await;
+    let mut service = LogHarness::start(4096).await;
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(service.udp).await.unwrap();
     let mut buf = vec![0; 2048];
@@ -214,12 +164,12 @@ async fn udp_null_and_captured_sendlog() {
             stat: AcceptStat::ProgMismatch { low: 1, high: 1 }
         }
     );
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test]
 async fn errors_pipelined_and_answered_in_order() {
-    let mut service = Service::start().await;
+    let mut service = LogHarness::start(4096).await;
     let mut client = Client::connect(service.tcp).await;
     let e = entry("carol", "DELETE", "x.txt");
     let mut over = Vec::new();
@@ -260,12 +210,12 @@ async fn errors_pipelined_and_answered_in_order() {
         service.line().await,
         "carol DELETE x.txt 24/11/2026 19:40:12"
     );
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test]
 async fn three_fragments() {
-    let mut service = Service::start().await;
+    let mut service = LogHarness::start(4096).await;
     let mut client = Client::connect(service.tcp).await;
     let msg = sendlog_call(9, &entry("dave", "PUBLISH", "a b.mp3"));
     let mut wire = Vec::new();
@@ -287,12 +237,12 @@ async fn three_fragments() {
         service.line().await,
         "dave PUBLISH a b.mp3 24/11/2026 19:40:12"
     );
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test]
 async fn closes_without_reply() {
-    let mut service = Service::start().await;
+    let mut service = LogHarness::start(4096).await;
     // An oversized record mark: closed at once, without the announced bytes being sent.
     let mut client = Client::connect(service.tcp).await;
     client.send_raw(&0x8010_0000u32.to_be_bytes()).await;
@@ -336,14 +286,14 @@ async fn closes_without_reply() {
     client.send(&sendlog_call(4, &entry("f", "OP", ""))).await;
     assert!(client.recv().await.is_some());
     assert_eq!(service.line().await, "f OP 24/11/2026 19:40:12");
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_clients_lines_whole() {
     const CLIENTS: usize = 16;
     const RECORDS: usize = 100;
-    let mut service = Service::start().await;
+    let mut service = LogHarness::start(4096).await;
     let addr = service.tcp;
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
@@ -382,5 +332,5 @@ async fn concurrent_clients_lines_whole() {
     for c in clients {
         c.await.unwrap();
     }
-    service.stop().await;
+    service.finish().await;
 }

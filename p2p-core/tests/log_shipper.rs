@@ -1,67 +1,14 @@
 //! The log shipper against the log service, on 127.0.0.1 with explicit ports (no rpcbind).
 
+mod support;
+
+use support::{LogHarness, WAIT};
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use p2p_core::log::{
-    LogService, LogServiceConfig, LogShipper, LogShipperConfig, LogStats, LogTarget,
-};
+use p2p_core::log::{LogServiceConfig, LogShipper, LogShipperConfig, LogStats, LogTarget};
 use p2p_proto::rpc::log::LogEntry;
-use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream, Lines};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-struct Service {
-    addr: SocketAddr,
-    lines: Lines<BufReader<DuplexStream>>,
-    stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<Result<(), p2p_core::log::LogError>>,
-}
-
-impl Service {
-    async fn start(addr: SocketAddr) -> Self {
-        let mut config = LogServiceConfig::with_bind(addr);
-        config.register_with_rpcbind = false;
-        let service = LogService::bind(config).await.unwrap();
-        let addr = service.tcp_addr();
-        let (writer, reader) = tokio::io::duplex(1 << 16);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(service.run(writer, async move {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            lines: BufReader::new(reader).lines(),
-            stop: Some(stop),
-            task,
-        }
-    }
-
-    async fn line(&mut self) -> String {
-        tokio::time::timeout(WAIT, self.lines.next_line())
-            .await
-            .expect("a line in time")
-            .unwrap()
-            .expect("output still open")
-    }
-
-    /// Stops the service and checks that it wrote no line beyond those read.
-    async fn stop(mut self) {
-        self.stop.take().unwrap().send(()).unwrap();
-        tokio::time::timeout(WAIT, self.task)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            self.lines.next_line().await.unwrap(),
-            None,
-            "each record exactly once"
-        );
-    }
-}
 
 fn record(i: usize) -> LogEntry {
     let file = if i.is_multiple_of(3) {
@@ -95,8 +42,12 @@ fn free_port() -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_arrive_in_order() {
     const N: usize = 2000;
-    let mut service = Service::start("127.0.0.1:0".parse().unwrap()).await;
-    let shipper = LogShipper::spawn(config(service.addr.port()));
+    let mut service = LogHarness::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        LogServiceConfig::default().max_record,
+    )
+    .await;
+    let shipper = LogShipper::spawn(config(service.tcp.port()));
     for i in 0..N {
         shipper.log(record(i));
     }
@@ -111,7 +62,7 @@ async fn records_arrive_in_order() {
             dropped: 0
         }
     );
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +74,11 @@ async fn service_down_then_started() {
     }
     // Nothing could be delivered yet, nothing is lost either: the records wait in the queue.
     assert_eq!(shipper.stats(), LogStats::default());
-    let mut service = Service::start(SocketAddr::from(([127, 0, 0, 1], port))).await;
+    let mut service = LogHarness::start_on(
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        LogServiceConfig::default().max_record,
+    )
+    .await;
     for i in 10..20 {
         shipper.log(record(i));
     }
@@ -138,7 +93,7 @@ async fn service_down_then_started() {
             dropped: 0
         }
     );
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test]
@@ -164,8 +119,12 @@ async fn service_never_up_counts_drops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn service_restarts() {
-    let mut service = Service::start("127.0.0.1:0".parse().unwrap()).await;
-    let addr = service.addr;
+    let mut service = LogHarness::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        LogServiceConfig::default().max_record,
+    )
+    .await;
+    let addr = service.tcp;
     let shipper = LogShipper::spawn(config(addr.port()));
     for i in 0..5 {
         shipper.log(record(i));
@@ -173,8 +132,8 @@ async fn service_restarts() {
     for i in 0..5 {
         assert_eq!(service.line().await, record(i).to_string());
     }
-    service.stop().await;
-    let mut service = Service::start(addr).await;
+    service.finish().await;
+    let mut service = LogHarness::start_on(addr, LogServiceConfig::default().max_record).await;
     // Records sent before the shipper sees that the old connection is gone may be lost (at most
     // once): wait until each of these is either acknowledged or counted as dropped.
     for i in 5..10 {
@@ -198,7 +157,7 @@ async fn service_restarts() {
     let stats = shipper.shutdown().await;
     assert_eq!(stats.sent, 10 + delivered);
     assert_eq!(stats.sent + stats.dropped, 15);
-    service.stop().await;
+    service.finish().await;
 }
 
 #[tokio::test]

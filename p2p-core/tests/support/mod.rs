@@ -364,15 +364,23 @@ pub struct LogHarness {
     pub udp: SocketAddr,
     pub max_record: usize,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Lines already returned by [`LogHarness::line`].
+    read: usize,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), LogError>>>,
     reader: Option<JoinHandle<()>>,
 }
 
 impl LogHarness {
-    /// Starts a service that refuses records over `max_record` bytes.
+    /// Starts a service on `127.0.0.1:0` that refuses records over
+    /// `max_record` bytes.
     pub async fn start(max_record: usize) -> Self {
-        let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
+        Self::start_on("127.0.0.1:0".parse().unwrap(), max_record).await
+    }
+
+    /// Starts a service bound to `bind` (e.g. the port of a stopped one).
+    pub async fn start_on(bind: SocketAddr, max_record: usize) -> Self {
+        let mut config = LogServiceConfig::with_bind(bind);
         config.register_with_rpcbind = false;
         config.max_record = max_record;
         let service = LogService::bind(config)
@@ -397,10 +405,41 @@ impl LogHarness {
             udp,
             max_record,
             lines,
+            read: 0,
             stop: Some(stop),
             task: Some(task),
             reader: Some(reader),
         }
+    }
+
+    /// The next line not yet returned, waiting for it up to [`WAIT`].
+    pub async fn line(&mut self) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(line) = self.lines.lock().unwrap().get(self.read).cloned() {
+                self.read += 1;
+                return line;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no line {} from the log service in time",
+                self.read + 1
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops the service and asserts it wrote no line beyond those returned
+    /// by [`LogHarness::line`]: each record exactly once.
+    pub async fn finish(self) {
+        let read = self.read;
+        let lines = self.stop().await;
+        assert_eq!(
+            lines.len(),
+            read,
+            "lines beyond those read: {:?}",
+            &lines[read.min(lines.len())..]
+        );
     }
 
     /// The lines written so far.
