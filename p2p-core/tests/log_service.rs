@@ -28,8 +28,6 @@ const CALL_UDP: &str = "6b0e4e89 00000000 00000002 20000099 00000001 00000001 00
     32362031 393a3430 3a313300 00000000";
 const REPLY_UDP: &str = "6b0e4e89 00000001 00000000 00000000 00000000 00000000 00000000";
 
-/// A limit for each wait, so that a broken service fails the test instead of hanging it.
-
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
     (0..s.len())
