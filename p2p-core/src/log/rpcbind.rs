@@ -15,8 +15,8 @@ use std::time::Duration;
 use p2p_proto::rpc::log::{LOG_PROG, LOG_VERS};
 use p2p_proto::rpc::message::{AcceptStat, CallFailure};
 use p2p_proto::rpcbind::{
-    IPPROTO_TCP, IPPROTO_UDP, Mapping, PMAP_PORT, PMAPPROC_GETPORT, PMAPPROC_SET, PMAPPROC_UNSET,
-    RPCBPROC_GETADDR, RPCBPROC_SET, RPCBPROC_UNSET, RPCBVERS_3, RPCBVERS_4, Rpcb,
+    IPPROTO_TCP, IPPROTO_UDP, Mapping, PMAP_PORT, PMAP_VERS, PMAPPROC_GETPORT, PMAPPROC_SET,
+    PMAPPROC_UNSET, RPCBPROC_GETADDR, RPCBPROC_SET, RPCBPROC_UNSET, RPCBVERS_3, RPCBVERS_4, Rpcb,
     decode_bool_reply, decode_getaddr_reply, decode_getport_reply, pmap_call, rpcb_call,
     socket_addr_from_uaddr, uaddr_from_socket_addr,
 };
@@ -39,6 +39,17 @@ enum Version {
     V4,
     V3,
     Pmap2,
+}
+
+impl Version {
+    /// The program version number this version's calls carry.
+    const fn number(self) -> u32 {
+        match self {
+            Self::V4 => RPCBVERS_4,
+            Self::V3 => RPCBVERS_3,
+            Self::Pmap2 => PMAP_VERS,
+        }
+    }
 }
 
 const VERSIONS: [Version; 3] = [Version::V4, Version::V3, Version::Pmap2];
@@ -104,11 +115,7 @@ async fn register_on<S: AsyncRead + AsyncWrite + Unpin>(
         let xid = next_xid();
         let msg = match version {
             Version::V4 | Version::V3 => {
-                let vers = if version == Version::V4 {
-                    RPCBVERS_4
-                } else {
-                    RPCBVERS_3
-                };
+                let vers = version.number();
                 let rpcb = Rpcb::new(
                     LOG_PROG,
                     LOG_VERS,
@@ -148,11 +155,7 @@ async fn unset_on<S: AsyncRead + AsyncWrite + Unpin>(
     let xid = next_xid();
     let msg = match version {
         Version::V4 | Version::V3 => {
-            let vers = if version == Version::V4 {
-                RPCBVERS_4
-            } else {
-                RPCBVERS_3
-            };
+            let vers = version.number();
             // An empty netid removes the registrations of every netid.
             rpcb_call(
                 xid,
@@ -321,11 +324,7 @@ pub async fn lookup_tcp(host: IpAddr, timeout: Duration) -> Result<SocketAddr, L
         let xid = next_xid();
         let port = match version {
             Version::V4 | Version::V3 => {
-                let vers = if version == Version::V4 {
-                    RPCBVERS_4
-                } else {
-                    RPCBVERS_3
-                };
+                let vers = version.number();
                 let query = Rpcb::new(LOG_PROG, LOG_VERS, netid, "", OWNER)?;
                 let msg = rpcb_call(xid, vers, RPCBPROC_GETADDR, &query);
                 exchange(
