@@ -19,80 +19,25 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use bytes::BytesMut;
 use p2p_proto::rpc::log::{
-    Dispatch, LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_null_reply, decode_sendlog_reply,
-    dispatch, null_call, sendlog_call,
+    Dispatch, LOG_PROG, LOG_VERS, SENDLOG, decode_null_reply, decode_sendlog_reply, dispatch,
+    null_call, sendlog_call,
 };
 use p2p_proto::rpc::message::{
     AcceptStat, AuthStat, CallFailure, MessageBody, OpaqueAuth, RejectedReply, RpcMessage,
 };
-use p2p_proto::rpc::record::{RecordDecoder, RecordMark, encode_record};
+use p2p_proto::rpc::record::{RecordMark, encode_record};
 use p2p_proto::xdr;
-use support::{LogHarness, Rng, WAIT, run_bounded};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::{LogHarness, Rng, RpcClient, WAIT, entry, failure, run_bounded};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpStream, UdpSocket};
 
 /// The largest record the service accepts in these tests.
 const MAX_RECORD: usize = 4096;
 
-/// A TCP caller.
-struct Client {
-    stream: TcpStream,
-    buf: BytesMut,
-    decoder: RecordDecoder,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: BytesMut::new(),
-            decoder: RecordDecoder::new(1 << 20),
-        }
-    }
-
-    /// Writes raw bytes; a service that already closed is not an error here.
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        let _ = self.stream.write_all(bytes).await;
-    }
-
-    /// Writes one message as a single-fragment record.
-    async fn send(&mut self, msg: &[u8]) {
-        let mut framed = Vec::new();
-        encode_record(msg, &mut framed);
-        self.send_raw(&framed).await;
-    }
-
-    /// The next reply, or `None` when the service closed the connection.
-    async fn recv(&mut self) -> Option<BytesMut> {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                if let Some(r) = self.decoder.decode(&mut self.buf).unwrap() {
-                    return Some(r);
-                }
-                match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("a reply or a close in time")
-    }
-}
-
-fn entry(user: &str, op: &str, file: &str) -> LogEntry {
-    LogEntry::new(user, op, "24/11/2026 19:40:12", file).unwrap()
-}
-
-/// Why the call failed, from its reply.
-fn failure(reply: &[u8]) -> CallFailure {
-    decode_sendlog_reply(reply)
-        .unwrap()
-        .expect("a whole reply")
-        .1
-        .expect_err("a failed call")
+/// A TCP caller; the service may close on it at any time.
+async fn connect(addr: SocketAddr) -> RpcClient {
+    RpcClient::connect(addr).await.tolerating_close()
 }
 
 fn garbage_args() -> CallFailure {
@@ -122,7 +67,7 @@ fn header_len() -> usize {
 /// that their records are printed.
 async fn assert_serving(service: &LogHarness, tag: &str) {
     let before = service.lines().len();
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = connect(service.tcp).await;
     client
         .send(&sendlog_call(0x7777, &entry(tag, "TCP", "")))
         .await;
@@ -193,7 +138,7 @@ async fn every_string_at_and_over_its_bound() {
             fields[field] = &long;
             let msg = sendlog_raw(field as u32, fields);
             // TCP.
-            let mut client = Client::connect(service.tcp).await;
+            let mut client = connect(service.tcp).await;
             client.send(&msg).await;
             let reply = client.recv().await.expect("a reply");
             // UDP.
@@ -235,7 +180,7 @@ async fn every_string_at_and_over_its_bound() {
             xdr::put_string(&mut msg, "x");
         }
         xdr::put_u32(&mut msg, u32::MAX - 3);
-        let mut client = Client::connect(service.tcp).await;
+        let mut client = connect(service.tcp).await;
         client.send(&msg).await;
         assert_eq!(failure(&client.recv().await.unwrap()), garbage_args());
         assert_eq!(failure(&udp_call(&socket, &msg).await), garbage_args());
@@ -263,7 +208,7 @@ async fn every_truncation_of_the_arguments_gets_garbage_args() {
     for cut in header..full.len() {
         encode_record(&full[..cut], &mut wire);
     }
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = connect(service.tcp).await;
     client.send_raw(&wire).await;
     for cut in header..full.len() {
         let reply = client.recv().await.expect("a reply to each truncated call");
@@ -286,7 +231,7 @@ async fn every_truncation_of_the_call_header_is_dropped() {
     let socket = udp_socket(&service).await;
     for cut in 0..header_len() {
         // TCP: a record holding a partial header closes the connection.
-        let mut client = Client::connect(service.tcp).await;
+        let mut client = connect(service.tcp).await;
         client.send(&full[..cut]).await;
         assert!(client.recv().await.is_none(), "header cut at {cut}: closed");
         // UDP: dropped.
@@ -359,7 +304,7 @@ fn call_of_len(xid: u32, len: usize) -> Vec<u8> {
 async fn record_size_limits() {
     let service = LogHarness::start(MAX_RECORD).await;
     // Exactly the limit: served.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = connect(service.tcp).await;
     client.send(&call_of_len(1, MAX_RECORD)).await;
     let reply = client
         .recv()
@@ -369,7 +314,7 @@ async fn record_size_limits() {
     assert_eq!(service.wait_lines(1).await, ["pad OP 24/11/2026 19:40:12"]);
 
     // One byte over, announced in one mark: closed before the bytes come.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = connect(service.tcp).await;
     client
         .send_raw(
             &RecordMark {
@@ -382,7 +327,7 @@ async fn record_size_limits() {
     assert!(client.recv().await.is_none());
 
     // Many small fragments adding up past the limit: closed.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = connect(service.tcp).await;
     let msg = call_of_len(2, 2 * MAX_RECORD);
     let mut wire = Vec::new();
     for chunk in msg.chunks(100) {
@@ -403,7 +348,7 @@ async fn record_size_limits() {
 
     // The largest marks, with and without the last-fragment bit.
     for mark in [0x7fff_ffffu32, 0xffff_ffff] {
-        let mut client = Client::connect(service.tcp).await;
+        let mut client = connect(service.tcp).await;
         client.send_raw(&mark.to_be_bytes()).await;
         assert!(client.recv().await.is_none(), "mark {mark:#x}");
     }
@@ -454,7 +399,7 @@ async fn fragment_shapes_that_are_answered() {
     );
     wire.extend_from_slice(&msg);
     wire.extend_from_slice(&RecordMark { last: true, len: 0 }.to_bytes());
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = connect(service.tcp).await;
     client.send_raw(&wire).await;
     for _ in 0..2 {
         let reply = client.recv().await.expect("answered");
@@ -491,7 +436,7 @@ async fn credentials() {
     xdr::put_u32(&mut sys_body, 1000); // uid
     xdr::put_u32(&mut sys_body, 1000); // gid
     xdr::put_u32(&mut sys_body, 0); // no gids
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = connect(service.tcp).await;
     // AUTH_SYS: accepted.
     client
         .send(&with_cred(OpaqueAuth::new(1, sys_body.clone()).unwrap()))
@@ -623,7 +568,7 @@ async fn hundreds_of_garbage_records() {
         expected_lines.extend(line);
         let addr = service.tcp;
         jobs.push(async move {
-            let mut client = Client::connect(addr).await;
+            let mut client = connect(addr).await;
             client.send(&msg).await;
             let got = client.recv().await.map(|r| r.to_vec());
             (msg, reply, got)

@@ -2,19 +2,15 @@
 
 mod support;
 
-use support::{LogHarness, WAIT};
+use support::{LogHarness, RpcClient, WAIT, entry, failure};
 
-use std::net::SocketAddr;
-
-use bytes::BytesMut;
 use p2p_proto::rpc::log::{
     LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_null_reply, decode_sendlog_reply, null_call,
     sendlog_call,
 };
 use p2p_proto::rpc::message::{AcceptStat, CallFailure, RpcMessage};
-use p2p_proto::rpc::record::{RecordDecoder, RecordMark, encode_record};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
+use p2p_proto::rpc::record::{RecordMark, encode_record};
+use tokio::net::UdpSocket;
 
 /// Captured from an rpcgen client: SENDLOG("alice","PUBLISH","24/11/2026 19:40:12","song.mp3").
 const CALL_TCP: &str = "80000064 d4c4f146 00000000 00000002 20000099 00000001 00000001 00000000
@@ -36,57 +32,6 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-struct Client {
-    stream: TcpStream,
-    buf: BytesMut,
-    decoder: RecordDecoder,
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Self {
-        Self {
-            stream: TcpStream::connect(addr).await.unwrap(),
-            buf: BytesMut::new(),
-            decoder: RecordDecoder::new(1 << 16),
-        }
-    }
-
-    async fn send_raw(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    async fn send(&mut self, msg: &[u8]) {
-        let mut framed = Vec::new();
-        encode_record(msg, &mut framed);
-        self.send_raw(&framed).await;
-    }
-
-    /// The next reply record, or None if the service closed the connection.
-    async fn recv(&mut self) -> Option<BytesMut> {
-        tokio::time::timeout(WAIT, async {
-            loop {
-                if let Some(r) = self.decoder.decode(&mut self.buf).unwrap() {
-                    return Some(r);
-                }
-                match self.stream.read_buf(&mut self.buf).await {
-                    Ok(0) | Err(_) => return None,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-        .expect("reply or close in time")
-    }
-}
-
-fn entry(user: &str, op: &str, file: &str) -> LogEntry {
-    LogEntry::new(user, op, "24/11/2026 19:40:12", file).unwrap()
-}
-
-fn failure(reply: &[u8]) -> CallFailure {
-    decode_sendlog_reply(reply).unwrap().unwrap().1.unwrap_err()
-}
-
 fn call_with(prog: u32, vers: u32, procedure: u32, args: &LogEntry) -> Vec<u8> {
     let mut msg = Vec::new();
     RpcMessage::call(77, prog, vers, procedure).encode(&mut msg);
@@ -97,7 +42,7 @@ fn call_with(prog: u32, vers: u32, procedure: u32, args: &LogEntry) -> Vec<u8> {
 #[tokio::test]
 async fn tcp_null_and_captured_sendlog() {
     let mut service = LogHarness::start(4096).await;
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     client.send(&null_call(1)).await;
     let reply = client.recv().await.unwrap();
     assert_eq!(decode_null_reply(&reply).unwrap(), Some((1, Ok(()))));
@@ -168,7 +113,7 @@ async fn udp_null_and_captured_sendlog() {
 #[tokio::test]
 async fn errors_pipelined_and_answered_in_order() {
     let mut service = LogHarness::start(4096).await;
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     let e = entry("carol", "DELETE", "x.txt");
     let mut over = Vec::new();
     RpcMessage::call(77, LOG_PROG, LOG_VERS, SENDLOG).encode(&mut over);
@@ -214,7 +159,7 @@ async fn errors_pipelined_and_answered_in_order() {
 #[tokio::test]
 async fn three_fragments() {
     let mut service = LogHarness::start(4096).await;
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     let msg = sendlog_call(9, &entry("dave", "PUBLISH", "a b.mp3"));
     let mut wire = Vec::new();
     for (part, last) in [(&msg[..3], false), (&msg[3..41], false), (&msg[41..], true)] {
@@ -242,19 +187,19 @@ async fn three_fragments() {
 async fn closes_without_reply() {
     let mut service = LogHarness::start(4096).await;
     // An oversized record mark: closed at once, without the announced bytes being sent.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     client.send_raw(&0x8010_0000u32.to_be_bytes()).await;
     assert!(client.recv().await.is_none());
 
     // rpcvers 3.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     let mut msg = sendlog_call(3, &entry("e", "OP", ""));
     msg[8..12].copy_from_slice(&3u32.to_be_bytes());
     client.send(&msg).await;
     assert!(client.recv().await.is_none());
 
     // An empty middle fragment.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     let mut wire = Vec::new();
     wire.extend_from_slice(
         &RecordMark {
@@ -275,12 +220,12 @@ async fn closes_without_reply() {
     assert!(client.recv().await.is_none());
 
     // A reply sent to the server.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     client.send_raw(&hex(REPLY_TCP)).await;
     assert!(client.recv().await.is_none());
 
     // The service still serves.
-    let mut client = Client::connect(service.tcp).await;
+    let mut client = RpcClient::connect(service.tcp).await;
     client.send(&sendlog_call(4, &entry("f", "OP", ""))).await;
     assert!(client.recv().await.is_some());
     assert_eq!(service.line().await, "f OP 24/11/2026 19:40:12");
@@ -296,7 +241,7 @@ async fn concurrent_clients_lines_whole() {
     let mut clients = Vec::new();
     for c in 0..CLIENTS {
         clients.push(tokio::spawn(async move {
-            let mut client = Client::connect(addr).await;
+            let mut client = RpcClient::connect(addr).await;
             // Long fields, so that a torn write would show.
             let file = format!("{c:02}-{}", "f".repeat(250));
             let mut wire = Vec::new();

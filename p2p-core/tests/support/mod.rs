@@ -492,3 +492,79 @@ impl Drop for LogHarness {
         }
     }
 }
+
+/// A TCP caller of the log service speaking record-marked ONC RPC.
+#[derive(Debug)]
+pub struct RpcClient {
+    stream: TcpStream,
+    buf: bytes::BytesMut,
+    decoder: p2p_proto::rpc::record::RecordDecoder,
+    /// Whether a write to a service that already closed is tolerated (hostile
+    /// tests) or a test failure.
+    tolerate_close: bool,
+}
+
+impl RpcClient {
+    /// Connects; a failed write fails the test unless
+    /// [`RpcClient::tolerating_close`] is used.
+    pub async fn connect(addr: SocketAddr) -> Self {
+        Self {
+            stream: TcpStream::connect(addr).await.unwrap(),
+            buf: bytes::BytesMut::new(),
+            decoder: p2p_proto::rpc::record::RecordDecoder::new(1 << 20),
+            tolerate_close: false,
+        }
+    }
+
+    /// Writes to a service that already closed are not an error.
+    pub fn tolerating_close(mut self) -> Self {
+        self.tolerate_close = true;
+        self
+    }
+
+    /// Writes raw bytes.
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        let written = self.stream.write_all(bytes).await;
+        if !self.tolerate_close {
+            written.unwrap();
+        }
+    }
+
+    /// Writes one message as a single-fragment record.
+    pub async fn send(&mut self, msg: &[u8]) {
+        let mut framed = Vec::new();
+        p2p_proto::rpc::record::encode_record(msg, &mut framed);
+        self.send_raw(&framed).await;
+    }
+
+    /// The next reply record, or `None` when the service closed the connection.
+    pub async fn recv(&mut self) -> Option<bytes::BytesMut> {
+        tokio::time::timeout(WAIT, async {
+            loop {
+                if let Some(r) = self.decoder.decode(&mut self.buf).unwrap() {
+                    return Some(r);
+                }
+                match self.stream.read_buf(&mut self.buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .expect("a reply or a close in time")
+    }
+}
+
+/// A log entry at a fixed time.
+pub fn entry(user: &str, op: &str, file: &str) -> p2p_proto::rpc::log::LogEntry {
+    p2p_proto::rpc::log::LogEntry::new(user, op, "24/11/2026 19:40:12", file).unwrap()
+}
+
+/// Why the call failed, from its reply.
+pub fn failure(reply: &[u8]) -> p2p_proto::rpc::message::CallFailure {
+    p2p_proto::rpc::log::decode_sendlog_reply(reply)
+        .unwrap()
+        .expect("a whole reply")
+        .1
+        .expect_err("a failed call")
+}
