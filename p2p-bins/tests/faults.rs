@@ -11,7 +11,6 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     LINE_TIMEOUT, Lines, LogService, Peer, Proc, Server, dead_datetime_url, dir_names, free_port,
-    is_datetime, log_bin, parse_operation_line, pseudo_random_bytes, server_bin, temp_dir,
+    is_datetime, parse_operation_line, pseudo_random_bytes, server_bin, temp_dir,
 };
 use p2p_proto::directory::{Reply, Request, RequestBody};
 
@@ -64,38 +63,6 @@ fn reply_len(reply: &Reply) -> usize {
 fn register(port: u16, user: &str) {
     let reply = call(port, &request(user, RequestBody::Register));
     assert!(reply.is_ok(), "REGISTER {user}: {reply:?}");
-}
-
-/// Starts `p2p-log` on 127.0.0.1:`port` (without rpcbind), appending to
-/// `output`, and waits for the line that says where it listens.
-fn start_log(output: &Path, port: u16) -> LogService {
-    let mut command = Command::new(log_bin());
-    command
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--no-rpcbind",
-            "--output",
-        ])
-        .arg(output)
-        .stdin(Stdio::null());
-    let mut proc = Proc::spawn("p2p-log", &mut command);
-    let stdout = Lines::spawn("p2p-log stdout", proc.take_stdout());
-    let mut stderr = Lines::spawn("p2p-log stderr", proc.take_stderr());
-    let line = stderr.wait_for(LINE_TIMEOUT, |l| l.contains("listening"));
-    assert!(
-        line.contains(&format!("127.0.0.1:{port}")),
-        "p2p-log did not listen on port {port}: {line:?}"
-    );
-    LogService {
-        proc,
-        port,
-        output: output.to_path_buf(),
-        stdout,
-        stderr,
-    }
 }
 
 /// The user names in the log lines, in order.
@@ -143,7 +110,7 @@ fn log_service_down_at_start_then_killed_and_restarted() {
     }
 
     // It comes up: records flow (the shipper found it).
-    let log = start_log(&output, log_port);
+    let log = LogService::start_on(&output, log_port);
     register(port, "up");
     assert_logged_in_order(&log, &["up".to_owned()]);
 
@@ -175,7 +142,7 @@ fn log_service_down_at_start_then_killed_and_restarted() {
     let mut log = log;
     log.proc.kill();
     wait_for_more(30);
-    let log = start_log(&output, log_port);
+    let log = LogService::start_on(&output, log_port);
     // Requests started from here on were issued after the restart.
     let after_restart = issued.load(Ordering::SeqCst) + 1;
     wait_for_more(30);

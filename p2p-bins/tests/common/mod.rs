@@ -541,11 +541,17 @@ impl LogService {
     /// Starts `p2p-log --port 0 --bind 127.0.0.1 --no-rpcbind --output FILE`
     /// and waits for the stderr line that says where it listens.
     pub(crate) fn start(output: &Path) -> Self {
+        Self::start_on(output, 0)
+    }
+
+    /// The same on `port` (0: any free one); a nonzero port must be the one
+    /// it listens on (e.g. a restart on the port of a killed instance).
+    pub(crate) fn start_on(output: &Path, port: u16) -> Self {
         let mut command = Command::new(log_bin());
         command
             .args([
                 "--port",
-                "0",
+                &port.to_string(),
                 "--bind",
                 "127.0.0.1",
                 "--no-rpcbind",
@@ -557,7 +563,7 @@ impl LogService {
         let stdout = Lines::spawn("p2p-log stdout", proc.take_stdout());
         let mut stderr = Lines::spawn("p2p-log stderr", proc.take_stderr());
         let line = stderr.wait_for(LINE_TIMEOUT, |l| l.contains("127.0.0.1:"));
-        let port = line
+        let listening = line
             .split("127.0.0.1:")
             .skip(1)
             .find_map(|rest| {
@@ -565,6 +571,11 @@ impl LogService {
                 digits.parse::<u16>().ok().filter(|&p| p != 0)
             })
             .unwrap_or_else(|| panic!("no 127.0.0.1 port in {line:?}"));
+        assert!(
+            port == 0 || listening == port,
+            "p2p-log did not listen on port {port}: {line:?}"
+        );
+        let port = listening;
         Self {
             proc,
             port,
