@@ -12,6 +12,6 @@ pub mod server;
 pub mod store;
 
 pub use handler::Handler;
-pub use lines::{LINE_BUFFER_LIMIT, LineWriter, LineWriterThread};
+pub use lines::{COALESCE, LINE_BUFFER_LIMIT, LineWriter, LineWriterThread};
 pub use server::{ServerConfig, bind, run};
 pub use store::{MemoryStore, Store, StoreStats};
