@@ -74,6 +74,10 @@ fn check_common(s: &str, allow_empty: bool) -> Result<(), FieldError> {
 
 fn check_user_name(s: &str) -> Result<(), FieldError> {
     check_common(s, false)?;
+    // Fast path: printable ASCII other than the space is always valid.
+    if s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(());
+    }
     if s.chars().any(char::is_whitespace) {
         return Err(FieldError::Whitespace);
     }

@@ -3,6 +3,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use bytes::BytesMut;
+
 use p2p_proto::directory::{PeerAddr, Reply, Request, RequestBody};
 use p2p_proto::rpc::log::LogEntry;
 use p2p_proto::timestamp::Timestamp;
@@ -45,8 +47,28 @@ impl Handler {
     /// Handles one request from a client whose socket address is `peer_ip`
     /// (recorded at CONNECT, never an address the client sends).
     pub fn handle(&self, request: &Request, peer_ip: IpAddr) -> Reply {
+        let reply = self.apply(request, peer_ip);
+        self.report(request);
+        reply
+    }
+
+    /// Handles one request like [`Self::handle`] and appends its reply's bytes
+    /// to `out`. Listings the store keeps encoded are copied as bytes, without
+    /// a typed reply in between.
+    pub fn handle_into(&self, request: &Request, peer_ip: IpAddr, out: &mut BytesMut) {
+        if let RequestBody::ListUsers = request.body {
+            self.store.encode_list_users(&request.user, out);
+        } else {
+            let reply = self.apply(request, peer_ip);
+            out.reserve(reply.encoded_len());
+            reply.encode(out);
+        }
+        self.report(request);
+    }
+
+    fn apply(&self, request: &Request, peer_ip: IpAddr) -> Reply {
         let user = &request.user;
-        let reply = match &request.body {
+        match &request.body {
             RequestBody::Register => Reply::Register(self.store.register(user)),
             RequestBody::Unregister => Reply::Unregister(self.store.unregister(user)),
             RequestBody::Connect { port } => Reply::Connect(self.store.connect(
@@ -68,9 +90,7 @@ impl Handler {
             RequestBody::GetUserInfo { target } => {
                 Reply::GetUserInfo(self.store.get_user_info(user, target))
             }
-        };
-        self.report(request);
-        reply
+        }
     }
 
     fn report(&self, request: &Request) {

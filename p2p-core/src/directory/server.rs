@@ -148,13 +148,14 @@ async fn serve_connection(
             Ok(Err(e)) => return Err(e),
         }
     };
-    let reply = match outcome {
-        Outcome::Request(request) => handler.handle(&request, peer.ip()),
-        Outcome::Refused(Some(op)) => Reply::other_error(op),
+    // The request's bytes are no longer needed: the reply reuses the buffer.
+    buf.clear();
+    let mut out = buf;
+    match outcome {
+        Outcome::Request(request) => handler.handle_into(&request, peer.ip(), &mut out),
+        Outcome::Refused(Some(op)) => Reply::other_error(op).encode(&mut out),
         Outcome::Refused(None) | Outcome::Gone => return Ok(()),
-    };
-    let mut out = BytesMut::with_capacity(reply.encoded_len());
-    reply.encode(&mut out);
+    }
     // Dropping the stream after the reply closes it (FIN); an explicit
     // shutdown() would cost a syscall and a wake-up per request.
     match timeout(config.write_timeout, stream.write_all(&out)).await {

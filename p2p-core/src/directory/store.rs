@@ -10,9 +10,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::RwLock;
 
+use bytes::BytesMut;
 use p2p_proto::directory::{
-    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
-    ListUsersReply, PeerAddr, PublishResult, RegisterResult, UnregisterResult, UserEntry,
+    ConnectResult, DeleteResult, DisconnectResult, EncodedUserEntry, GetUserInfoReply,
+    ListContentReply, ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply,
+    UnregisterResult, UserEntry,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 
@@ -33,6 +35,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     fn delete(&self, user: &UserName, file: &FileName) -> DeleteResult;
     /// `LIST_USERS`: the connected users other than `user`, in connection order.
     fn list_users(&self, user: &UserName) -> ListUsersReply;
+    /// `LIST_USERS` written as its reply bytes to `out`: exactly the encoding
+    /// of [`Self::list_users`]'s reply. The default encodes that reply; a store
+    /// can instead copy entries it keeps encoded, as [`MemoryStore`] does.
+    fn encode_list_users(&self, user: &UserName, out: &mut BytesMut) {
+        Reply::ListUsers(self.list_users(user)).encode(out);
+    }
     /// `LIST_CONTENT`: the files `target` published, in publication order.
     fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply;
     /// `GET_USER_INFO`: where the connected `target` serves files.
@@ -67,9 +75,9 @@ struct User {
 #[derive(Debug, Default)]
 struct State {
     users: HashMap<UserName, User>,
-    /// Connected users in connection order, with their address: LIST_USERS
-    /// reads only this.
-    connected: BTreeMap<u64, UserEntry>,
+    /// Connected users in connection order, with their address, encoded at
+    /// CONNECT: LIST_USERS reads only this and copies bytes.
+    connected: BTreeMap<u64, EncodedUserEntry>,
     publications: usize,
     next_seq: u64,
 }
@@ -155,10 +163,10 @@ impl Store for MemoryStore {
         record.connection = Some((seq, addr));
         state.connected.insert(
             seq,
-            UserEntry {
+            EncodedUserEntry::new(UserEntry {
                 name: user.clone(),
                 addr,
-            },
+            }),
         );
         ConnectResult::Ok
     }
@@ -225,10 +233,30 @@ impl Store for MemoryStore {
         let entries = state
             .connected
             .values()
+            .map(EncodedUserEntry::entry)
             .filter(|entry| entry.name != *user)
             .cloned()
             .collect();
         ListUsersReply::Ok(entries)
+    }
+
+    fn encode_list_users(&self, user: &UserName, out: &mut BytesMut) {
+        let state = self.read();
+        let reply = match state.users.get(user.as_str()) {
+            None => ListUsersReply::UserDoesNotExist,
+            Some(u) if u.connection.is_none() => ListUsersReply::NotConnected,
+            Some(_) => {
+                let entries: Vec<&EncodedUserEntry> = state
+                    .connected
+                    .values()
+                    .filter(|entry| entry.entry().name != *user)
+                    .collect();
+                out.reserve(ListUsersReply::encoded_ok_len_from(&entries));
+                ListUsersReply::encode_ok_from(&entries, out);
+                return;
+            }
+        };
+        Reply::ListUsers(reply).encode(out);
     }
 
     fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply {
@@ -359,5 +387,41 @@ mod tests {
         assert_eq!(s.register(&a), RegisterResult::Ok);
         assert_eq!(s.connect(&a, addr(1)), ConnectResult::Ok);
         assert_eq!(s.list_content(&a, &a), ListContentReply::Ok(vec![]));
+    }
+
+    /// The encoded listing is the typed listing's bytes, for every outcome.
+    #[test]
+    fn encoded_listing_matches_the_typed_one() {
+        let s = MemoryStore::new();
+        let check = |s: &MemoryStore, who: &UserName| {
+            let mut typed = Vec::new();
+            Reply::ListUsers(s.list_users(who)).encode(&mut typed);
+            let mut encoded = BytesMut::new();
+            s.encode_list_users(who, &mut encoded);
+            assert_eq!(&encoded[..], &typed[..], "{who:?}");
+            typed
+        };
+        let (a, b, c) = (name("alice"), name("bob"), name("carol"));
+        assert_eq!(check(&s, &a), [1], "no such user");
+        s.register(&a);
+        assert_eq!(check(&s, &a), [2], "not connected");
+        s.connect(&a, addr(1000));
+        assert_eq!(check(&s, &a), b"\x000\0", "alone");
+        for (user, port) in [(&b, 2000), (&c, 3000)] {
+            s.register(user);
+            s.connect(user, addr(port));
+        }
+        assert_eq!(
+            check(&s, &b),
+            b"\x002\0alice\x00127.0.0.1\x001000\0carol\x00127.0.0.1\x003000\0",
+            "the others, in connection order"
+        );
+        s.disconnect(&a);
+        s.connect(&a, addr(1001));
+        assert_eq!(
+            check(&s, &c),
+            b"\x002\0bob\x00127.0.0.1\x002000\0alice\x00127.0.0.1\x001001\0",
+            "a reconnection moves to the end with its new port"
+        );
     }
 }

@@ -54,8 +54,9 @@ pub(crate) mod wire;
 
 pub use decoder::RequestDecoder;
 pub use reply::{
-    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
-    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, UnregisterResult, UserEntry,
+    ConnectResult, DeleteResult, DisconnectResult, EncodedUserEntry, GetUserInfoReply,
+    ListContentReply, ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply,
+    UnregisterResult, UserEntry,
 };
 pub use request::{Request, RequestBody};
 

@@ -217,6 +217,53 @@ pub struct UserEntry {
     pub addr: PeerAddr,
 }
 
+impl UserEntry {
+    fn encode(&self, buf: &mut impl BufMut) {
+        wire::put_field(buf, self.name.as_bytes());
+        self.addr.encode(buf);
+    }
+
+    fn encoded_len(&self) -> usize {
+        wire::field_len(self.name.len()) + self.addr.encoded_len()
+    }
+}
+
+/// A [`UserEntry`] together with its wire form, encoded once.
+///
+/// For servers that answer many `LIST_USERS`: keep one per connected user and
+/// write listings with [`ListUsersReply::encode_ok_from`], one copy of bytes
+/// per entry instead of a clone and an encoding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedUserEntry {
+    entry: UserEntry,
+    wire: Box<[u8]>,
+}
+
+impl EncodedUserEntry {
+    /// Encodes `entry`.
+    #[must_use]
+    pub fn new(entry: UserEntry) -> Self {
+        let mut wire = Vec::with_capacity(entry.encoded_len());
+        entry.encode(&mut wire);
+        Self {
+            entry,
+            wire: wire.into_boxed_slice(),
+        }
+    }
+
+    /// The entry.
+    #[must_use]
+    pub const fn entry(&self) -> &UserEntry {
+        &self.entry
+    }
+
+    /// Its wire form: `NAME\0IP\0PORT\0`.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.wire
+    }
+}
+
 /// The reply to `LIST_USERS`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
@@ -232,6 +279,24 @@ pub enum ListUsersReply {
 }
 
 impl ListUsersReply {
+    /// Writes a successful reply listing `entries`, in order: the bytes that
+    /// [`Reply::encode`] writes for `ListUsersReply::Ok` of the entries they
+    /// hold.
+    pub fn encode_ok_from(entries: &[&EncodedUserEntry], buf: &mut impl BufMut) {
+        buf.put_u8(0);
+        wire::put_decimal(buf, entries.len() as u64);
+        for entry in entries {
+            buf.put_slice(entry.as_bytes());
+        }
+    }
+
+    /// The exact number of bytes [`Self::encode_ok_from`] writes.
+    #[must_use]
+    pub fn encoded_ok_len_from(entries: &[&EncodedUserEntry]) -> usize {
+        1 + wire::decimal_len(entries.len() as u64)
+            + entries.iter().map(|e| e.wire.len()).sum::<usize>()
+    }
+
     /// The result byte on the wire.
     #[must_use]
     pub const fn code(&self) -> u8 {
@@ -464,8 +529,7 @@ impl Reply {
             Self::ListUsers(ListUsersReply::Ok(users)) => {
                 wire::put_decimal(buf, users.len() as u64);
                 for user in users {
-                    wire::put_field(buf, user.name.as_bytes());
-                    user.addr.encode(buf);
+                    user.encode(buf);
                 }
             }
             Self::ListContent(ListContentReply::Ok(files)) => {
@@ -485,10 +549,7 @@ impl Reply {
         1 + match self {
             Self::ListUsers(ListUsersReply::Ok(users)) => {
                 wire::decimal_len(users.len() as u64)
-                    + users
-                        .iter()
-                        .map(|u| wire::field_len(u.name.len()) + u.addr.encoded_len())
-                        .sum::<usize>()
+                    + users.iter().map(UserEntry::encoded_len).sum::<usize>()
             }
             Self::ListContent(ListContentReply::Ok(files)) => {
                 wire::decimal_len(files.len() as u64)
@@ -818,6 +879,20 @@ mod tests {
             prop_assert_eq!(Reply::decode(reply.op(), &bytes), Ok(Some((reply.clone(), bytes.len()))));
             for cut in 0..bytes.len() {
                 prop_assert_eq!(Reply::decode(reply.op(), &bytes[..cut]), Ok(None));
+            }
+        }
+
+        /// Listings written from pre-encoded entries are the typed reply's bytes.
+        #[test]
+        fn encoded_entries_write_the_typed_listing(users in proptest::collection::vec(strategy::user_entry(), 0..12)) {
+            let encoded: Vec<EncodedUserEntry> = users.iter().cloned().map(EncodedUserEntry::new).collect();
+            let refs: Vec<&EncodedUserEntry> = encoded.iter().collect();
+            let mut from_encoded = Vec::new();
+            ListUsersReply::encode_ok_from(&refs, &mut from_encoded);
+            prop_assert_eq!(&from_encoded, &encode(&Reply::ListUsers(ListUsersReply::Ok(users.clone()))));
+            prop_assert_eq!(ListUsersReply::encoded_ok_len_from(&refs), from_encoded.len());
+            for (e, user) in encoded.iter().zip(&users) {
+                prop_assert_eq!(e.entry(), user);
             }
         }
 

@@ -56,6 +56,11 @@ pub(crate) fn peer_addr() -> impl Strategy<Value = PeerAddr> {
     (ip_addr(), any::<u16>()).prop_map(|(ip, port)| PeerAddr { ip, port })
 }
 
+/// Any `LIST_USERS` entry.
+pub(crate) fn user_entry() -> impl Strategy<Value = UserEntry> {
+    (user_name(), peer_addr()).prop_map(|(name, addr)| UserEntry { name, addr })
+}
+
 /// Any reply, every operation and every result variant.
 pub(crate) fn reply() -> impl Strategy<Value = Reply> {
     fn code<T: std::fmt::Debug>(max: u8, from: fn(u8) -> Option<T>) -> impl Strategy<Value = T> {
@@ -68,11 +73,7 @@ pub(crate) fn reply() -> impl Strategy<Value = Reply> {
         code(3, DisconnectResult::from_code).prop_map(Reply::Disconnect),
         code(4, PublishResult::from_code).prop_map(Reply::Publish),
         code(4, DeleteResult::from_code).prop_map(Reply::Delete),
-        vec(
-            (user_name(), peer_addr()).prop_map(|(name, addr)| UserEntry { name, addr }),
-            0..8
-        )
-        .prop_map(|users| Reply::ListUsers(ListUsersReply::Ok(users))),
+        vec(user_entry(), 0..8).prop_map(|users| Reply::ListUsers(ListUsersReply::Ok(users))),
         code(3, ListUsersReply::from_code).prop_map(Reply::ListUsers),
         vec(file_name(), 0..8).prop_map(|files| Reply::ListContent(ListContentReply::Ok(files))),
         code(4, ListContentReply::from_code).prop_map(Reply::ListContent),

@@ -7,13 +7,11 @@
 //! [`super::RequestDecoder`] relies on that to avoid rescanning.
 
 use std::fmt::{self, Display, Write as _};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU16;
 
 use bytes::BufMut;
-use nom::bytes::streaming::{tag, take_while_m_n};
-use nom::sequence::terminated;
-use nom::{IResult, Needed, Parser};
+use nom::{IResult, Needed};
 
 use super::{DecodeError, MAX_IP_LEN, MAX_OP_LEN, MAX_PORT_DIGITS, OpCode};
 use crate::field::{Description, FieldError, FileName, MAX_FIELD_LEN, UserName};
@@ -52,16 +50,14 @@ pub(crate) fn nul_field<'a>(
     field: &'static str,
     max: usize,
 ) -> PResult<'a, &'a [u8]> {
-    let result: IResult<&[u8], &[u8], nom::error::Error<&[u8]>> =
-        terminated(take_while_m_n(0, max, |b| b != 0), tag(&b"\0"[..])).parse(input);
-    match result {
-        Ok(ok) => Ok(ok),
-        Err(nom::Err::Incomplete(needed)) => Err(nom::Err::Incomplete(needed)),
-        // `take_while_m_n(0, ..)` cannot fail, so only the terminator can: byte `max + 1`
-        // arrived and it is not a NUL.
-        Err(nom::Err::Error(_) | nom::Err::Failure(_)) => {
-            fail(DecodeError::FieldTooLong { field, max })
-        }
+    // memchr rather than a byte-at-a-time combinator: fields are scanned once
+    // per request and listings hold thousands of them.
+    let window = &input[..input.len().min(max.saturating_add(1))];
+    match memchr::memchr(0, window) {
+        Some(end) => Ok((&input[end + 1..], &input[..end])),
+        // Byte `max + 1` arrived and it is not a NUL.
+        None if input.len() > max => fail(DecodeError::FieldTooLong { field, max }),
+        None => Err(nom::Err::Incomplete(Needed::new(1))),
     }
 }
 
@@ -161,9 +157,41 @@ pub(crate) fn listening_port(input: &[u8]) -> PResult<'_, NonZeroU16> {
 /// An `IP` field: an IPv4 or IPv6 address as text.
 pub(crate) fn ip_addr(input: &[u8]) -> PResult<'_, IpAddr> {
     let (rest, raw) = nul_field(input, "IP", MAX_IP_LEN)?;
-    match std::str::from_utf8(raw).ok().and_then(|s| s.parse().ok()) {
+    let ip = match dotted_quad(raw) {
+        Some(v4) => Some(IpAddr::V4(v4)),
+        // Everything else (IPv6, and the forms the fast path leaves out) goes
+        // to the standard parser, which decides what is an address.
+        None => std::str::from_utf8(raw).ok().and_then(|s| s.parse().ok()),
+    };
+    match ip {
         Some(ip) => Ok((rest, ip)),
         None => fail(DecodeError::InvalidAddress),
+    }
+}
+
+/// The fast path of [`ip_addr`]: a canonical dotted quad (`0`-`255`, no leading
+/// zeros), a subset of what `Ipv4Addr::from_str` accepts, parsed to the same
+/// address.
+fn dotted_quad(raw: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = raw.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part[0] == b'0') {
+            return None;
+        }
+        let mut value: u16 = 0;
+        for &b in part {
+            if !b.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u16::from(b - b'0');
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    match parts.next() {
+        None => Some(Ipv4Addr::from(octets)),
+        Some(_) => None,
     }
 }
 
@@ -272,6 +300,7 @@ pub(crate) fn display_len(value: &impl Display) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::Just;
 
     #[test]
     fn decimal_and_ip_writers_match_display() {
@@ -353,5 +382,59 @@ mod tests {
         let mut out = Vec::new();
         put_display(&mut out, &"127.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(out, b"127.0.0.1\0");
+    }
+
+    #[test]
+    fn dotted_quad_fast_path_known_forms() {
+        for (text, expected) in [
+            ("127.0.0.1", Some([127, 0, 0, 1])),
+            ("0.0.0.0", Some([0, 0, 0, 0])),
+            ("255.255.255.255", Some([255, 255, 255, 255])),
+            ("10.20.250.9", Some([10, 20, 250, 9])),
+            ("256.0.0.1", None),
+            ("01.0.0.1", None),
+            ("1.2.3", None),
+            ("1.2.3.4.5", None),
+            ("1..3.4", None),
+            ("1.2.3.4 ", None),
+            ("1.2.3.+4", None),
+            ("::1", None),
+        ] {
+            assert_eq!(
+                dotted_quad(text.as_bytes()),
+                expected.map(Ipv4Addr::from),
+                "{text}"
+            );
+        }
+        // What the fast path leaves out still reaches the standard parser.
+        assert_eq!(ip_addr(b"::1\0"), Ok((&b""[..], "::1".parse().unwrap())));
+        assert_eq!(ip_addr(b"01.0.0.1\0"), fail(DecodeError::InvalidAddress));
+    }
+
+    proptest::proptest! {
+        /// The fast path accepts only what the standard parser accepts, and
+        /// means the same address by it.
+        #[test]
+        fn dotted_quad_agrees_with_std(text in "[0-9.]{0,17}|([0-9]{1,3}[.]){3}[0-9]{1,3}") {
+            if let Some(fast) = dotted_quad(text.as_bytes()) {
+                proptest::prop_assert_eq!(Some(fast), text.parse::<Ipv4Addr>().ok());
+            }
+            let through_field = ip_addr(format!("{text}\0").as_bytes()).ok().map(|(_, ip)| ip);
+            proptest::prop_assert_eq!(through_field, text.parse::<IpAddr>().ok());
+        }
+
+        /// The memchr scan finds the same field boundary as a byte loop.
+        #[test]
+        fn nul_field_matches_a_plain_scan(
+            input in proptest::collection::vec(proptest::prop_oneof![Just(0u8), 1u8..=255], 0..12),
+            max in 0usize..8,
+        ) {
+            let expected = match input.iter().take(max + 1).position(|&b| b == 0) {
+                Some(end) => Ok((&input[end + 1..], &input[..end])),
+                None if input.len() > max => fail(DecodeError::FieldTooLong { field: "F", max }),
+                None => Err(nom::Err::Incomplete(Needed::new(1))),
+            };
+            proptest::prop_assert_eq!(nul_field(&input, "F", max), expected);
+        }
     }
 }
