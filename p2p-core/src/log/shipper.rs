@@ -100,8 +100,13 @@ pub struct LogShipperConfig {
     /// Records waiting to be sent; when full, [`LogShipper::log`] drops (and counts) the record.
     /// Default 65 536.
     pub queue_capacity: usize,
-    /// Calls sent and not yet answered, at most (pipelining window). Default 64.
+    /// Calls sent and not yet answered, at most (pipelining window). Default 256.
     pub max_in_flight: usize,
+    /// After a write, how long records gather before the next one: a record
+    /// arriving on an idle connection goes out at once, and under load records
+    /// go out in batches, one `write(2)` (and one wake-up of the service) per
+    /// batch rather than per record. Default 2 ms.
+    pub coalesce: Duration,
     /// Limit for a TCP connect and for each exchange with rpcbind. Default 2 s.
     pub connect_timeout: Duration,
     /// Limit for the answer to a call (and for writing it); past it the connection is dropped as
@@ -122,7 +127,8 @@ impl LogShipperConfig {
         Self {
             target,
             queue_capacity: 65_536,
-            max_in_flight: 64,
+            max_in_flight: 256,
+            coalesce: Duration::from_millis(2),
             connect_timeout: Duration::from_secs(2),
             call_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
@@ -444,6 +450,9 @@ impl<'a> Session<'a> {
         let mut input = BytesMut::with_capacity(1024);
         let window = self.config.max_in_flight.max(1);
         let timeout = self.config.call_timeout;
+        let coalesce = self.config.coalesce;
+        // Writes are held until then, so that records gather into one batch.
+        let mut hold_until: Option<Instant> = None;
         let mut closed = false;
         while let Some(entry) = pending.pop_front() {
             self.push(entry);
@@ -467,20 +476,24 @@ impl<'a> Session<'a> {
                     Err(e) => return Err(LogError::io("reading log replies", e)),
                 }
             }
-            while !closed && self.in_flight.len() < window {
-                match rx.try_recv() {
-                    Ok(entry) => self.push(entry),
-                    Err(mpsc::error::TryRecvError::Empty) => break,
-                    Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
+            let hold = hold_until.filter(|&t| Instant::now() < t);
+            if hold.is_none() {
+                while !closed && self.in_flight.len() < window {
+                    match rx.try_recv() {
+                        Ok(entry) => self.push(entry),
+                        Err(mpsc::error::TryRecvError::Empty) => break,
+                        Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
+                    }
                 }
-            }
-            if !self.out.is_empty() {
-                let what = "sending log records";
-                tokio::time::timeout(timeout, writer.write_all(&self.out))
-                    .await
-                    .map_err(|_| LogError::Timeout { what, timeout })?
-                    .map_err(|e| LogError::io(what, e))?;
-                self.out.clear();
+                if !self.out.is_empty() {
+                    let what = "sending log records";
+                    tokio::time::timeout(timeout, writer.write_all(&self.out))
+                        .await
+                        .map_err(|_| LogError::Timeout { what, timeout })?
+                        .map_err(|e| LogError::io(what, e))?;
+                    self.out.clear();
+                    hold_until = (!coalesce.is_zero()).then(|| Instant::now() + coalesce);
+                }
             }
             if closed && self.in_flight.is_empty() {
                 return Ok(());
@@ -502,7 +515,9 @@ impl<'a> Session<'a> {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     return Err(LogError::Timeout { what: "waiting for a log reply", timeout });
                 }
-                entry = rx.recv(), if !closed && self.in_flight.len() < window => match entry {
+                // The hold is over: take what gathered and write it.
+                () = sleep_until(hold), if hold.is_some() => {}
+                entry = rx.recv(), if hold.is_none() && !closed && self.in_flight.len() < window => match entry {
                     Some(entry) => self.push(entry),
                     None => closed = true,
                 },
