@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout, timeout_at};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
@@ -60,26 +61,45 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 
 /// Serves until `shutdown` completes, then stops accepting and waits for the
 /// requests in flight (each bounded by the timeouts) before returning.
+///
+/// The accept loop runs as a task on the runtime's workers rather than on the
+/// caller's thread: each connection task then starts on the worker that
+/// accepted it, with no hand-off to another thread and no wake-up per
+/// connection.
 pub async fn run(
     listener: TcpListener,
     handler: Arc<Handler>,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
+    let stop = CancellationToken::new();
+    let mut accepting = tokio::spawn(accept_loop(listener, handler, config, stop.clone()));
+    tokio::select! {
+        () = shutdown => stop.cancel(),
+        ended = &mut accepting => return ended.map_err(io::Error::other),
+    }
+    accepting.await.map_err(io::Error::other)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    handler: Arc<Handler>,
+    config: ServerConfig,
+    stop: CancellationToken,
+) {
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let tracker = TaskTracker::new();
     let config = Arc::new(config);
-    tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
-            () = &mut shutdown => break,
+            () = stop.cancelled() => break,
             permit = limit.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
                 Err(_) => break,
             },
         };
         let (stream, peer) = tokio::select! {
-            () = &mut shutdown => break,
+            () = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
@@ -103,7 +123,6 @@ pub async fn run(
     drop(listener);
     tracker.close();
     tracker.wait().await;
-    Ok(())
 }
 
 /// What the read phase ended with.
