@@ -24,8 +24,15 @@ pub const CHUNK: usize = 1 << 20;
 /// socket setup.
 pub use p2p_core::directory::bind;
 
-/// Serves the minimal protocol forever: one task per connection.
+/// Serves the minimal protocol forever: one task per connection, the accept loop itself a task
+/// on the runtime's workers (as in `p2p-server`).
 pub async fn serve_minimal(listener: TcpListener) -> io::Result<()> {
+    tokio::spawn(accept_minimal(listener))
+        .await
+        .map_err(io::Error::other)?
+}
+
+async fn accept_minimal(listener: TcpListener) -> io::Result<()> {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -42,8 +49,9 @@ pub async fn serve_minimal(listener: TcpListener) -> io::Result<()> {
     }
 }
 
+/// Reads up to the first NUL, answers one byte; dropping the stream closes it (as `p2p-server`
+/// does: no `TCP_NODELAY`, no `shutdown`, each a syscall per request that changes nothing here).
 async fn answer_one(mut stream: TcpStream) -> io::Result<()> {
-    stream.set_nodelay(true)?;
     let mut buf = [0u8; 1024];
     let mut seen = 0;
     loop {
@@ -56,8 +64,7 @@ async fn answer_one(mut stream: TcpStream) -> io::Result<()> {
         }
         seen = (seen + n) % buf.len();
     }
-    stream.write_all(&[0]).await?;
-    stream.shutdown().await
+    stream.write_all(&[0]).await
 }
 
 /// A minimal server running on its own thread and tokio runtime (`worker_threads` workers, 0 for
