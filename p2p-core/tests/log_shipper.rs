@@ -176,3 +176,47 @@ async fn log_never_blocks_without_runtime_progress() {
     assert_eq!(stats.sent + stats.dropped, 1000);
     assert_eq!(stats.sent, 0);
 }
+
+/// After a write, records wait for the pause to end, so that they go out together; a quarter
+/// of the window queued ends the pause early, and so does shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_gather_between_writes() {
+    let mut service = LogHarness::start_on(
+        "127.0.0.1:0".parse().unwrap(),
+        LogServiceConfig::default().max_record,
+    )
+    .await;
+    let mut config = config(service.tcp.port());
+    config.coalesce = Duration::from_secs(3600);
+    config.max_in_flight = 8;
+    let shipper = LogShipper::spawn(config);
+    // Nothing was written lately: the first record goes out at once.
+    shipper.log(record(0));
+    assert_eq!(service.line().await, record(0).to_string());
+    // Now the pause runs: one record queued is not enough to end it.
+    shipper.log(record(1));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), service.line())
+            .await
+            .is_err(),
+        "a record went out during the pause"
+    );
+    // Two queued, a quarter of the window of 8: out now, in order.
+    shipper.log(record(2));
+    assert_eq!(service.line().await, record(1).to_string());
+    assert_eq!(service.line().await, record(2).to_string());
+    // Another pause began with that write; shutdown does not wait for it to end.
+    shipper.log(record(3));
+    let stats = tokio::time::timeout(WAIT, shipper.shutdown())
+        .await
+        .expect("shutdown waited for the pause");
+    assert_eq!(
+        stats,
+        LogStats {
+            sent: 4,
+            dropped: 0
+        }
+    );
+    assert_eq!(service.line().await, record(3).to_string());
+    service.finish().await;
+}

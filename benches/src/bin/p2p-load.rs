@@ -192,7 +192,7 @@ struct LogCompareArgs {
     /// Runs per client count.
     #[arg(long, default_value_t = 3)]
     runs: usize,
-    /// SENDLOG calls in flight per connection (1 = sequential; the directory's shipper uses 64).
+    /// SENDLOG calls in flight per connection (1 = sequential; the directory's shipper sends batches of up to 1024).
     #[arg(long, default_value_t = 1)]
     window: usize,
     /// The other server's program, started as `PROGRAM PORT` with stdout to a file (e.g. the

@@ -17,7 +17,7 @@ use p2p_proto::rpc::record::{MAX_FRAGMENT_LEN, RecordDecoder, RecordMark, encode
 use p2p_proto::rpcbind::PMAP_PORT;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -100,12 +100,14 @@ pub struct LogShipperConfig {
     /// Records waiting to be sent; when full, [`LogShipper::log`] drops (and counts) the record.
     /// Default 65 536.
     pub queue_capacity: usize,
-    /// Calls sent and not yet answered, at most (pipelining window). Default 256.
+    /// Calls sent and not yet answered, at most (pipelining window). Default 1024.
     pub max_in_flight: usize,
     /// After a write, how long records gather before the next one: a record
     /// arriving on an idle connection goes out at once, and under load records
     /// go out in batches, one `write(2)` (and one wake-up of the service) per
-    /// batch rather than per record. Default 2 ms.
+    /// batch rather than per record. A quarter of `max_in_flight` records
+    /// queued ends the wait early, so the window, not the pause, bounds the
+    /// rate. Default 10 ms.
     pub coalesce: Duration,
     /// Limit for a TCP connect and for each exchange with rpcbind. Default 2 s.
     pub connect_timeout: Duration,
@@ -127,8 +129,8 @@ impl LogShipperConfig {
         Self {
             target,
             queue_capacity: 65_536,
-            max_in_flight: 256,
-            coalesce: Duration::from_millis(2),
+            max_in_flight: 1024,
+            coalesce: Duration::from_millis(10),
             connect_timeout: Duration::from_secs(2),
             call_timeout: Duration::from_secs(5),
             backoff_min: Duration::from_millis(100),
@@ -150,6 +152,9 @@ pub struct LogStats {
 
 #[derive(Debug, Default)]
 struct Counters {
+    /// Signalled while a quarter of the window or more is queued, and at
+    /// shutdown: ends a pause between writes early.
+    batch_ready: Notify,
     enqueued: AtomicU64,
     dropped_full: AtomicU64,
     dropped_task: AtomicU64,
@@ -173,6 +178,7 @@ struct Counters {
 pub struct LogShipper {
     tx: mpsc::Sender<LogEntry>,
     counters: Arc<Counters>,
+    batch: usize,
     task: JoinHandle<()>,
     flush_timeout: Duration,
 }
@@ -188,10 +194,12 @@ impl LogShipper {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
         let counters = Arc::new(Counters::default());
         let flush_timeout = config.flush_timeout;
+        let batch = batch_len(&config);
         let task = tokio::spawn(run(config, rx, Arc::clone(&counters)));
         Self {
             tx,
             counters,
+            batch,
             task,
             flush_timeout,
         }
@@ -202,6 +210,11 @@ impl LogShipper {
     pub fn log(&self, entry: LogEntry) {
         if self.tx.try_send(entry).is_ok() {
             self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+            let queued = self.tx.max_capacity() - self.tx.capacity();
+            if queued >= self.batch {
+                // Only a shipper pausing right now needs it: no permit is kept.
+                self.counters.batch_ready.notify_waiters();
+            }
         } else {
             self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
             if !self.counters.full_warned.swap(true, Ordering::Relaxed) {
@@ -231,8 +244,12 @@ impl LogShipper {
             counters,
             mut task,
             flush_timeout,
+            ..
         } = self;
         drop(tx);
+        // End a pause between writes now rather than when it runs out. A permit
+        // is kept if the task is not waiting yet.
+        counters.batch_ready.notify_one();
         if tokio::time::timeout(flush_timeout, &mut task)
             .await
             .is_err()
@@ -451,6 +468,7 @@ impl<'a> Session<'a> {
         let window = self.config.max_in_flight.max(1);
         let timeout = self.config.call_timeout;
         let coalesce = self.config.coalesce;
+        let batch = batch_len(self.config);
         // Writes are held until then, so that records gather into one batch.
         let mut hold_until: Option<Instant> = None;
         let mut closed = false;
@@ -515,8 +533,13 @@ impl<'a> Session<'a> {
                 () = sleep_until(deadline), if deadline.is_some() => {
                     return Err(LogError::Timeout { what: "waiting for a log reply", timeout });
                 }
-                // The hold is over: take what gathered and write it.
+                // The hold is over, or enough gathered: take it and write it.
                 () = sleep_until(hold), if hold.is_some() => {}
+                () = self.counters.batch_ready.notified(), if hold.is_some() => {
+                    if rx.len() >= batch || rx.is_closed() {
+                        hold_until = None;
+                    }
+                }
                 entry = rx.recv(), if hold.is_none() && !closed && self.in_flight.len() < window => match entry {
                     Some(entry) => self.push(entry),
                     None => closed = true,
@@ -563,6 +586,11 @@ impl<'a> Session<'a> {
         }
         Ok(())
     }
+}
+
+/// Records queued that end a pause between writes: a quarter of the window.
+fn batch_len(config: &LogShipperConfig) -> usize {
+    (config.max_in_flight / 4).max(1)
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
