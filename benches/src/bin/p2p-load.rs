@@ -202,6 +202,12 @@ struct LogCompareArgs {
     /// HOST:PORT of an already running other server.
     #[arg(long)]
     other: Option<String>,
+    /// Drive both servers with this C client instead of the built-in one, one process per
+    /// client, started as `PROGRAM 127.0.0.1 PORT SECONDS` and printing `calls N secs S` (the
+    /// rpcgen client built by benches/rpcgen/build.sh: sequential calls, like a classic client).
+    /// Sequential only (no --window); no latency figures.
+    #[arg(long, conflicts_with = "window")]
+    c_client: Option<PathBuf>,
     #[command(flatten)]
     spawn_opts: SpawnOpts,
 }
@@ -1236,10 +1242,15 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
             let mut b = RunResult::default();
             let mut o = RunResult::default();
             for side in if run % 2 == 0 { [0, 1] } else { [1, 0] } {
+                let addr = if side == 0 { other } else { ours };
+                let result = match &args.c_client {
+                    Some(program) => drive_log_c(program, addr, clients, args.seconds)?,
+                    None => rt.block_on(drive_log(addr, clients, duration, args.window)),
+                };
                 if side == 0 {
-                    b = rt.block_on(drive_log(other, clients, duration, args.window));
+                    b = result;
                 } else {
-                    o = rt.block_on(drive_log(ours, clients, duration, args.window));
+                    o = result;
                 }
                 std::thread::sleep(Duration::from_millis(300));
             }
@@ -1286,6 +1297,47 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
         );
     }
     Ok(())
+}
+
+/// Runs `clients` processes of the C client against `addr` at once; their calls add up, over
+/// the longest of their measured times.
+fn drive_log_c(program: &Path, addr: SocketAddr, clients: usize, seconds: f64) -> Res<RunResult> {
+    let children = (0..clients)
+        .map(|_| {
+            Command::new(program)
+                .args([
+                    addr.ip().to_string(),
+                    addr.port().to_string(),
+                    seconds.to_string(),
+                ])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", program.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut result = RunResult::default();
+    for child in children {
+        let out = child.wait_with_output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        match (out.status.success(), field(&text, "calls"), field(&text, "secs")) {
+            (true, Some(calls), Some(secs)) => {
+                result.ops += calls as usize;
+                result.elapsed = result.elapsed.max(Duration::from_secs_f64(secs));
+            }
+            _ => {
+                result.errors += 1;
+                result.first_error.get_or_insert_with(|| {
+                    format!(
+                        "C client {}: {}",
+                        out.status,
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    )
+                });
+            }
+        }
+    }
+    Ok(result)
 }
 
 // ---------------------------------------------------------------------------------------------
