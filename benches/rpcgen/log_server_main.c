@@ -1,7 +1,6 @@
 /* The reference log server for `p2p-load log-compare`: rpcgen's server stubs for
- * p2p-proto/log.x (rpcgen -NM -m, libtirpc) with this main, which serves TCP on
- * 127.0.0.1:PORT without rpcbind. One line per SENDLOG on stdout, flushed per call, as the
- * classic C log server and the rpcgen interop test (p2p-bins/tests/rpcgen_interop.rs) do. */
+ * p2p-proto/log.x (rpcgen -NM -m, libtirpc) and the procedures of log_proc.c with this main,
+ * which serves TCP on 127.0.0.1:PORT without rpcbind. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -12,23 +11,6 @@
 #include "log.h"
 
 void log_prog_1(struct svc_req *rqstp, SVCXPRT *transp);
-
-bool_t sendlog_1_svc(log_entry entry, int *result, struct svc_req *req) {
-    (void)req;
-    if (entry.file[0] != '\0')
-        printf("%s %s %s %s\n", entry.user, entry.op, entry.file, entry.timestamp);
-    else
-        printf("%s %s %s\n", entry.user, entry.op, entry.timestamp);
-    fflush(stdout);
-    *result = 0;
-    return TRUE;
-}
-
-int log_prog_1_freeresult(SVCXPRT *transp, xdrproc_t xdr_result, caddr_t result) {
-    (void)transp;
-    xdr_free(xdr_result, result);
-    return 1;
-}
 
 int main(int argc, char **argv) {
     if (argc != 2) {

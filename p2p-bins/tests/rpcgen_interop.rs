@@ -151,27 +151,8 @@ int main(int argc, char **argv) {
 }
 "#;
 
-const SERVER_C: &str = r#"
-#include <stdio.h>
-#include "log.h"
-
-bool_t sendlog_1_svc(log_entry entry, int *result, struct svc_req *req) {
-    (void)req;
-    if (entry.file[0] != '\0')
-        printf("%s %s %s %s\n", entry.user, entry.op, entry.file, entry.timestamp);
-    else
-        printf("%s %s %s\n", entry.user, entry.op, entry.timestamp);
-    fflush(stdout);
-    *result = 0;
-    return TRUE;
-}
-
-int log_prog_1_freeresult(SVCXPRT *transp, xdrproc_t xdr_result, caddr_t result) {
-    (void)transp;
-    xdr_free(xdr_result, result);
-    return 1;
-}
-"#;
+/// The C server's procedures, shared with the bench's reference server.
+const SERVER_C: &str = include_str!("../../benches/rpcgen/log_proc.c");
 
 /// Runs `rpcgen -NM` on a copy of the shipped `log.x` and compiles `program` from `sources`.
 fn build(dir: &Path, program: &str, own_source: &str, generated: &[&str]) -> PathBuf {

@@ -1320,7 +1320,11 @@ fn drive_log_c(program: &Path, addr: SocketAddr, clients: usize, seconds: f64) -
     for child in children {
         let out = child.wait_with_output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        match (out.status.success(), field(&text, "calls"), field(&text, "secs")) {
+        match (
+            out.status.success(),
+            field(&text, "calls"),
+            field(&text, "secs"),
+        ) {
             (true, Some(calls), Some(secs)) => {
                 result.ops += calls as usize;
                 result.elapsed = result.elapsed.max(Duration::from_secs_f64(secs));
