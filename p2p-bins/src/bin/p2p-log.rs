@@ -33,7 +33,14 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     p2p_bins::init_tracing("info");
-    let runtime = match tokio::runtime::Runtime::new() {
+    // One thread: a log service's work per call is a few microseconds around two system calls,
+    // and a multi-thread runtime's bookkeeping per wake-up (work-stealing state, clock reads) made a
+    // sequential client 1-3 % slower than against the rpcgen C server; pipelined calls from the
+    // directory's shipper reach ~1M calls/s on one thread (docs/PERFORMANCE.md, goal 3).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return p2p_bins::fail("p2p-log", format!("cannot start the runtime: {e}")),
     };
