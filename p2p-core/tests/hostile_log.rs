@@ -19,6 +19,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use p2p_core::log::LogServiceConfig;
 use p2p_proto::rpc::log::{
     Dispatch, LOG_PROG, LOG_VERS, SENDLOG, decode_null_reply, decode_sendlog_reply, dispatch,
     null_call, sendlog_call,
@@ -29,8 +30,8 @@ use p2p_proto::rpc::message::{
 use p2p_proto::rpc::record::{RecordMark, encode_record};
 use p2p_proto::xdr;
 use support::{LogHarness, Rng, RpcClient, WAIT, entry, failure, run_bounded};
-use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpStream, UdpSocket};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 /// The largest record the service accepts in these tests.
 const MAX_RECORD: usize = 4096;
@@ -607,5 +608,108 @@ async fn caller_that_never_reads_its_replies_does_not_block_others() {
         assert_serving(&service, &format!("beside-a-stuck-caller-{round}")).await;
     }
     writer.abort();
+    service.stop().await;
+}
+
+/// A service with one connection slot and short limits, for the tests of what frees a slot.
+async fn one_slot(idle: Duration, write: Duration) -> LogHarness {
+    let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
+    config.max_record = MAX_RECORD;
+    config.max_connections = 1;
+    config.idle_timeout = idle;
+    config.write_timeout = write;
+    LogHarness::start_with(config).await
+}
+
+/// Reads until the service closes the connection; fails the test if it does not in time.
+async fn assert_closed(stream: &mut TcpStream, what: &str) {
+    let mut buf = [0u8; 4096];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "{what}: the service kept the connection open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_or_unused_connection_gives_its_slot_back() {
+    let service = one_slot(Duration::from_millis(300), Duration::from_secs(10)).await;
+    // Half a call, then nothing: it holds the only slot until the idle limit.
+    let mut framed = Vec::new();
+    encode_record(
+        &sendlog_call(1, &entry("stalled", "PUBLISH", "")),
+        &mut framed,
+    );
+    let mut stalled = TcpStream::connect(service.tcp).await.unwrap();
+    stalled
+        .write_all(&framed[..framed.len() / 2])
+        .await
+        .unwrap();
+    // The next caller is accepted once the stalled one is closed.
+    assert_serving(&service, "after-a-stalled-caller").await;
+    assert_closed(&mut stalled, "half a call").await;
+    // A connection that never sends anything is closed the same way.
+    let mut silent = TcpStream::connect(service.tcp).await.unwrap();
+    assert_closed(&mut silent, "no call at all").await;
+    // One that keeps calling is not, however long it lives: 10 calls, 4 idle periods.
+    let mut busy = connect(service.tcp).await;
+    for xid in 0..10 {
+        busy.send(&sendlog_call(xid, &entry("busy", "LIST_USERS", "")))
+            .await;
+        let reply = busy.recv().await.expect("the busy caller is still served");
+        assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((xid, Ok(0))));
+        tokio::time::sleep(Duration::from_millis(120)).await;
+    }
+    drop(busy);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_never_reads_its_replies_is_disconnected() {
+    let service = one_slot(Duration::from_secs(60), Duration::from_millis(300)).await;
+    // Enough pipelined calls that the replies (28 bytes each, 11 MB) overflow the service's send
+    // buffer (at most 4 MiB by default) and this caller's receive buffer, kept small.
+    const CALLS: u32 = 400_000;
+    let mut wire = Vec::new();
+    for xid in 0..CALLS {
+        encode_record(&null_call(xid), &mut wire);
+    }
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stuck = socket.connect(service.tcp).await.unwrap();
+    let (mut reader, mut writer) = stuck.into_split();
+    let sending = tokio::spawn(async move {
+        // Fails once the service gives up on this caller.
+        let _ = writer.write_all(&wire).await;
+        writer
+    });
+    // Only the write limit frees the only slot for this caller.
+    assert_serving(&service, "after-a-caller-that-does-not-read").await;
+    // Its replies were cut short: it gets a close, not all of them.
+    let mut replies = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let closed = tokio::time::timeout(WAIT, async {
+        loop {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => replies += n,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the service kept the connection open");
+    assert!(
+        replies < CALLS as usize * 28,
+        "every reply was sent: {replies} bytes"
+    );
+    drop(sending.await.unwrap());
     service.stop().await;
 }

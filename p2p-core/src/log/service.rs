@@ -49,6 +49,15 @@ pub struct LogServiceConfig {
     pub max_record: usize,
     /// Most TCP connections served at once; further clients wait to be accepted. Default 1024.
     pub max_connections: usize,
+    /// A TCP connection that completes no call for this long is closed (between one and two
+    /// times this after its last call, or after its accept): a client stalled in the middle of a
+    /// call, or one holding a connection it does not use, gives its slot back. Clients connect
+    /// again when they have calls to make; the directory's log shipper does so on its own.
+    /// Default 60 s.
+    pub idle_timeout: Duration,
+    /// Time allowed to send a batch of replies; a client that does not read them is
+    /// disconnected. Default 10 s.
+    pub write_timeout: Duration,
     /// Register with the local rpcbind at start (unsetting stale entries first) and unset at
     /// shutdown. Default `true`.
     pub register_with_rpcbind: bool,
@@ -62,6 +71,8 @@ impl Default for LogServiceConfig {
             bind: SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
             max_record: DEFAULT_MAX_RECORD,
             max_connections: 1024,
+            idle_timeout: Duration::from_secs(60),
+            write_timeout: Duration::from_secs(10),
             register_with_rpcbind: true,
             rpcbind_timeout: Duration::from_secs(2),
         }
@@ -250,7 +261,11 @@ impl LogService {
             self.config.max_record,
         ));
         let limit = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
-        let max_record = self.config.max_record;
+        let limits = ConnectionLimits {
+            max_record: self.config.max_record,
+            idle_timeout: self.config.idle_timeout,
+            write_timeout: self.config.write_timeout,
+        };
         tokio::pin!(shutdown);
         loop {
             let permit = tokio::select! {
@@ -267,7 +282,7 @@ impl LogService {
                     tracing::debug!("connection from {peer}");
                     let sink = Arc::clone(&sink);
                     tasks.spawn(async move {
-                        serve_tcp(stream, sink, max_record).await;
+                        serve_tcp(stream, sink, limits).await;
                         drop(permit);
                     });
                 }
@@ -622,16 +637,30 @@ fn system_err(reply: &[u8]) -> Option<Vec<u8>> {
 /// Serves one TCP client: reassembles records, answers each call in order, closes when the
 /// dispatcher says so or the stream breaks. The calls of one read are handled together: their
 /// lines in one batch, their replies in one write.
-async fn serve_tcp(mut stream: TcpStream, sink: Arc<Sink>, max_record: usize) {
-    let mut decoder = RecordDecoder::new(max_record);
+/// What bounds one TCP connection.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    max_record: usize,
+    idle_timeout: Duration,
+    write_timeout: Duration,
+}
+
+async fn serve_tcp(mut stream: TcpStream, sink: Arc<Sink>, limits: ConnectionLimits) {
+    let mut decoder = RecordDecoder::new(limits.max_record);
     let mut input = BytesMut::with_capacity(4096);
     let mut batch = Batch::new();
     let mut replies = Vec::new();
+    // The idle check costs nothing per call: one timer per connection that goes off every
+    // `idle_timeout`, closing the connection if no call completed since it last went off.
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
+    let mut called = false;
     loop {
         let mut close = false;
         loop {
             match decoder.decode(&mut input) {
                 Ok(Some(record)) => {
+                    called = true;
                     if !batch.dispatch(&record, ()) {
                         close = true;
                         break;
@@ -650,17 +679,33 @@ async fn serve_tcp(mut stream: TcpStream, sink: Arc<Sink>, max_record: usize) {
             encode_record(&answer.reply, &mut replies);
         }
         if !replies.is_empty() {
-            if stream.write_all(&replies).await.is_err() {
-                return;
+            match tokio::time::timeout(limits.write_timeout, stream.write_all(&replies)).await {
+                Ok(Ok(())) => replies.clear(),
+                Ok(Err(_)) => return,
+                Err(_) => {
+                    tracing::debug!("closing connection: replies not read in time");
+                    return;
+                }
             }
-            replies.clear();
         }
         if close {
             return;
         }
-        match stream.read_buf(&mut input).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
+        loop {
+            tokio::select! {
+                biased;
+                read = stream.read_buf(&mut input) => match read {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => break,
+                },
+                () = &mut idle => {
+                    if !std::mem::take(&mut called) {
+                        tracing::debug!("closing connection: no call for {:?}", limits.idle_timeout);
+                        return;
+                    }
+                    idle.as_mut().reset(tokio::time::Instant::now() + limits.idle_timeout);
+                }
+            }
         }
     }
 }

@@ -381,8 +381,14 @@ impl LogHarness {
     /// Starts a service bound to `bind` (e.g. the port of a stopped one).
     pub async fn start_on(bind: SocketAddr, max_record: usize) -> Self {
         let mut config = LogServiceConfig::with_bind(bind);
-        config.register_with_rpcbind = false;
         config.max_record = max_record;
+        Self::start_with(config).await
+    }
+
+    /// Starts a service with `config` (never registered with rpcbind).
+    pub async fn start_with(mut config: LogServiceConfig) -> Self {
+        config.register_with_rpcbind = false;
+        let max_record = config.max_record;
         let service = LogService::bind(config)
             .await
             .expect("bind the log service");
