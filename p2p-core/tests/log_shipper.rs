@@ -220,3 +220,28 @@ async fn records_gather_between_writes() {
     assert_eq!(service.line().await, record(3).to_string());
     service.finish().await;
 }
+
+/// The service closes connections left idle; the shipper notices and reconnects for the next
+/// records, losing none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_closed_for_idleness_is_replaced() {
+    let mut service_config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
+    service_config.idle_timeout = Duration::from_millis(100);
+    let mut service = LogHarness::start_with(service_config).await;
+    let shipper = LogShipper::spawn(config(service.tcp.port()));
+    for round in 0..3 {
+        shipper.log(record(round));
+        assert_eq!(service.line().await, record(round).to_string());
+        // Two idle periods and more: the service has closed the connection.
+        tokio::time::sleep(Duration::from_millis(350)).await;
+    }
+    let stats = shipper.shutdown().await;
+    assert_eq!(
+        stats,
+        LogStats {
+            sent: 3,
+            dropped: 0
+        }
+    );
+    service.finish().await;
+}
