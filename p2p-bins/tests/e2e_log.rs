@@ -239,3 +239,66 @@ fn log_service_gets_one_line_per_operation_from_interleaved_peers() {
         "log records not interleaved step by step: {lines:#?}"
     );
 }
+
+/// `p2p-log --idle-timeout 1 --max-connections 1`: a client that connects and sends nothing loses
+/// the only slot within two idle periods, and the next client is served.
+#[test]
+fn p2p_log_closes_an_unused_connection_at_its_idle_timeout() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let log = LogService::start_with(
+        &dir.path().join("log.txt"),
+        0,
+        &["--idle-timeout", "1", "--max-connections", "1"],
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], log.port));
+    let started = std::time::Instant::now();
+    let mut idle = std::net::TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    // EOF (or a reset) once the service closes it; a read timeout would fail here.
+    match idle.read(&mut buf) {
+        Ok(0) => {}
+        Err(e)
+            if e.kind() != std::io::ErrorKind::WouldBlock
+                && e.kind() != std::io::ErrorKind::TimedOut => {}
+        other => panic!("the idle connection was not closed: {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}, expected one to two idle periods of 1 s"
+    );
+    // The slot is free: a call is answered and printed.
+    let mut call = Vec::new();
+    p2p_proto::rpc::record::encode_record(
+        &p2p_proto::rpc::log::sendlog_call(
+            7,
+            &p2p_proto::rpc::log::LogEntry::new("carol", "REGISTER", "24/11/2026 19:40:12", "")
+                .unwrap(),
+        ),
+        &mut call,
+    );
+    let mut next = std::net::TcpStream::connect(addr).unwrap();
+    next.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    next.write_all(&call).unwrap();
+    let mut reply = Vec::new();
+    while reply.len() < 4
+        || reply.len()
+            < 4 + (u32::from_be_bytes(reply[..4].try_into().unwrap()) & 0x7fff_ffff) as usize
+    {
+        let n = next.read(&mut buf).expect("a reply in time");
+        assert!(n > 0, "closed before the reply");
+        reply.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(
+        p2p_proto::rpc::log::decode_sendlog_reply(&reply[4..]).unwrap(),
+        Some((7, Ok(0)))
+    );
+    assert_eq!(
+        log.wait_lines(1, Duration::from_secs(10)),
+        ["carol REGISTER 24/11/2026 19:40:12"]
+    );
+}

@@ -7,6 +7,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use p2p_core::log::{LogOutput, LogService, LogServiceConfig};
@@ -28,6 +29,16 @@ struct Args {
     /// Do not register with the local rpcbind.
     #[arg(long)]
     no_rpcbind: bool,
+    /// TCP connections served at once; more wait in the backlog.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: u64,
+    /// Seconds a TCP connection may go without completing a call before it is closed (it is
+    /// closed between one and two times this after its last call).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
+    /// Seconds a TCP client has to read its replies before it is disconnected.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    write_timeout: u64,
 }
 
 fn main() -> ExitCode {
@@ -69,6 +80,9 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let mut config = LogServiceConfig::with_bind(SocketAddr::new(args.bind, args.port));
     config.register_with_rpcbind = !args.no_rpcbind;
+    config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    config.idle_timeout = Duration::from_secs(args.idle_timeout);
+    config.write_timeout = Duration::from_secs(args.write_timeout);
     let service = LogService::bind(config).await.map_err(|e| e.to_string())?;
     eprintln!(
         "p2p-log: listening on tcp {} and udp {} (LOG_PROG 0x20000099 version 1)",

@@ -547,6 +547,11 @@ impl LogService {
     /// The same on `port` (0: any free one); a nonzero port must be the one
     /// it listens on (e.g. a restart on the port of a killed instance).
     pub(crate) fn start_on(output: &Path, port: u16) -> Self {
+        Self::start_with(output, port, &[])
+    }
+
+    /// The same with `extra` arguments (limits, for instance).
+    pub(crate) fn start_with(output: &Path, port: u16, extra: &[&str]) -> Self {
         let mut command = Command::new(log_bin());
         command
             .args([
@@ -558,6 +563,7 @@ impl LogService {
                 "--output",
             ])
             .arg(output)
+            .args(extra)
             .stdin(Stdio::null());
         let mut proc = Proc::spawn("p2p-log", &mut command);
         let stdout = Lines::spawn("p2p-log stdout", proc.take_stdout());

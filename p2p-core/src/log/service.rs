@@ -261,10 +261,15 @@ impl LogService {
             self.config.max_record,
         ));
         let limit = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
+        // Durations past a year mean "never"; clamped so deadlines cannot overflow.
+        let year = Duration::from_secs(365 * 86_400);
         let limits = ConnectionLimits {
             max_record: self.config.max_record,
-            idle_timeout: self.config.idle_timeout,
-            write_timeout: self.config.write_timeout,
+            idle_timeout: self
+                .config
+                .idle_timeout
+                .clamp(Duration::from_millis(1), year),
+            write_timeout: self.config.write_timeout.min(year),
         };
         tokio::pin!(shutdown);
         loop {
