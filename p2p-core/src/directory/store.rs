@@ -242,21 +242,19 @@ impl Store for MemoryStore {
 
     fn encode_list_users(&self, user: &UserName, out: &mut BytesMut) {
         let state = self.read();
-        let reply = match state.users.get(user.as_str()) {
-            None => ListUsersReply::UserDoesNotExist,
-            Some(u) if u.connection.is_none() => ListUsersReply::NotConnected,
-            Some(_) => {
-                let entries: Vec<&EncodedUserEntry> = state
-                    .connected
-                    .values()
-                    .filter(|entry| entry.entry().name != *user)
-                    .collect();
-                out.reserve(ListUsersReply::encoded_ok_len_from(&entries));
-                ListUsersReply::encode_ok_from(&entries, out);
-                return;
-            }
-        };
-        Reply::ListUsers(reply).encode(out);
+        connected_user!(
+            state,
+            user,
+            Reply::ListUsers(ListUsersReply::UserDoesNotExist).encode(out),
+            Reply::ListUsers(ListUsersReply::NotConnected).encode(out)
+        );
+        let entries: Vec<&EncodedUserEntry> = state
+            .connected
+            .values()
+            .filter(|entry| entry.entry().name != *user)
+            .collect();
+        out.reserve(ListUsersReply::encoded_ok_len_from(&entries));
+        ListUsersReply::encode_ok_from(&entries, out);
     }
 
     fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply {
