@@ -1143,36 +1143,7 @@ fn compare(args: &CompareArgs) -> Res<()> {
         Some(count_lines(&work.join("console.out"))?.saturating_sub(1))
     };
 
-    println!();
-    println!(
-        "| clients | baseline ops/s | ours ops/s | ratio (median of {}) | ratio range | ours p99 | baseline p99 | ours errors |",
-        args.runs
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for (clients, pairs) in &rows {
-        let b: Vec<f64> = pairs.iter().map(|(b, _)| b.rate()).collect();
-        let o: Vec<f64> = pairs.iter().map(|(_, o)| o.rate()).collect();
-        let ratios: Vec<f64> = pairs.iter().map(|(b, o)| o.rate() / b.rate()).collect();
-        let p99o: Vec<f64> = pairs
-            .iter()
-            .map(|(_, o)| o.latency.p99.as_secs_f64() * 1e3)
-            .collect();
-        let p99b: Vec<f64> = pairs
-            .iter()
-            .map(|(b, _)| b.latency.p99.as_secs_f64() * 1e3)
-            .collect();
-        let errors: usize = pairs.iter().map(|(_, o)| o.errors + o.unexpected).sum();
-        println!(
-            "| {clients} | {:.0} | {:.0} | {:.3} | {:.2}–{:.2} | {:.2} ms | {:.2} ms | {errors} |",
-            median(&b),
-            median(&o),
-            median(&ratios),
-            ratios.iter().copied().fold(f64::INFINITY, f64::min),
-            ratios.iter().copied().fold(0.0, f64::max),
-            median(&p99o),
-            median(&p99b)
-        );
-    }
+    print_ratio_table(&rows, args.runs, "baseline", "ops/s", 2);
     println!();
     println!("p2p-server exit: {status}; requests answered: {handled}");
     if let Some(n) = console_lines {
@@ -1266,27 +1237,35 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
     if let Some(child) = other_child {
         child.interrupt(Duration::from_secs(5))?;
     }
+    print_ratio_table(&rows, args.runs, "rpcgen", "calls/s", 3);
+    Ok(())
+}
+
+/// Prints the Markdown table of a side-by-side comparison: per client count, the medians of
+/// `runs` (other, ours) pairs, the ratio's median and range, the p99 latencies (with `p99_digits`
+/// decimals, in ms) and our errors.
+fn print_ratio_table(
+    rows: &[(usize, Vec<(RunResult, RunResult)>)],
+    runs: usize,
+    other: &str,
+    unit: &str,
+    p99_digits: usize,
+) {
     println!();
     println!(
-        "| clients | rpcgen calls/s | ours calls/s | ratio (median of {}) | ratio range | ours p99 | rpcgen p99 | ours errors |",
-        args.runs
+        "| clients | {other} {unit} | ours {unit} | ratio (median of {runs}) | ratio range | ours p99 | {other} p99 | ours errors |"
     );
     println!("|---|---|---|---|---|---|---|---|");
-    for (clients, pairs) in &rows {
+    for (clients, pairs) in rows {
         let b: Vec<f64> = pairs.iter().map(|(b, _)| b.rate()).collect();
         let o: Vec<f64> = pairs.iter().map(|(_, o)| o.rate()).collect();
         let ratios: Vec<f64> = pairs.iter().map(|(b, o)| o.rate() / b.rate()).collect();
-        let p99o: Vec<f64> = pairs
-            .iter()
-            .map(|(_, o)| o.latency.p99.as_secs_f64() * 1e3)
-            .collect();
-        let p99b: Vec<f64> = pairs
-            .iter()
-            .map(|(b, _)| b.latency.p99.as_secs_f64() * 1e3)
-            .collect();
+        let p99 = |r: &RunResult| r.latency.p99.as_secs_f64() * 1e3;
+        let p99o: Vec<f64> = pairs.iter().map(|(_, o)| p99(o)).collect();
+        let p99b: Vec<f64> = pairs.iter().map(|(b, _)| p99(b)).collect();
         let errors: usize = pairs.iter().map(|(_, o)| o.errors + o.unexpected).sum();
         println!(
-            "| {clients} | {:.0} | {:.0} | {:.3} | {:.2}–{:.2} | {:.3} ms | {:.3} ms | {errors} |",
+            "| {clients} | {:.0} | {:.0} | {:.3} | {:.2}–{:.2} | {:.p99_digits$} ms | {:.p99_digits$} ms | {errors} |",
             median(&b),
             median(&o),
             median(&ratios),
@@ -1296,7 +1275,6 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
             median(&p99b)
         );
     }
-    Ok(())
 }
 
 /// Runs `clients` processes of the C client against `addr` at once; their calls add up, over
