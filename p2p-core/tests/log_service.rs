@@ -2,6 +2,9 @@
 
 mod support;
 
+use std::time::Duration;
+
+use p2p_core::log::LogServiceConfig;
 use support::{LogHarness, RpcClient, WAIT, entry, failure};
 
 use p2p_proto::rpc::log::{
@@ -276,4 +279,68 @@ async fn concurrent_clients_lines_whole() {
         c.await.unwrap();
     }
     service.finish().await;
+}
+
+/// A connection busy polling for a minute (on this single-threaded runtime, which also runs the
+/// test) still leaves the service to every other caller: UDP, a new connection, its own next
+/// calls, and a stop.
+#[tokio::test]
+async fn a_busy_polling_connection_holds_up_no_other_caller() {
+    let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
+    config.busy_poll = Duration::from_secs(60);
+    // A poll that held the runtime would show as a stall of a minute, which every await below
+    // would otherwise wait out and pass.
+    let started = std::time::Instant::now();
+    let mut service = LogHarness::start_with(config).await;
+    let mut alone = RpcClient::connect(service.tcp).await;
+    for round in 0..3 {
+        alone
+            .send(&sendlog_call(round, &entry("alone", "PUBLISH", "f")))
+            .await;
+        let reply = alone.recv().await.expect("answered");
+        assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((round, Ok(0))));
+        assert_eq!(service.line().await, "alone PUBLISH f 24/11/2026 19:40:12");
+    }
+    // `alone` is now polling its socket, for up to a minute.
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    socket.connect(service.udp).await.unwrap();
+    socket
+        .send(&sendlog_call(10, &entry("udp", "CONNECT", "")))
+        .await
+        .unwrap();
+    let mut buf = vec![0; 2048];
+    let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
+        .await
+        .expect("a UDP call is answered beside a busy poll")
+        .unwrap();
+    assert_eq!(decode_sendlog_reply(&buf[..n]).unwrap(), Some((10, Ok(0))));
+    assert_eq!(service.line().await, "udp CONNECT 24/11/2026 19:40:12");
+    let mut other = RpcClient::connect(service.tcp).await;
+    other
+        .send(&sendlog_call(20, &entry("other", "DELETE", "f")))
+        .await;
+    let reply = other.recv().await.expect("a new connection is served");
+    assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((20, Ok(0))));
+    assert_eq!(service.line().await, "other DELETE f 24/11/2026 19:40:12");
+    alone
+        .send(&sendlog_call(30, &entry("alone", "DISCONNECT", "")))
+        .await;
+    let reply = alone.recv().await.expect("answered");
+    assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((30, Ok(0))));
+    assert_eq!(service.line().await, "alone DISCONNECT 24/11/2026 19:40:12");
+    drop(other);
+    // Alone again: one more call starts another minute-long poll, which the stop cuts short
+    // (`finish` fails unless the service stops within WAIT).
+    alone
+        .send(&sendlog_call(40, &entry("alone", "UNREGISTER", "")))
+        .await;
+    let reply = alone.recv().await.expect("answered");
+    assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((40, Ok(0))));
+    assert_eq!(service.line().await, "alone UNREGISTER 24/11/2026 19:40:12");
+    service.finish().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the busy poll held up the runtime: {:?}",
+        started.elapsed()
+    );
 }

@@ -39,6 +39,11 @@ struct Args {
     /// Seconds a TCP client has to read its replies before it is disconnected.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     write_timeout: u64,
+    /// Microseconds a TCP connection that is the only one keeps polling its socket after
+    /// answering, before it sleeps (0 = never): a client calling one call after another is
+    /// answered without waking a sleeping thread, for up to this much CPU after each reply.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 50)]
+    busy_poll: u64,
 }
 
 fn main() -> ExitCode {
@@ -83,6 +88,7 @@ async fn run(args: Args) -> Result<(), String> {
     config.max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     config.idle_timeout = Duration::from_secs(args.idle_timeout);
     config.write_timeout = Duration::from_secs(args.write_timeout);
+    config.busy_poll = Duration::from_micros(args.busy_poll);
     let service = LogService::bind(config).await.map_err(|e| e.to_string())?;
     eprintln!(
         "p2p-log: listening on tcp {} and udp {} (LOG_PROG 0x20000099 version 1)",
