@@ -20,6 +20,8 @@ use bytes::BytesMut;
 use p2p_proto::rpc::log::{Dispatch, LOG_PROG, LogEntry, dispatch};
 use p2p_proto::rpc::message::{AcceptStat, RpcMessage};
 use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, RecordDecoder, encode_record};
+use rustix::io::Errno;
+use rustix::net::RecvFlags;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, oneshot};
@@ -690,9 +692,54 @@ enum Polled {
     Input,
     /// The peer closed the connection, or it broke.
     Closed,
-    /// Nothing before the time ran out or another connection opened: sleep until the socket is
-    /// readable.
-    Nothing,
+    /// Nothing before the time ran out: sleep until the socket is readable.
+    TimedOut,
+    /// Another connection opened: sleep until the socket is readable.
+    Crowded,
+}
+
+/// Whether a connection busy polls after answering. Adaptive, like KVM's halt polling: a poll
+/// that times out stops the polling, since the client is not calling that fast (the directory's
+/// shipper sends a batch every 10 ms, say); input that arrives after an answer, within a few
+/// budgets of it, starts it again. Input already waiting when the answer went out (the rest of a
+/// pipelined batch) says nothing about how fast the client answers, and is not counted.
+#[derive(Debug)]
+struct PollPolicy {
+    budget: Duration,
+    worth_it: bool,
+}
+
+impl PollPolicy {
+    /// A call arriving this many budgets after the answer, or sooner, is worth polling for
+    /// (waking the sleeping service adds tens of microseconds to what the client took).
+    const RESTART: u32 = 4;
+
+    const fn new(budget: Duration) -> Self {
+        Self {
+            budget,
+            worth_it: !budget.is_zero(),
+        }
+    }
+
+    /// How long to poll now, if at all.
+    const fn budget(&self) -> Option<Duration> {
+        if self.worth_it {
+            Some(self.budget)
+        } else {
+            None
+        }
+    }
+
+    fn polled(&mut self, polled: &Polled) {
+        if *polled == Polled::TimedOut {
+            self.worth_it = false;
+        }
+    }
+
+    /// With polling off, the next input came `gap` after the answer (none was waiting then).
+    fn answered_after(&mut self, gap: Duration) {
+        self.worth_it = !self.budget.is_zero() && gap <= self.budget * Self::RESTART;
+    }
 }
 
 /// Checks the socket for input until `budget` has passed or `open` is no longer alone, yielding
@@ -705,13 +752,10 @@ async fn busy_poll(
     budget: Duration,
     open: &OpenConnection,
 ) -> Polled {
-    if budget.is_zero() {
-        return Polled::Nothing;
-    }
     let until = Instant::now() + budget;
     loop {
         if !open.alone() {
-            return Polled::Nothing;
+            return Polled::Crowded;
         }
         match stream.try_read_buf(input) {
             Ok(0) => return Polled::Closed,
@@ -720,10 +764,20 @@ async fn busy_poll(
             Err(_) => return Polled::Closed,
         }
         if Instant::now() >= until {
-            return Polled::Nothing;
+            return Polled::TimedOut;
         }
         tokio::task::yield_now().await;
     }
+}
+
+/// Whether input (or the end of the stream) is waiting on the socket now: a non-blocking peek,
+/// whatever readiness tokio last saw.
+fn input_waiting(stream: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    !matches!(
+        rustix::net::recv(stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
+        Err(Errno::AGAIN)
+    )
 }
 
 /// Serves one TCP client: reassembles records, answers each call in order, closes when the
@@ -744,6 +798,7 @@ async fn serve_tcp(
     let idle = tokio::time::sleep(limits.idle_timeout);
     tokio::pin!(idle);
     let mut called = false;
+    let mut policy = PollPolicy::new(limits.busy_poll);
     loop {
         let mut close = false;
         loop {
@@ -780,17 +835,29 @@ async fn serve_tcp(
         if close {
             return;
         }
-        match busy_poll(&stream, &mut input, limits.busy_poll, open).await {
-            Polled::Input => continue,
-            Polled::Closed => return,
-            Polled::Nothing => {}
-        }
+        let answered = Instant::now();
+        let waiting = if let Some(budget) = policy.budget() {
+            let polled = busy_poll(&stream, &mut input, budget, open).await;
+            policy.polled(&polled);
+            match polled {
+                Polled::Input => continue,
+                Polled::Closed => return,
+                Polled::TimedOut | Polled::Crowded => false,
+            }
+        } else {
+            !limits.busy_poll.is_zero() && input_waiting(&stream)
+        };
         loop {
             tokio::select! {
                 biased;
                 read = stream.read_buf(&mut input) => match read {
                     Ok(0) | Err(_) => return,
-                    Ok(_) => break,
+                    Ok(_) => {
+                        if !waiting {
+                            policy.answered_after(answered.elapsed());
+                        }
+                        break;
+                    }
                 },
                 () = &mut idle => {
                     if !std::mem::take(&mut called) {
@@ -1111,12 +1178,8 @@ mod tests {
         let mut input = BytesMut::new();
         let started = Instant::now();
         let polled = busy_poll(&served, &mut input, Duration::from_millis(20), &first).await;
-        assert_eq!(polled, Polled::Nothing);
+        assert_eq!(polled, Polled::TimedOut);
         assert!(started.elapsed() >= Duration::from_millis(20));
-        assert_eq!(
-            busy_poll(&served, &mut input, Duration::ZERO, &first).await,
-            Polled::Nothing
-        );
         // A second connection opening while the first polls ends the poll.
         let second = async {
             tokio::time::sleep(Duration::from_millis(30)).await;
@@ -1127,16 +1190,75 @@ mod tests {
         })
         .await
         .expect("the poll ends once another connection opens");
-        assert_eq!(polled, Polled::Nothing);
+        assert_eq!(polled, Polled::Crowded);
         // Not alone from the start: no poll at all.
         let started = Instant::now();
         assert_eq!(
             busy_poll(&served, &mut input, LONG, &first).await,
-            Polled::Nothing
+            Polled::Crowded
         );
         assert!(started.elapsed() < WAIT);
         drop(second);
         assert!(first.alone());
         assert!(input.is_empty());
+    }
+
+    #[test]
+    fn polling_stops_for_a_slow_client_and_starts_again_for_a_fast_one() {
+        let budget = Duration::from_micros(50);
+        let mut policy = PollPolicy::new(budget);
+        assert_eq!(policy.budget(), Some(budget), "polls from the first answer");
+        policy.polled(&Polled::Input);
+        assert_eq!(policy.budget(), Some(budget));
+        // Another connection says nothing about this client.
+        policy.polled(&Polled::Crowded);
+        assert_eq!(policy.budget(), Some(budget));
+        // A client slower than the budget (a shipper's batch every 10 ms): no more polling...
+        policy.polled(&Polled::TimedOut);
+        assert_eq!(policy.budget(), None);
+        policy.answered_after(Duration::from_millis(10));
+        assert_eq!(policy.budget(), None);
+        // ...until its calls come right after the answers again.
+        policy.answered_after(Duration::from_micros(120));
+        assert_eq!(policy.budget(), Some(budget));
+        policy.answered_after(budget * PollPolicy::RESTART + Duration::from_nanos(1));
+        assert_eq!(policy.budget(), None);
+        // Off stays off.
+        let mut off = PollPolicy::new(Duration::ZERO);
+        assert_eq!(off.budget(), None);
+        off.answered_after(Duration::ZERO);
+        assert_eq!(off.budget(), None);
+    }
+
+    #[tokio::test]
+    async fn input_waiting_sees_bytes_and_the_end_whatever_tokio_last_saw() {
+        let (served, mut client) = pair().await;
+        assert!(!input_waiting(&served));
+        client.write_all(b"x").await.unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !input_waiting(&served) {
+            assert!(Instant::now() < deadline, "the byte never showed");
+            tokio::task::yield_now().await;
+        }
+        // A peek: the byte is still there to read.
+        let mut input = BytesMut::new();
+        assert_eq!(
+            busy_poll(
+                &served,
+                &mut input,
+                LONG,
+                &OpenConnection::new(&Arc::default())
+            )
+            .await,
+            Polled::Input
+        );
+        assert_eq!(&input[..], b"x");
+        assert!(!input_waiting(&served));
+        drop(client);
+        let deadline = Instant::now() + WAIT;
+        while !input_waiting(&served) {
+            assert!(Instant::now() < deadline, "the close never showed");
+            tokio::task::yield_now().await;
+        }
     }
 }
