@@ -40,8 +40,9 @@ struct Args {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     write_timeout: u64,
     /// Microseconds a TCP connection that is the only one keeps polling its socket after
-    /// answering, before it sleeps (0 = never): a client calling one call after another is
-    /// answered without waking a sleeping thread, for up to this much CPU after each reply.
+    /// answering, before it sleeps (0 = never): a client making one call after another is
+    /// answered without waking a sleeping thread. Polling stops for a client that calls less
+    /// often than that and starts again when it calls back to back.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 50)]
     busy_poll: u64,
 }

@@ -65,10 +65,13 @@ pub struct LogServiceConfig {
     /// work (UDP, new connections, timers) between checks. A client making one call after
     /// another then finds the service awake: on a VM, waking a sleeping thread costs more than
     /// the call itself, and one sequential client gets ~2.5× the calls/s
-    /// (`docs/PERFORMANCE.md`, goal 3). The price is up to this much CPU after each batch of
-    /// replies, and a core kept busy while a client calls faster than this; nothing when idle.
-    /// It stops as soon as another connection opens. `Duration::ZERO` turns it off. Default
-    /// 50 µs, the figure Linux recommends for its own socket busy polling (`net.core.busy_read`).
+    /// (`docs/PERFORMANCE.md`, goal 3). It adapts: a poll that runs out stops the polling until
+    /// a call again arrives within a few times this of its answer, so a client calling less
+    /// often (the directory's shipper, a batch every 10 ms) costs one wasted poll, not one per
+    /// batch. The price is a core kept busy while a lone client calls faster than this; nothing
+    /// when idle. It stops as soon as another connection opens. `Duration::ZERO` turns it off.
+    /// Default 50 µs, the figure Linux recommends for its own socket busy polling
+    /// (`net.core.busy_read`).
     pub busy_poll: Duration,
     /// Register with the local rpcbind at start (unsetting stale entries first) and unset at
     /// shutdown. Default `true`.
@@ -427,8 +430,10 @@ impl Sink {
     }
 
     /// Writes `lines` (whole lines), alone or with other connections' lines; false if the
-    /// output failed.
-    async fn commit(&self, lines: &[u8]) -> bool {
+    /// output failed. With `gather`, a caller that finds no batch being written lets the
+    /// runtime's other ready tasks run once before it writes, so that the lines of every
+    /// connection served in the same turn go out in one `write(2)`.
+    async fn commit(&self, lines: &[u8], gather: bool) -> bool {
         // A waiter is only ever woken for pending lines: one with none could wait forever.
         if lines.is_empty() {
             return true;
@@ -466,6 +471,9 @@ impl Sink {
             }
         };
         let lead = Leading(self);
+        if gather && own.is_some() {
+            tokio::task::yield_now().await;
+        }
         let ok = self.round(own).await;
         drop(lead);
         ok
@@ -613,11 +621,11 @@ impl<T> Batch<T> {
 
     /// Writes the batch's lines; if that fails, turns the SENDLOG replies into SYSTEM_ERR (the
     /// records were not logged). The replies are then ready to send, in order.
-    async fn commit(&mut self, sink: &Sink) {
+    async fn commit(&mut self, sink: &Sink, gather: bool) {
         if self.lines.is_empty() {
             return;
         }
-        let ok = sink.commit(&self.lines).await;
+        let ok = sink.commit(&self.lines, gather).await;
         self.lines.clear();
         if !ok {
             self.replies.retain_mut(|answer| {
@@ -818,7 +826,7 @@ async fn serve_tcp(
                 }
             }
         }
-        batch.commit(&sink).await;
+        batch.commit(&sink, !open.alone()).await;
         for answer in batch.replies.drain(..) {
             encode_record(&answer.reply, &mut replies);
         }
@@ -904,7 +912,7 @@ async fn serve_udp(socket: UdpSocket, sink: Arc<Sink>, max_record: usize) {
                 }
             }
         }
-        batch.commit(&sink).await;
+        batch.commit(&sink, false).await;
         for answer in batch.replies.drain(..) {
             if let Err(e) = socket.send_to(&answer.reply, answer.to).await {
                 tracing::debug!("UDP reply to {}: {e}", answer.to);
@@ -983,7 +991,7 @@ mod tests {
             tasks.spawn(async move {
                 for b in 0..BATCHES {
                     let lines = format!("t{t:02} b{b:02} one\nt{t:02} b{b:02} two\n");
-                    assert!(sink.commit(lines.as_bytes()).await);
+                    assert!(sink.commit(lines.as_bytes(), false).await);
                     // Acknowledged: the lines are out.
                     assert!(
                         out.text().contains(&lines),
@@ -1013,15 +1021,56 @@ mod tests {
         assert!(!sink.state().writing);
     }
 
+    /// Writes made when `TASKS` tasks, ready in the same turn of a one-thread runtime, commit a
+    /// line each.
+    async fn writes_for_one_turn(gather: bool) -> usize {
+        const TASKS: usize = 8;
+        let out = Recorder::default();
+        let sink = Arc::new(Sink::new(Output::Async(Box::pin(out.clone()))));
+        let mut tasks = JoinSet::new();
+        for t in 0..TASKS {
+            let (sink, out) = (Arc::clone(&sink), out.clone());
+            tasks.spawn(async move {
+                let line = format!("line {t}\n");
+                assert!(sink.commit(line.as_bytes(), gather).await);
+                assert!(
+                    out.text().contains(&line),
+                    "{line:?} acknowledged, not written"
+                );
+            });
+        }
+        while let Some(r) = tasks.join_next().await {
+            r.unwrap();
+        }
+        let mut lines: Vec<String> = out.text().lines().map(str::to_owned).collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            (0..TASKS).map(|t| format!("line {t}")).collect::<Vec<_>>()
+        );
+        assert!(!sink.state().writing);
+        out.writes.load(Ordering::Relaxed)
+    }
+
+    #[tokio::test]
+    async fn gathering_writes_the_lines_of_one_turn_at_once() {
+        assert_eq!(
+            writes_for_one_turn(false).await,
+            8,
+            "one write per connection"
+        );
+        assert_eq!(writes_for_one_turn(true).await, 1, "one write for the turn");
+    }
+
     #[tokio::test]
     async fn a_failed_write_is_reported_to_the_callers_it_covered_only() {
         let out = Recorder::default();
         let sink = Sink::new(Output::Async(Box::pin(out.clone())));
-        assert!(sink.commit(b"a\n").await);
+        assert!(sink.commit(b"a\n", false).await);
         out.fail.store(true, Ordering::Relaxed);
-        assert!(!sink.commit(b"b\n").await);
+        assert!(!sink.commit(b"b\n", false).await);
         out.fail.store(false, Ordering::Relaxed);
-        assert!(sink.commit(b"c\n").await);
+        assert!(sink.commit(b"c\n", false).await);
         assert_eq!(out.text(), "a\nc\n");
     }
 
@@ -1031,8 +1080,8 @@ mod tests {
         let sink = Sink::new(Output::Async(Box::pin(out.clone())));
         // Someone leads (as if writing); two callers queue up behind.
         sink.state().writing = true;
-        let mut first = Box::pin(sink.commit(b"first\n"));
-        let mut second = Box::pin(sink.commit(b"second\n"));
+        let mut first = Box::pin(sink.commit(b"first\n", false));
+        let mut second = Box::pin(sink.commit(b"second\n", false));
         assert!(futures_poll(first.as_mut()).is_none());
         assert!(futures_poll(second.as_mut()).is_none());
         // The leader finishes: the lead goes to `first`, which is dropped before taking it.
@@ -1043,7 +1092,7 @@ mod tests {
         assert_eq!(out.text(), "first\nsecond\n");
         assert!(!sink.state().writing);
         // And the next caller leads at once.
-        assert!(sink.commit(b"third\n").await);
+        assert!(sink.commit(b"third\n", false).await);
         assert_eq!(out.text(), "first\nsecond\nthird\n");
     }
 
