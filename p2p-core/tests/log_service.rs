@@ -294,12 +294,7 @@ async fn a_busy_polling_connection_holds_up_no_other_caller() {
     let mut service = LogHarness::start_with(config).await;
     let mut alone = RpcClient::connect(service.tcp).await;
     for round in 0..3 {
-        alone
-            .send(&sendlog_call(round, &entry("alone", "PUBLISH", "f")))
-            .await;
-        let reply = alone.recv().await.expect("answered");
-        assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((round, Ok(0))));
-        assert_eq!(service.line().await, "alone PUBLISH f 24/11/2026 19:40:12");
+        logged(&mut alone, &mut service, round, ("alone", "PUBLISH", "f")).await;
     }
     // `alone` is now polling its socket, for up to a minute.
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -316,31 +311,36 @@ async fn a_busy_polling_connection_holds_up_no_other_caller() {
     assert_eq!(decode_sendlog_reply(&buf[..n]).unwrap(), Some((10, Ok(0))));
     assert_eq!(service.line().await, "udp CONNECT 24/11/2026 19:40:12");
     let mut other = RpcClient::connect(service.tcp).await;
-    other
-        .send(&sendlog_call(20, &entry("other", "DELETE", "f")))
-        .await;
-    let reply = other.recv().await.expect("a new connection is served");
-    assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((20, Ok(0))));
-    assert_eq!(service.line().await, "other DELETE f 24/11/2026 19:40:12");
-    alone
-        .send(&sendlog_call(30, &entry("alone", "DISCONNECT", "")))
-        .await;
-    let reply = alone.recv().await.expect("answered");
-    assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((30, Ok(0))));
-    assert_eq!(service.line().await, "alone DISCONNECT 24/11/2026 19:40:12");
+    logged(&mut other, &mut service, 20, ("other", "DELETE", "f")).await;
+    logged(&mut alone, &mut service, 30, ("alone", "DISCONNECT", "")).await;
     drop(other);
     // Alone again: one more call starts another minute-long poll, which the stop cuts short
     // (`finish` fails unless the service stops within WAIT).
-    alone
-        .send(&sendlog_call(40, &entry("alone", "UNREGISTER", "")))
-        .await;
-    let reply = alone.recv().await.expect("answered");
-    assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((40, Ok(0))));
-    assert_eq!(service.line().await, "alone UNREGISTER 24/11/2026 19:40:12");
+    logged(&mut alone, &mut service, 40, ("alone", "UNREGISTER", "")).await;
     service.finish().await;
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "the busy poll held up the runtime: {:?}",
         started.elapsed()
     );
+}
+
+/// Makes a SENDLOG call of `(user, op, file)` and checks its reply and its line.
+async fn logged(
+    client: &mut RpcClient,
+    service: &mut LogHarness,
+    xid: u32,
+    (user, op, file): (&str, &str, &str),
+) {
+    client
+        .send(&sendlog_call(xid, &entry(user, op, file)))
+        .await;
+    let reply = client.recv().await.expect("answered");
+    assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((xid, Ok(0))));
+    let line = [user, op, file, "24/11/2026 19:40:12"]
+        .into_iter()
+        .filter(|field| !field.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(service.line().await, line);
 }
