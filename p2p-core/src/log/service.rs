@@ -729,6 +729,11 @@ impl PollPolicy {
         }
     }
 
+    /// Busy polling is configured at all (a non-zero budget).
+    const fn enabled(&self) -> bool {
+        !self.budget.is_zero()
+    }
+
     /// How long to poll now, if at all.
     const fn budget(&self) -> Option<Duration> {
         if self.worth_it {
@@ -746,7 +751,7 @@ impl PollPolicy {
 
     /// With polling off, the next input came `gap` after the answer (none was waiting then).
     fn answered_after(&mut self, gap: Duration) {
-        self.worth_it = !self.budget.is_zero() && gap <= self.budget * Self::RESTART;
+        self.worth_it = self.enabled() && gap <= self.budget * Self::RESTART;
     }
 }
 
@@ -853,7 +858,7 @@ async fn serve_tcp(
                 Polled::TimedOut | Polled::Crowded => false,
             }
         } else {
-            !limits.busy_poll.is_zero() && input_waiting(&stream)
+            policy.enabled() && input_waiting(&stream)
         };
         loop {
             tokio::select! {
