@@ -544,6 +544,56 @@ async fn unknown_ops_are_closed_without_a_reply() {
     dir.stop().await;
 }
 
+/// A client that writes something after its request (a stray newline, a
+/// second request) still gets its whole reply and an orderly end of stream.
+/// The bytes it added may still be unread when the server closes, and closing
+/// a socket with unread input sends a reset: the reply and the FIN must be on
+/// their way before that, or the client sees a reset instead of its reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bytes_after_a_request_do_not_cost_the_reply() {
+    const CLIENTS: usize = 400;
+    let (dir, before) = baseline(config_with_read_timeout(LONG_READ_TIMEOUT)).await;
+    let list = encode(&request(
+        "bob",
+        RequestBody::ListContent {
+            target: user("alice"),
+        },
+        true,
+    ));
+    let clean = exchange(dir.addr, &list, true, PATIENCE).await;
+    assert!(
+        matches!(
+            Reply::decode(OpCode::ListContent, &clean.reply),
+            Ok(Some((Reply::ListContent(ListContentReply::Ok(ref files)), _))) if files.len() == 2
+        ),
+        "the listing of alice's two files, got {:?}",
+        clean.reply
+    );
+    let jobs = (0..CLIENTS)
+        .map(|i| {
+            let list = list.clone();
+            let addr = dir.addr;
+            async move {
+                let mut stream = TcpStream::connect(addr).await.unwrap();
+                stream.write_all(&list).await.unwrap();
+                // A separate write, so it may arrive after the server read
+                // the request. Half the clients add a whole second request.
+                let extra: &[u8] = if i % 2 == 0 { b"\n" } else { &list };
+                let _ = stream.write_all(extra).await;
+                let mut reply = Vec::new();
+                let end = tokio::time::timeout(PATIENCE, stream.read_to_end(&mut reply)).await;
+                (reply, end.map(|r| r.map_err(|e| e.kind())))
+            }
+        })
+        .collect();
+    for (i, (reply, end)) in run_bounded(16, jobs).await.into_iter().enumerate() {
+        assert_eq!(end, Ok(Ok(clean.reply.len())), "client {i}: end of stream");
+        assert_eq!(reply, clean.reply, "client {i}: reply");
+    }
+    assert_unchanged(&dir, &before).await;
+    dir.stop().await;
+}
+
 /// A client that sends `head` at once, then `tail` one byte per `pace`, until
 /// the server answers or closes. Returns what the server sent. `answered` is
 /// set as soon as the server sent anything or closed.

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use p2p_proto::directory::{MAX_REQUEST_LEN, OpCode, Reply, RequestDecoder};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use rustix::net::{SendFlags, Shutdown};
+use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -175,12 +176,44 @@ async fn serve_connection(
         Outcome::Refused(Some(op)) => Reply::other_error(op).encode(&mut out),
         Outcome::Refused(None) | Outcome::Gone => return Ok(()),
     }
-    // Dropping the stream after the reply closes it (FIN); an explicit
-    // shutdown() would cost a syscall and a wake-up per request.
-    match timeout(config.write_timeout, stream.write_all(&out)).await {
+    match timeout(config.write_timeout, send_reply(&stream, &out)).await {
         Ok(result) => result,
         Err(_elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
     }
+}
+
+/// Flags of the reply's `send` calls: `MSG_MORE` where the platform has it, so
+/// the reply's last partial segment waits for the FIN; no `SIGPIPE` from a
+/// client that reset.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const REPLY_FLAGS: SendFlags = SendFlags::MORE.union(SendFlags::NOSIGNAL);
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+const REPLY_FLAGS: SendFlags = SendFlags::empty();
+
+/// Sends the whole reply, then the FIN in the same segment as its last bytes.
+///
+/// With a plain write and close the reply and the FIN are two segments, and the
+/// client acknowledges each: 10 TCP segments per request. Sending with
+/// `MSG_MORE` holds the last partial segment back, and `shutdown(SHUT_WR)` sends
+/// it with the FIN: 8 segments, less work for both ends (measured in
+/// docs/PERFORMANCE.md).
+///
+/// The FIN goes out before the socket is closed: a client that sent bytes after
+/// its request, still unread at close, gets its reply and end of stream before
+/// the kernel's reset, not a reset that loses the held-back reply.
+async fn send_reply(stream: &TcpStream, mut out: &[u8]) -> io::Result<()> {
+    while !out.is_empty() {
+        let sent = stream
+            .async_io(Interest::WRITABLE, || {
+                rustix::net::send(stream, out, REPLY_FLAGS).map_err(io::Error::from)
+            })
+            .await?;
+        if sent == 0 {
+            return Err(io::ErrorKind::WriteZero.into());
+        }
+        out = &out[sent..];
+    }
+    rustix::net::shutdown(stream, Shutdown::Write).map_err(io::Error::from)
 }
 
 /// The OP of a partial request, when its first field is complete and known.
