@@ -312,6 +312,8 @@ struct RunResult {
     handled: usize,
     elapsed: Duration,
     latency: Summary,
+    /// TCP segments the host sent during the measured phase (Linux), both ends together.
+    segments: Option<u64>,
     first_error: Option<String>,
 }
 
@@ -329,6 +331,9 @@ impl RunResult {
             self.unexpected,
             self.latency
         );
+        if let (Some(segments), ops @ 1..) = (self.segments, self.ops) {
+            let _ = write!(s, "  TCP segments/op {:.2}", segments as f64 / ops as f64);
+        }
         if let Some(e) = &self.first_error {
             let _ = write!(s, "  (first error: {e})");
         }
@@ -572,8 +577,12 @@ async fn drive_directory(
     }
     barrier.wait().await;
     let started = Instant::now();
+    let segments_before = tcp_segments_sent();
     barrier.wait().await;
     let elapsed = started.elapsed();
+    let segments = tcp_segments_sent()
+        .zip(segments_before)
+        .map(|(after, before)| after.saturating_sub(before));
     let mut tallies = Vec::with_capacity(clients);
     for task in tasks {
         match task.await {
@@ -585,7 +594,19 @@ async fn drive_directory(
             }
         }
     }
-    Tally::merge_into(tallies, elapsed)
+    let mut result = Tally::merge_into(tallies, elapsed);
+    result.segments = segments;
+    result
+}
+
+/// TCP segments sent by this host so far (`OutSegs` of `/proc/net/snmp`), where Linux reports it.
+/// Loopback traffic counts once per segment whichever end sent it.
+fn tcp_segments_sent() -> Option<u64> {
+    let snmp = fs::read_to_string("/proc/net/snmp").ok()?;
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next()?, tcp.next()?);
+    let at = names.split_whitespace().position(|n| n == "OutSegs")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 // ---------------------------------------------------------------------------------------------
