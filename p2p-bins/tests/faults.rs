@@ -546,3 +546,44 @@ fn quiet_server_exits_on_sigterm() {
     );
     assert!(out.lines.is_empty(), "--quiet printed {:?}", out.lines);
 }
+
+#[test]
+fn server_threads_serve_alike_and_a_bad_count_is_refused() {
+    // Several worker threads: every request is answered, console lines stay
+    // whole, and SIGTERM still ends it with 0.
+    let server = Server::start(&["--threads", "3"]);
+    let workers = std::fs::read_dir(format!("/proc/{}/task", server.proc.pid()))
+        .unwrap()
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|comm| comm.starts_with("tokio-rt-worker"))
+        .count();
+    assert_eq!(workers, 3, "worker threads of p2p-server --threads 3");
+    let users: Vec<String> = (0..40).map(|i| format!("t{i}")).collect();
+    thread::scope(|s| {
+        for chunk in users.chunks(10) {
+            s.spawn(|| chunk.iter().for_each(|u| register(server.port, u)));
+        }
+    });
+    let out = server.stop();
+    assert!(out.status.success(), "exited with {}", out.status);
+    let mut logged: Vec<String> = out
+        .lines
+        .iter()
+        .map(|l| parse_operation_line(l))
+        .map(|line| format!("{} {}", line.op, line.user))
+        .collect();
+    logged.sort();
+    let mut want: Vec<String> = users.iter().map(|u| format!("REGISTER {u}")).collect();
+    want.sort();
+    assert_eq!(logged, want);
+
+    // No threads at all is a usage error, reported in one line, not a panic.
+    let out = Command::new(server_bin())
+        .args(["-p", "0", "--bind", "127.0.0.1", "--threads", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap's usage exit code");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--threads"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

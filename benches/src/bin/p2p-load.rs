@@ -104,6 +104,9 @@ struct SpawnOpts {
     /// Do not start the log service next to a spawned p2p-server.
     #[arg(long)]
     no_log: bool,
+    /// Worker threads of the spawned p2p-server (`--threads`) and of the baseline server alike.
+    #[arg(long, default_value_t = 1)]
+    server_threads: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -387,9 +390,11 @@ impl Tally {
 const OP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One operation: connect, send, read until the server closes. `buf` receives the reply.
+///
+/// No `TCP_NODELAY`, as classic clients do: Nagle never holds the first segment back, and the
+/// option would cost every operation a syscall.
 async fn exchange(addr: SocketAddr, request: &[u8], buf: &mut Vec<u8>) -> io::Result<()> {
     let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
     stream.write_all(request).await?;
     buf.clear();
     stream.read_to_end(buf).await?;
@@ -967,6 +972,8 @@ fn spawn_directory(
         port.to_string(),
         "--bind".into(),
         "127.0.0.1".into(),
+        "--threads".into(),
+        opts.server_threads.to_string(),
     ];
     if opts.quiet {
         args.push("--quiet".into());
@@ -987,12 +994,18 @@ fn spawn_directory(
     Ok((server, addr))
 }
 
-fn spawn_baseline(work: &Path) -> Res<(Spawned, SocketAddr)> {
+fn spawn_baseline(opts: &SpawnOpts, work: &Path) -> Res<(Spawned, SocketAddr)> {
     let port = free_port()?;
     let child = spawn(
         "baseline",
         &std::env::current_exe()?,
-        &["serve-baseline".into(), "--port".into(), port.to_string()],
+        &[
+            "serve-baseline".into(),
+            "--port".into(),
+            port.to_string(),
+            "--threads".into(),
+            opts.server_threads.to_string(),
+        ],
         None,
         &work.join("baseline.err"),
     )?;
@@ -1045,12 +1058,16 @@ fn run_one(args: &RunArgs) -> Res<()> {
             addr
         }
         (None, true, Target::Baseline) => {
-            let (child, addr) = spawn_baseline(&work)?;
+            let (child, addr) = spawn_baseline(&args.spawn_opts, &work)?;
             children.push(child);
             addr
         }
         (None, false, Target::Baseline) => {
-            MinimalServer::start(SocketAddr::from(([127, 0, 0, 1], 0)), 0)?.addr
+            MinimalServer::start(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                args.spawn_opts.server_threads,
+            )?
+            .addr
         }
         (None, false, _) => return Err("--server HOST:PORT or --spawn is required".into()),
     };
@@ -1102,15 +1119,17 @@ fn compare(args: &CompareArgs) -> Res<()> {
         (Some(child), Some(addr))
     };
     let (server, ours) = spawn_directory(&args.spawn_opts, &work, log_addr)?;
-    let (baseline_child, base) = spawn_baseline(&work)?;
+    let (baseline_child, base) = spawn_baseline(&args.spawn_opts, &work)?;
     println!(
-        "ours: p2p-server {ours} (console {}, log service {}); baseline: {base}; work dir {}",
+        "ours: p2p-server {ours} (console {}, log service {}); baseline: {base}; {} server \
+         thread(s) each; work dir {}",
         if args.spawn_opts.quiet {
             "off".to_owned()
         } else {
             "to a file".to_owned()
         },
         log_addr.map_or("off".to_owned(), |a| a.to_string()),
+        args.spawn_opts.server_threads,
         work.display()
     );
     let duration = Duration::from_secs_f64(args.seconds);
