@@ -1103,7 +1103,14 @@ fn run_one(args: &RunArgs) -> Res<()> {
     for child in children.into_iter().rev() {
         child.interrupt(Duration::from_secs(10))?;
     }
-    Ok(())
+    let mut problems = Vec::new();
+    if result.errors > 0 || result.unexpected > 0 || result.ops == 0 {
+        problems.push(format!(
+            "{} ops, {} errors, {} unexpected",
+            result.ops, result.errors, result.unexpected
+        ));
+    }
+    verdict(problems)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1212,7 +1219,24 @@ fn compare(args: &CompareArgs) -> Res<()> {
     for line in notable.iter().take(10) {
         println!("  {line}");
     }
-    Ok(())
+    let mut problems = run_problems(&rows, "baseline");
+    if !status.success() {
+        problems.push(format!("p2p-server exited with {status}"));
+    }
+    for (what, lines) in [("console", console_lines), ("log service", log_lines)] {
+        if let Some(n) = lines.filter(|&n| n != handled) {
+            problems.push(format!(
+                "{what} has {n} lines for {handled} requests answered"
+            ));
+        }
+    }
+    if !notable.is_empty() {
+        problems.push(format!(
+            "{} notable lines on p2p-server's stderr",
+            notable.len()
+        ));
+    }
+    verdict(problems)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1278,7 +1302,42 @@ fn log_compare(args: &LogCompareArgs) -> Res<()> {
         child.interrupt(Duration::from_secs(5))?;
     }
     print_ratio_table(&rows, args.runs, "rpcgen", "calls/s", 3);
-    Ok(())
+    verdict(run_problems(&rows, "rpcgen"))
+}
+
+/// What makes a comparison's runs unfit to report: errors or unexpected replies on either side.
+fn run_problems(rows: &[(usize, Vec<(RunResult, RunResult)>)], other: &str) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (clients, pairs) in rows {
+        for (run, pair) in pairs.iter().enumerate() {
+            for (side, r) in [(other, &pair.0), ("ours", &pair.1)] {
+                if r.errors > 0 || r.unexpected > 0 || r.ops == 0 {
+                    problems.push(format!(
+                        "{side}, {clients} clients, run {}: {} ops, {} errors, {} unexpected{}",
+                        run + 1,
+                        r.ops,
+                        r.errors,
+                        r.unexpected,
+                        r.first_error
+                            .as_deref()
+                            .map(|e| format!(" (first: {e})"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    problems
+}
+
+/// Ends a subcommand: `Ok` when nothing made the measurement invalid, else an error listing what
+/// did (after everything was printed), so that a script or CI sees a failed run.
+fn verdict(problems: Vec<String>) -> Res<()> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("not a valid measurement: {}", problems.join("; ")).into())
+    }
 }
 
 /// Prints the Markdown table of a side-by-side comparison: per client count, the medians of
@@ -1441,12 +1500,16 @@ fn scale(args: &ScaleArgs) -> Res<()> {
         name(0)
     );
     let r0 = rss_now();
-    let step = |what: &str, started: Instant, (e, u, first): (usize, usize, Option<String>)| {
+    let mut problems = Vec::new();
+    let mut step = |what: &str, started: Instant, (e, u, first): (usize, usize, Option<String>)| {
         println!(
             "  {what}: {:.1} s, errors {e}, unexpected {u}{}",
             started.elapsed().as_secs_f64(),
             first.map(|f| format!(" (first: {f})")).unwrap_or_default()
         );
+        if e > 0 || u > 0 {
+            problems.push(format!("{what}: {e} errors, {u} unexpected"));
+        }
     };
 
     let t = Instant::now();
@@ -1537,6 +1600,9 @@ fn scale(args: &ScaleArgs) -> Res<()> {
             "  {label}: {entries} entries, {bytes} bytes, {} samples: {s}, failures {bad}",
             s.count
         );
+        if bad > 0 {
+            problems.push(format!("{label}: {bad} failed samples"));
+        }
         timings.push((label, entries, bytes, s));
     }
     let r4 = rss_now();
@@ -1566,7 +1632,7 @@ fn scale(args: &ScaleArgs) -> Res<()> {
     if let Some(child) = child {
         child.interrupt(Duration::from_secs(20))?;
     }
-    Ok(())
+    verdict(problems)
 }
 
 // ---------------------------------------------------------------------------------------------
