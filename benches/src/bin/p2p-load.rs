@@ -342,6 +342,23 @@ impl RunResult {
         }
         s
     }
+
+    /// Why this run cannot be reported, if it cannot: no operation completed, or some failed or
+    /// got an unexpected reply.
+    fn problem(&self) -> Option<String> {
+        (self.errors > 0 || self.unexpected > 0 || self.ops == 0).then(|| {
+            format!(
+                "{} ops, {} errors, {} unexpected{}",
+                self.ops,
+                self.errors,
+                self.unexpected,
+                self.first_error
+                    .as_deref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
+            )
+        })
+    }
 }
 
 /// Per-client tallies, merged at the end.
@@ -1103,14 +1120,7 @@ fn run_one(args: &RunArgs) -> Res<()> {
     for child in children.into_iter().rev() {
         child.interrupt(Duration::from_secs(10))?;
     }
-    let mut problems = Vec::new();
-    if result.errors > 0 || result.unexpected > 0 || result.ops == 0 {
-        problems.push(format!(
-            "{} ops, {} errors, {} unexpected",
-            result.ops, result.errors, result.unexpected
-        ));
-    }
-    verdict(problems)
+    verdict(result.problem().into_iter().collect())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1311,17 +1321,10 @@ fn run_problems(rows: &[(usize, Vec<(RunResult, RunResult)>)], other: &str) -> V
     for (clients, pairs) in rows {
         for (run, pair) in pairs.iter().enumerate() {
             for (side, r) in [(other, &pair.0), ("ours", &pair.1)] {
-                if r.errors > 0 || r.unexpected > 0 || r.ops == 0 {
+                if let Some(problem) = r.problem() {
                     problems.push(format!(
-                        "{side}, {clients} clients, run {}: {} ops, {} errors, {} unexpected{}",
-                        run + 1,
-                        r.ops,
-                        r.errors,
-                        r.unexpected,
-                        r.first_error
-                            .as_deref()
-                            .map(|e| format!(" (first: {e})"))
-                            .unwrap_or_default()
+                        "{side}, {clients} clients, run {}: {problem}",
+                        run + 1
                     ));
                 }
             }
