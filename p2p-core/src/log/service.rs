@@ -996,12 +996,7 @@ mod tests {
             tasks.spawn(async move {
                 for b in 0..BATCHES {
                     let lines = format!("t{t:02} b{b:02} one\nt{t:02} b{b:02} two\n");
-                    assert!(sink.commit(lines.as_bytes(), false).await);
-                    // Acknowledged: the lines are out.
-                    assert!(
-                        out.text().contains(&lines),
-                        "{lines:?} acknowledged, not written"
-                    );
+                    commit_written(&sink, &out, &lines, false).await;
                 }
             });
         }
@@ -1026,6 +1021,15 @@ mod tests {
         assert!(!sink.state().writing);
     }
 
+    /// Commits `lines` and checks the guarantee of an acknowledgement: the lines are out.
+    async fn commit_written(sink: &Sink, out: &Recorder, lines: &str, gather: bool) {
+        assert!(sink.commit(lines.as_bytes(), gather).await);
+        assert!(
+            out.text().contains(lines),
+            "{lines:?} acknowledged, not written"
+        );
+    }
+
     /// Writes made when `TASKS` tasks, ready in the same turn of a one-thread runtime, commit a
     /// line each.
     async fn writes_for_one_turn(gather: bool) -> usize {
@@ -1036,12 +1040,7 @@ mod tests {
         for t in 0..TASKS {
             let (sink, out) = (Arc::clone(&sink), out.clone());
             tasks.spawn(async move {
-                let line = format!("line {t}\n");
-                assert!(sink.commit(line.as_bytes(), gather).await);
-                assert!(
-                    out.text().contains(&line),
-                    "{line:?} acknowledged, not written"
-                );
+                commit_written(&sink, &out, &format!("line {t}\n"), gather).await;
             });
         }
         while let Some(r) = tasks.join_next().await {
