@@ -309,7 +309,7 @@ impl Drop for PgCluster {
 
 /// Prints the loud skip note, or panics when `P2P_REQUIRE_POSTGRES=1`.
 fn skip_or_panic(test_name: &str, missing: &str) {
-    let how = "install PostgreSQL (apt-get install postgresql)";
+    let how = "apt-get install postgresql";
     assert!(
         std::env::var(REQUIRE_VAR).as_deref() != Ok("1"),
         "{test_name}: {REQUIRE_VAR}=1 but {missing}; {how}"
@@ -317,8 +317,8 @@ fn skip_or_panic(test_name: &str, missing: &str) {
     // Written to the stderr handle, not with eprintln!: the test harness captures the macros'
     // output and would hide the note of a passing test.
     let note = format!(
-        "note: {missing}; skipping {test_name} ({how}; set {REQUIRE_VAR}=1 to make this a \
-         failure)\n"
+        "note: {missing}; skipping {test_name}. To run it: {how}; set {REQUIRE_VAR}=1 to make \
+         this a failure.\n"
     );
     let _ = std::io::stderr().write_all(note.as_bytes());
 }
@@ -408,12 +408,11 @@ fn is_executable(path: &Path) -> bool {
 /// Whether the effective uid is 0: from `/proc/self/status` (`Uid: real effective saved fs`),
 /// else from `id -u`.
 fn effective_uid_is_root() -> bool {
-    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-        if let Some(line) = status.lines().find(|line| line.starts_with("Uid:")) {
-            if let Some(euid) = line.split_whitespace().nth(2) {
-                return euid == "0";
-            }
-        }
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(line) = status.lines().find(|line| line.starts_with("Uid:"))
+        && let Some(euid) = line.split_whitespace().nth(2)
+    {
+        return euid == "0";
     }
     Command::new("id")
         .arg("-u")
