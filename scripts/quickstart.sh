@@ -34,7 +34,7 @@ dt_url=$(wait_for "$work/datetime.err" 'http://127\.0\.0\.1:[0-9]+/datetime')
 "$bin/p2p-log" --bind 127.0.0.1 --port 0 --no-rpcbind >"$work/log.out" 2>"$work/log.err" & pids+=($!)
 log_port=$(wait_for "$work/log.err" '127\.0\.0\.1:[0-9]+' | cut -d: -f2)
 
-"$bin/p2p-server" --bind 127.0.0.1 -p 0 --log-rpc "127.0.0.1:$log_port" >"$work/server.out" 2>"$work/server.err" & pids+=($!)
+"$bin/p2p-server" --bind 127.0.0.1 -p 0 --store "sqlite:$work/directory.db" --log-rpc "127.0.0.1:$log_port" >"$work/server.out" 2>"$work/server.err" & pids+=($!)
 server_port=$(wait_for "$work/server.out" 'init server 127\.0\.0\.1:[0-9]+' | sed 's/.*://')
 echo "   datetime: $dt_url   log: 127.0.0.1:$log_port   directory: 127.0.0.1:$server_port"
 

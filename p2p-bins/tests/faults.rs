@@ -11,15 +11,15 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    LINE_TIMEOUT, Lines, LogService, Peer, Proc, Server, dead_datetime_url, dir_names, free_port,
-    is_datetime, parse_operation_line, pseudo_random_bytes, server_bin, temp_dir,
+    LINE_TIMEOUT, LogService, Peer, Server, dead_datetime_url, dir_names, free_port, is_datetime,
+    parse_operation_line, pseudo_random_bytes, server_bin, temp_dir,
 };
 use p2p_proto::directory::{Reply, Request, RequestBody};
 
@@ -374,25 +374,6 @@ fn serving_peer_closes_mid_transfer() {
     assert!(out.status.success());
 }
 
-/// Starts `p2p-server` on 127.0.0.1:`port`.
-fn start_server_on(port: u16) -> Server {
-    let mut command = Command::new(server_bin());
-    command
-        .args(["-p", &port.to_string(), "--bind", "127.0.0.1"])
-        .stdin(Stdio::null());
-    let mut proc = Proc::spawn("p2p-server", &mut command);
-    let mut stdout = Lines::spawn("p2p-server stdout", proc.take_stdout());
-    let stderr = Lines::spawn("p2p-server stderr", proc.take_stderr());
-    let init = stdout.next_line();
-    assert_eq!(init, format!("s> init server 127.0.0.1:{port}"));
-    Server {
-        proc,
-        port,
-        stdout,
-        stderr,
-    }
-}
-
 #[test]
 fn directory_server_killed_peers_print_fail() {
     let mut server = Server::start(&[]);
@@ -421,7 +402,7 @@ fn directory_server_killed_peers_print_fail() {
     assert!(!dir.path().join("copy.txt").exists());
 
     // A new server on the same port: the shell works again.
-    let server = start_server_on(port);
+    let server = Server::start_on(port, &[]);
     alice.expect("REGISTER bob", "c> REGISTER OK");
     alice.expect("CONNECT bob", "c> CONNECT OK");
     let (status, _) = alice.quit();

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use p2p_core::directory::{ServerConfig, Store};
+use p2p_core::directory::ServerConfig;
 use p2p_proto::directory::{
     GetUserInfoReply, ListContentReply, MAX_REQUEST_LEN, OpCode, RegisterResult, Reply, Request,
     RequestBody,
@@ -49,7 +49,7 @@ const LONG_READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// and b.txt, bob connected at 4001, carol registered and not connected.
 async fn baseline(config: ServerConfig) -> (Directory, Snapshot) {
     let dir = Directory::start(config);
-    install_probe(&*dir.store);
+    install_probe(&*dir.store).await;
     let steps: Vec<(Request, Reply)> = vec![
         (
             request("alice", RequestBody::Register, true),
@@ -83,7 +83,7 @@ async fn baseline(config: ServerConfig) -> (Directory, Snapshot) {
     for (req, expected) in &steps {
         dir.expect(req, expected.clone()).await;
     }
-    let before = snapshot(&*dir.store, NAMES);
+    let before = snapshot(&*dir.store, NAMES).await;
     let mut users = std::collections::BTreeMap::new();
     for name in NAMES {
         let files = match *name {
@@ -156,7 +156,7 @@ async fn assert_serving(dir: &Directory) {
 async fn assert_unchanged(dir: &Directory, before: &Snapshot) {
     assert_serving(dir).await;
     assert_eq!(
-        &snapshot(&*dir.store, NAMES),
+        &snapshot(&*dir.store, NAMES).await,
         before,
         "the directory changed"
     );
@@ -749,7 +749,7 @@ async fn more_connections_than_the_cap_wait_and_the_server_recovers() {
             .is_err(),
         "a request was served although {CAP} idle connections held every slot"
     );
-    assert_eq!(snapshot(&*dir.store, NAMES), before);
+    assert_eq!(snapshot(&*dir.store, NAMES).await, before);
 
     // Each idle connection is closed at its read timeout, without a byte.
     let closes: Vec<_> = idle
@@ -796,7 +796,7 @@ async fn more_connections_than_the_cap_wait_and_the_server_recovers() {
             ListContentReply::Ok(vec![file("a.txt"), file("b.txt")]).into()
         );
     }
-    let mut after = snapshot(&*dir.store, NAMES);
+    let mut after = snapshot(&*dir.store, NAMES).await;
     // The one valid request changed exactly what it says.
     assert_eq!(after.users.remove("capuser"), Some(Some(vec![])));
     after.stats.users -= 1;
@@ -828,7 +828,7 @@ async fn client_that_never_reads_its_list_reply() {
             p2p_proto::directory::PublishResult::Ok
         );
     }
-    let before = snapshot(&*dir.store, NAMES);
+    let before = snapshot(&*dir.store, NAMES).await;
     let list = encode(&request(
         "bob",
         RequestBody::ListContent {

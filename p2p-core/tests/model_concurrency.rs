@@ -526,12 +526,12 @@ struct Round {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_are_explained_by_a_sequential_directory() {
     let dir = Directory::start(support::config_with_read_timeout(Duration::from_secs(30)));
-    install_probe(&*dir.store);
+    install_probe(&*dir.store).await;
     let mut rngs: Vec<Rng> = (0..CLIENTS)
         .map(|c| Rng::new(0xc0c0_0000 + c as u64))
         .collect();
     let mut rounds = Vec::with_capacity(ROUNDS);
-    let mut before = normalize_snapshot(snapshot(&*dir.store, USERS));
+    let mut before = normalize_snapshot(snapshot(&*dir.store, USERS).await);
     for _ in 0..ROUNDS {
         let mut tasks = Vec::with_capacity(CLIENTS);
         for (c, rng) in rngs.iter_mut().enumerate() {
@@ -557,7 +557,7 @@ async fn concurrent_clients_are_explained_by_a_sequential_directory() {
         for task in tasks {
             ops.push(task.await.expect("client task"));
         }
-        let after = normalize_snapshot(snapshot(&*dir.store, USERS));
+        let after = normalize_snapshot(snapshot(&*dir.store, USERS).await);
         rounds.push(Round {
             ops,
             before: before.clone(),

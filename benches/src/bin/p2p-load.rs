@@ -107,6 +107,11 @@ struct SpawnOpts {
     /// Worker threads of the spawned p2p-server (`--threads`) and of the baseline server alike.
     #[arg(long, default_value_t = 1)]
     server_threads: usize,
+    /// Store of the spawned p2p-server: `sqlite` (a new database file in the work directory for
+    /// each server, the default), `memory`, or a `postgres://` URL (give each run an empty
+    /// database: setup registers the same names every time).
+    #[arg(long, default_value = "sqlite")]
+    store: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -995,6 +1000,16 @@ fn spawn_directory(
     if opts.quiet {
         args.push("--quiet".into());
     }
+    args.push("--store".into());
+    args.push(match opts.store.as_str() {
+        // A file of its own per server: runs never see each other's users.
+        "sqlite" => format!(
+            "sqlite:{}",
+            work.join(format!("directory-{port}.db")).display()
+        ),
+        "memory" => "memory:".into(),
+        url => url.into(),
+    });
     if let Some(log) = log {
         args.push("--log-rpc".into());
         args.push(log.to_string());

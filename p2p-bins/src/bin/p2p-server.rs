@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use p2p_core::console::InitLine;
-use p2p_core::directory::{self, Handler, LineWriter, MemoryStore, ServerConfig};
+use p2p_core::directory::{self, Handler, LineWriter, ServerConfig, StoreUrl};
 use p2p_core::log::{LogShipper, LogShipperConfig, LogTarget};
 
 /// The directory server: peers register, connect, publish and list here.
@@ -38,6 +38,11 @@ struct Args {
     /// keeps a CPU busy.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
     threads: u16,
+    /// Where the directory keeps its state: sqlite:PATH (durable, the
+    /// default), postgres://USER@HOST:PORT/DB (durable, shared by several
+    /// servers) or memory: (lost when the server stops).
+    #[arg(long, env = "P2P_STORE", value_name = "URL", default_value = StoreUrl::DEFAULT)]
+    store: StoreUrl,
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,13 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> ExitCode {
+    // The store first: a directory that cannot be read must not be replaced
+    // by an empty one, and nothing is announced before it is ready.
+    let store = match args.store.open().await {
+        Ok(store) => store,
+        Err(e) => return p2p_bins::fail("p2p-server", format!("store {}: {e}", args.store)),
+    };
+    eprintln!("p2p-server: store: {}", store.describe());
     let listener = match directory::bind(SocketAddr::new(args.bind, args.port)) {
         Ok(listener) => listener,
         Err(e) => {
@@ -81,7 +93,7 @@ async fn run(args: Args) -> ExitCode {
     let log = args
         .log_rpc
         .map(|target| LogShipper::spawn(LogShipperConfig::new(target)));
-    let handler = Arc::new(Handler::new(Arc::new(MemoryStore::new()), console, log));
+    let handler = Arc::new(Handler::new(store, console, log));
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
     config.read_timeout = Duration::from_secs(args.read_timeout);

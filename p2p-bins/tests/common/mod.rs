@@ -293,6 +293,8 @@ pub(crate) struct Server {
     pub(crate) port: u16,
     pub(crate) stdout: Lines,
     pub(crate) stderr: Lines,
+    /// Holds the server's SQLite database unless the test chose a store.
+    store_dir: Option<tempfile::TempDir>,
 }
 
 /// What a server printed, collected after it exited.
@@ -306,15 +308,33 @@ pub(crate) struct ServerOutput {
 
 impl Server {
     /// Starts `p2p-server -p 0 --bind 127.0.0.1 EXTRA...` and waits for its
-    /// init line.
+    /// init line. Unless EXTRA has `--store`, the server keeps its state in an
+    /// SQLite database of its own in a temporary directory.
     pub(crate) fn start(extra: &[&str]) -> Self {
+        Self::start_on(0, extra)
+    }
+
+    /// [`Self::start`] on `port` (0: a free one).
+    pub(crate) fn start_on(port: u16, extra: &[&str]) -> Self {
         let mut command = Command::new(server_bin());
         command
-            .args(["-p", "0", "--bind", "127.0.0.1"])
+            .args(["-p", &port.to_string(), "--bind", "127.0.0.1"])
             .args(extra)
-            // Hermetic: no log service unless the test passes --log-rpc.
+            // Hermetic: no log service unless the test passes --log-rpc, and
+            // never the default database in the working directory.
             .env_remove("LOG_RPC_IP")
+            .env_remove("P2P_STORE")
             .stdin(Stdio::null());
+        let store_dir = if extra.iter().any(|a| a.starts_with("--store")) {
+            None
+        } else {
+            let dir = temp_dir();
+            command.arg("--store").arg(format!(
+                "sqlite:{}",
+                dir.path().join("directory.db").display()
+            ));
+            Some(dir)
+        };
         let mut proc = Proc::spawn("p2p-server", &mut command);
         let mut stdout = Lines::spawn("p2p-server stdout", proc.take_stdout());
         let stderr = Lines::spawn("p2p-server stderr", proc.take_stderr());
@@ -322,18 +342,23 @@ impl Server {
         let addr = init
             .strip_prefix("s> init server 127.0.0.1:")
             .unwrap_or_else(|| panic!("unexpected first server line {init:?}"));
-        let port: u16 = addr
+        let got: u16 = addr
             .parse()
             .unwrap_or_else(|_| panic!("bad port in {init:?}"));
         assert_ne!(
-            port, 0,
+            got, 0,
             "the server must print the port it got, not 0: {init:?}"
         );
+        if port != 0 {
+            assert_eq!(got, port, "the server listens where it was told");
+        }
+        let port = got;
         Self {
             proc,
             port,
             stdout,
             stderr,
+            store_dir,
         }
     }
 

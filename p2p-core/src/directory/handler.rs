@@ -10,7 +10,7 @@ use p2p_proto::rpc::log::LogEntry;
 use p2p_proto::timestamp::Timestamp;
 
 use super::lines::LineWriter;
-use super::store::Store;
+use super::store::{Store, StoreError};
 use crate::console::OperationLine;
 use crate::log::LogShipper;
 
@@ -34,63 +34,65 @@ impl Handler {
         }
     }
 
-    /// The store this handler applies requests to.
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
-    }
-
     /// Takes the log shipper out, to shut it down after the last request.
     pub fn take_log(&mut self) -> Option<LogShipper> {
         self.log.take()
     }
 
     /// Handles one request from a client whose socket address is `peer_ip`
-    /// (recorded at CONNECT, never an address the client sends).
-    pub fn handle(&self, request: &Request, peer_ip: IpAddr) -> Reply {
-        let reply = self.apply(request, peer_ip);
-        self.report(request);
-        reply
-    }
-
-    /// Handles one request like [`Self::handle`] and appends its reply's bytes
-    /// to `out`. Listings the store keeps encoded are copied as bytes, without
-    /// a typed reply in between.
-    pub fn handle_into(&self, request: &Request, peer_ip: IpAddr, out: &mut BytesMut) {
-        if let RequestBody::ListUsers = request.body {
-            self.store.encode_list_users(&request.user, out);
+    /// (recorded at CONNECT, never an address the client sends) and appends
+    /// its reply's bytes to `out`. Listings the store keeps encoded are copied
+    /// as bytes, without a typed reply in between. When the store cannot
+    /// answer, the reply is the operation's "other error" byte and nothing
+    /// changed.
+    pub async fn handle_into(&self, request: &Request, peer_ip: IpAddr, out: &mut BytesMut) {
+        let mark = out.len();
+        let applied = if let RequestBody::ListUsers = request.body {
+            self.store.encode_list_users(&request.user, out).await
         } else {
-            let reply = self.apply(request, peer_ip);
-            out.reserve(reply.encoded_len());
-            reply.encode(out);
+            self.apply(request, peer_ip).await.map(|reply| {
+                out.reserve(reply.encoded_len());
+                reply.encode(out);
+            })
+        };
+        if let Err(e) = applied {
+            tracing::warn!(op = %request.op(), user = %request.user, error = %e, "store failed; answering other error");
+            out.truncate(mark);
+            Reply::other_error(request.op()).encode(out);
         }
         self.report(request);
     }
 
-    fn apply(&self, request: &Request, peer_ip: IpAddr) -> Reply {
+    async fn apply(&self, request: &Request, peer_ip: IpAddr) -> Result<Reply, StoreError> {
         let user = &request.user;
-        match &request.body {
-            RequestBody::Register => Reply::Register(self.store.register(user)),
-            RequestBody::Unregister => Reply::Unregister(self.store.unregister(user)),
-            RequestBody::Connect { port } => Reply::Connect(self.store.connect(
-                user,
-                PeerAddr {
-                    ip: peer_ip.to_canonical(),
-                    port: port.get(),
-                },
-            )),
-            RequestBody::Disconnect => Reply::Disconnect(self.store.disconnect(user)),
+        let store = &*self.store;
+        Ok(match &request.body {
+            RequestBody::Register => Reply::Register(store.register(user).await?),
+            RequestBody::Unregister => Reply::Unregister(store.unregister(user).await?),
+            RequestBody::Connect { port } => Reply::Connect(
+                store
+                    .connect(
+                        user,
+                        PeerAddr {
+                            ip: peer_ip.to_canonical(),
+                            port: port.get(),
+                        },
+                    )
+                    .await?,
+            ),
+            RequestBody::Disconnect => Reply::Disconnect(store.disconnect(user).await?),
             RequestBody::Publish { file, description } => {
-                Reply::Publish(self.store.publish(user, file, description))
+                Reply::Publish(store.publish(user, file, description).await?)
             }
-            RequestBody::Delete { file } => Reply::Delete(self.store.delete(user, file)),
-            RequestBody::ListUsers => Reply::ListUsers(self.store.list_users(user)),
+            RequestBody::Delete { file } => Reply::Delete(store.delete(user, file).await?),
+            RequestBody::ListUsers => Reply::ListUsers(store.list_users(user).await?),
             RequestBody::ListContent { target } => {
-                Reply::ListContent(self.store.list_content(user, target))
+                Reply::ListContent(store.list_content(user, target).await?)
             }
             RequestBody::GetUserInfo { target } => {
-                Reply::GetUserInfo(self.store.get_user_info(user, target))
+                Reply::GetUserInfo(store.get_user_info(user, target).await?)
             }
-        }
+        })
     }
 
     fn report(&self, request: &Request) {

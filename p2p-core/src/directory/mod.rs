@@ -3,7 +3,7 @@
 //! service.
 //!
 //! A request's path, top to bottom: socket ([`server`]) → `p2p-proto` decode →
-//! [`Handler::handle`] → [`Store`] → reply encode → socket; the console line
+//! [`Handler::handle_into`] → [`Store`] → reply encode → socket; the console line
 //! and the log record are side effects of the handler's result.
 
 mod handler;
@@ -14,4 +14,7 @@ pub mod store;
 pub use handler::Handler;
 pub use lines::{COALESCE, LINE_BUFFER_LIMIT, LineWriter, LineWriterThread};
 pub use server::{ServerConfig, bind, run};
-pub use store::{MemoryStore, Store, StoreStats};
+pub use store::{
+    MemoryStore, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError,
+    StoreStats, StoreUrl,
+};

@@ -172,7 +172,7 @@ async fn serve_connection(
     buf.clear();
     let mut out = buf;
     match outcome {
-        Outcome::Request(request) => handler.handle_into(&request, peer.ip(), &mut out),
+        Outcome::Request(request) => handler.handle_into(&request, peer.ip(), &mut out).await,
         Outcome::Refused(Some(op)) => Reply::other_error(op).encode(&mut out),
         Outcome::Refused(None) | Outcome::Gone => return Ok(()),
     }

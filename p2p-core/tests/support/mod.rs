@@ -304,10 +304,16 @@ pub const PROBE: &str = "zz-probe";
 pub const PROBE_PORT: u16 = 9;
 
 /// Registers and connects [`PROBE`] directly in `store`.
-pub fn install_probe(store: &dyn Store) {
-    assert_eq!(store.register(&user(PROBE)), RegisterResult::Ok);
+pub async fn install_probe(store: &dyn Store) {
     assert_eq!(
-        store.connect(&user(PROBE), local(PROBE_PORT)),
+        store.register(&user(PROBE)).await.expect("store answers"),
+        RegisterResult::Ok
+    );
+    assert_eq!(
+        store
+            .connect(&user(PROBE), local(PROBE_PORT))
+            .await
+            .expect("store answers"),
         ConnectResult::Ok
     );
 }
@@ -326,30 +332,32 @@ pub struct Snapshot {
 }
 
 /// Reads the directory's state through the probe (see [`install_probe`]).
-pub fn snapshot(store: &dyn Store, names: &[&str]) -> Snapshot {
+pub async fn snapshot(store: &dyn Store, names: &[&str]) -> Snapshot {
     let probe = user(PROBE);
-    let connected = match store.list_users(&probe) {
+    let connected = match store.list_users(&probe).await.expect("store answers") {
         ListUsersReply::Ok(entries) => entries
             .into_iter()
             .map(|e| (e.name.into_string(), e.addr))
             .collect(),
         other => panic!("the probe must stay connected: LIST_USERS answered {other:?}"),
     };
-    let users = names
-        .iter()
-        .map(|name| {
-            let files = match store.list_content(&probe, &user(name)) {
-                ListContentReply::Ok(files) => {
-                    Some(files.into_iter().map(FileName::into_string).collect())
-                }
-                ListContentReply::TargetDoesNotExist => None,
-                other => panic!("LIST_CONTENT {name} through the probe answered {other:?}"),
-            };
-            ((*name).to_owned(), files)
-        })
-        .collect();
+    let mut users = BTreeMap::new();
+    for name in names {
+        let files = match store
+            .list_content(&probe, &user(name))
+            .await
+            .expect("store answers")
+        {
+            ListContentReply::Ok(files) => {
+                Some(files.into_iter().map(FileName::into_string).collect())
+            }
+            ListContentReply::TargetDoesNotExist => None,
+            other => panic!("LIST_CONTENT {name} through the probe answered {other:?}"),
+        };
+        users.insert((*name).to_owned(), files);
+    }
     Snapshot {
-        stats: store.stats(),
+        stats: store.stats().await.expect("store answers"),
         connected,
         users,
     }

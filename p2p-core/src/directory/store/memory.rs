@@ -1,13 +1,9 @@
-//! The directory's state behind a small interface.
+//! The in-memory store: the whole directory in one process's memory.
 //!
-//! Every method is one protocol operation and is atomic with respect to the
-//! others: an implementation decides and applies it under one lock (or one
-//! transaction), so concurrent clients always see a state that some sequential
-//! order of their operations explains. A method that answers anything but `Ok`
-//! changes nothing.
+//! It is also the read side of [`super::SqliteStore`], which applies each
+//! change here once it is synced to disk.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fmt;
 use std::sync::RwLock;
 
 use bytes::BytesMut;
@@ -18,47 +14,9 @@ use p2p_proto::directory::{
 };
 use p2p_proto::field::{Description, FileName, UserName};
 
-/// The directory's state: users, their connection, their publications.
-pub trait Store: Send + Sync + fmt::Debug + 'static {
-    /// `REGISTER`: create `user`, not connected, with no publications.
-    fn register(&self, user: &UserName) -> RegisterResult;
-    /// `UNREGISTER`: remove `user` and its publications, connected or not.
-    fn unregister(&self, user: &UserName) -> UnregisterResult;
-    /// `CONNECT`: record the address where `user` serves files.
-    fn connect(&self, user: &UserName, addr: PeerAddr) -> ConnectResult;
-    /// `DISCONNECT`: forget the address; publications stay.
-    fn disconnect(&self, user: &UserName) -> DisconnectResult;
-    /// `PUBLISH`: add a file reference for a connected `user`.
-    fn publish(&self, user: &UserName, file: &FileName, description: &Description)
-    -> PublishResult;
-    /// `DELETE`: remove a file reference of a connected `user`.
-    fn delete(&self, user: &UserName, file: &FileName) -> DeleteResult;
-    /// `LIST_USERS`: the connected users other than `user`, in connection order.
-    fn list_users(&self, user: &UserName) -> ListUsersReply;
-    /// `LIST_USERS` written as its reply bytes to `out`: exactly the encoding
-    /// of [`Self::list_users`]'s reply. The default encodes that reply; a store
-    /// can instead copy entries it keeps encoded, as [`MemoryStore`] does.
-    fn encode_list_users(&self, user: &UserName, out: &mut BytesMut) {
-        Reply::ListUsers(self.list_users(user)).encode(out);
-    }
-    /// `LIST_CONTENT`: the files `target` published, in publication order.
-    fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply;
-    /// `GET_USER_INFO`: where the connected `target` serves files.
-    fn get_user_info(&self, user: &UserName, target: &UserName) -> GetUserInfoReply;
-    /// Counts for diagnostics and tests.
-    fn stats(&self) -> StoreStats;
-}
+use async_trait::async_trait;
 
-/// Counts of what a store holds.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StoreStats {
-    /// Registered users.
-    pub users: usize,
-    /// Connected users.
-    pub connected: usize,
-    /// Publications over all users.
-    pub publications: usize,
-}
+use super::{Store, StoreError, StoreStats};
 
 /// A user's record.
 #[derive(Debug, Default)]
@@ -129,8 +87,9 @@ macro_rules! connected_user {
     };
 }
 
-impl Store for MemoryStore {
-    fn register(&self, user: &UserName) -> RegisterResult {
+impl MemoryStore {
+    /// See [`Store::register`].
+    pub fn register(&self, user: &UserName) -> RegisterResult {
         let mut state = self.write();
         if state.users.contains_key(user.as_str()) {
             return RegisterResult::UserNameInUse;
@@ -139,7 +98,8 @@ impl Store for MemoryStore {
         RegisterResult::Ok
     }
 
-    fn unregister(&self, user: &UserName) -> UnregisterResult {
+    /// See [`Store::unregister`].
+    pub fn unregister(&self, user: &UserName) -> UnregisterResult {
         let mut state = self.write();
         let Some(removed) = state.users.remove(user.as_str()) else {
             return UnregisterResult::UserDoesNotExist;
@@ -151,7 +111,8 @@ impl Store for MemoryStore {
         UnregisterResult::Ok
     }
 
-    fn connect(&self, user: &UserName, addr: PeerAddr) -> ConnectResult {
+    /// See [`Store::connect`].
+    pub fn connect(&self, user: &UserName, addr: PeerAddr) -> ConnectResult {
         let mut state = self.write();
         let seq = state.next_seq();
         let Some(record) = state.users.get_mut(user.as_str()) else {
@@ -171,7 +132,8 @@ impl Store for MemoryStore {
         ConnectResult::Ok
     }
 
-    fn disconnect(&self, user: &UserName) -> DisconnectResult {
+    /// See [`Store::disconnect`].
+    pub fn disconnect(&self, user: &UserName) -> DisconnectResult {
         let mut state = self.write();
         let Some(record) = state.users.get_mut(user.as_str()) else {
             return DisconnectResult::UserDoesNotExist;
@@ -183,7 +145,8 @@ impl Store for MemoryStore {
         DisconnectResult::Ok
     }
 
-    fn publish(
+    /// See [`Store::publish`].
+    pub fn publish(
         &self,
         user: &UserName,
         file: &FileName,
@@ -207,7 +170,8 @@ impl Store for MemoryStore {
         PublishResult::Ok
     }
 
-    fn delete(&self, user: &UserName, file: &FileName) -> DeleteResult {
+    /// See [`Store::delete`].
+    pub fn delete(&self, user: &UserName, file: &FileName) -> DeleteResult {
         let mut state = self.write();
         let record = match state.users.get_mut(user.as_str()) {
             None => return DeleteResult::UserDoesNotExist,
@@ -222,7 +186,8 @@ impl Store for MemoryStore {
         DeleteResult::Ok
     }
 
-    fn list_users(&self, user: &UserName) -> ListUsersReply {
+    /// See [`Store::list_users`].
+    pub fn list_users(&self, user: &UserName) -> ListUsersReply {
         let state = self.read();
         connected_user!(
             state,
@@ -240,7 +205,8 @@ impl Store for MemoryStore {
         ListUsersReply::Ok(entries)
     }
 
-    fn encode_list_users(&self, user: &UserName, out: &mut BytesMut) {
+    /// See [`Store::encode_list_users`].
+    pub fn encode_list_users(&self, user: &UserName, out: &mut BytesMut) {
         let state = self.read();
         connected_user!(
             state,
@@ -257,7 +223,8 @@ impl Store for MemoryStore {
         ListUsersReply::encode_ok_from(&entries, out);
     }
 
-    fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply {
+    /// See [`Store::list_content`].
+    pub fn list_content(&self, user: &UserName, target: &UserName) -> ListContentReply {
         let state = self.read();
         connected_user!(
             state,
@@ -271,7 +238,8 @@ impl Store for MemoryStore {
         }
     }
 
-    fn get_user_info(&self, user: &UserName, target: &UserName) -> GetUserInfoReply {
+    /// See [`Store::get_user_info`].
+    pub fn get_user_info(&self, user: &UserName, target: &UserName) -> GetUserInfoReply {
         let state = self.read();
         connected_user!(
             state,
@@ -285,13 +253,130 @@ impl Store for MemoryStore {
         }
     }
 
-    fn stats(&self) -> StoreStats {
+    /// See [`Store::stats`].
+    pub fn stats(&self) -> StoreStats {
         let state = self.read();
         StoreStats {
             users: state.users.len(),
             connected: state.connected.len(),
             publications: state.publications,
         }
+    }
+
+    /// Adds a user as a durable store read it back: `connection` carries the
+    /// position in connection order the user had.
+    pub(crate) fn restore_user(&self, user: UserName, connection: Option<(u64, PeerAddr)>) {
+        let mut state = self.write();
+        if let Some((seq, addr)) = connection {
+            state.connected.insert(
+                seq,
+                EncodedUserEntry::new(UserEntry {
+                    name: user.clone(),
+                    addr,
+                }),
+            );
+            state.next_seq = state.next_seq.max(seq);
+        }
+        state.users.insert(
+            user,
+            User {
+                connection,
+                ..User::default()
+            },
+        );
+    }
+
+    /// Adds a publication of a restored user, at position `seq` of the
+    /// publication order. Returns false when the user is unknown or already
+    /// lists the file (a store that reads such rows is not consistent).
+    pub(crate) fn restore_publication(
+        &self,
+        user: &UserName,
+        seq: u64,
+        file: FileName,
+        description: Description,
+    ) -> bool {
+        let mut state = self.write();
+        state.next_seq = state.next_seq.max(seq);
+        let Some(record) = state.users.get_mut(user.as_str()) else {
+            return false;
+        };
+        if record.index.contains_key(file.as_str()) || record.files.contains_key(&seq) {
+            return false;
+        }
+        record.files.insert(seq, file.clone());
+        record.index.insert(file, (seq, description));
+        state.publications += 1;
+        true
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn register(&self, user: &UserName) -> Result<RegisterResult, StoreError> {
+        Ok(Self::register(self, user))
+    }
+
+    async fn unregister(&self, user: &UserName) -> Result<UnregisterResult, StoreError> {
+        Ok(Self::unregister(self, user))
+    }
+
+    async fn connect(&self, user: &UserName, addr: PeerAddr) -> Result<ConnectResult, StoreError> {
+        Ok(Self::connect(self, user, addr))
+    }
+
+    async fn disconnect(&self, user: &UserName) -> Result<DisconnectResult, StoreError> {
+        Ok(Self::disconnect(self, user))
+    }
+
+    async fn publish(
+        &self,
+        user: &UserName,
+        file: &FileName,
+        description: &Description,
+    ) -> Result<PublishResult, StoreError> {
+        Ok(Self::publish(self, user, file, description))
+    }
+
+    async fn delete(&self, user: &UserName, file: &FileName) -> Result<DeleteResult, StoreError> {
+        Ok(Self::delete(self, user, file))
+    }
+
+    async fn list_users(&self, user: &UserName) -> Result<ListUsersReply, StoreError> {
+        Ok(Self::list_users(self, user))
+    }
+
+    async fn encode_list_users(
+        &self,
+        user: &UserName,
+        out: &mut BytesMut,
+    ) -> Result<(), StoreError> {
+        Self::encode_list_users(self, user, out);
+        Ok(())
+    }
+
+    async fn list_content(
+        &self,
+        user: &UserName,
+        target: &UserName,
+    ) -> Result<ListContentReply, StoreError> {
+        Ok(Self::list_content(self, user, target))
+    }
+
+    async fn get_user_info(
+        &self,
+        user: &UserName,
+        target: &UserName,
+    ) -> Result<GetUserInfoReply, StoreError> {
+        Ok(Self::get_user_info(self, user, target))
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(Self::stats(self))
+    }
+
+    fn describe(&self) -> String {
+        "in memory (nothing is kept after the server stops)".to_owned()
     }
 }
 

@@ -1,0 +1,543 @@
+//! The shared durable store: PostgreSQL, so that several directory servers
+//! behave as one directory.
+//!
+//! Every operation is one SQL statement or a short retry loop of statements,
+//! at the default `READ COMMITTED` isolation, with `synchronous_commit=on` so
+//! a change is flushed before its reply and before any other session can see
+//! it. Why each operation is linearizable:
+//!
+//! - REGISTER is `INSERT … ON CONFLICT DO NOTHING` on a unique name: of two
+//!   REGISTERs of one name, exactly one inserts.
+//! - UNREGISTER is one `DELETE` of the user's row; its publications go with it
+//!   (`ON DELETE CASCADE`).
+//! - CONNECT and DISCONNECT are a conditional `UPDATE` of the user's row (the
+//!   condition is re-checked on the newest row version after any wait).
+//! - PUBLISH and DELETE lock the user's row `FOR SHARE` while connected, so a
+//!   concurrent DISCONNECT or UNREGISTER waits for them, and change one
+//!   publication row.
+//! - When a change does nothing, one read classifies why (unknown user, not
+//!   connected, already published...) and the answer is true at that read's
+//!   moment; if that read finds the change would now succeed, it is retried.
+//! - Every listing is one `SELECT`: one snapshot.
+//!
+//! PostgreSQL features used: sequences (`nextval`), `INSERT … ON CONFLICT DO
+//! NOTHING`, `SELECT … FOR SHARE` in a `WITH` query feeding an `INSERT` or a
+//! `DELETE … USING`, foreign keys with `ON DELETE CASCADE`, a partial index,
+//! transactional DDL, and `pg_advisory_xact_lock` to serialize migrations
+//! when several servers start at once.
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use p2p_proto::directory::{
+    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
+    ListUsersReply, PeerAddr, PublishResult, RegisterResult, UnregisterResult, UserEntry,
+};
+use p2p_proto::field::{Description, FileName, UserName};
+use tokio_postgres::NoTls;
+use tokio_postgres::types::ToSql;
+
+use super::{SCHEMA_VERSION, Store, StoreError, StoreStats};
+
+/// Key of the advisory lock that serializes schema migrations.
+const MIGRATION_LOCK: i64 = 0x7032_7064_0000_0001;
+
+/// The schema, by version: entry `n` takes a database from version `n` to
+/// `n + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE SEQUENCE p2p_seq;
+    CREATE TABLE p2p_users (
+        id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        name     text NOT NULL UNIQUE,
+        conn_seq bigint,
+        ip       text,
+        port     integer
+    );
+    CREATE INDEX p2p_users_connected ON p2p_users (conn_seq) WHERE conn_seq IS NOT NULL;
+    CREATE TABLE p2p_publications (
+        user_id     bigint NOT NULL REFERENCES p2p_users (id) ON DELETE CASCADE,
+        name        text NOT NULL,
+        description text NOT NULL,
+        seq         bigint NOT NULL,
+        PRIMARY KEY (user_id, name)
+    );
+    CREATE INDEX p2p_publications_order ON p2p_publications (user_id, seq);
+"];
+
+/// How many times a change whose classifying read says "would succeed now"
+/// is tried again before the operation answers "other error".
+const MAX_ATTEMPTS: usize = 32;
+
+const REGISTER: &str = "INSERT INTO p2p_users (name) VALUES ($1) ON CONFLICT (name) DO NOTHING";
+const UNREGISTER: &str = "DELETE FROM p2p_users WHERE name = $1";
+const CONNECT: &str = "UPDATE p2p_users SET conn_seq = nextval('p2p_seq'), ip = $2, port = $3 \
+                       WHERE name = $1 AND conn_seq IS NULL";
+const DISCONNECT: &str = "UPDATE p2p_users SET conn_seq = NULL, ip = NULL, port = NULL \
+                          WHERE name = $1 AND conn_seq IS NOT NULL";
+const IS_CONNECTED: &str = "SELECT conn_seq IS NOT NULL FROM p2p_users WHERE name = $1";
+const PUBLISH: &str = "WITH u AS (SELECT id FROM p2p_users WHERE name = $1 AND conn_seq IS NOT NULL FOR SHARE) \
+                       INSERT INTO p2p_publications (user_id, name, description, seq) \
+                       SELECT id, $2, $3, nextval('p2p_seq') FROM u ON CONFLICT DO NOTHING";
+const DELETE: &str = "WITH u AS (SELECT id FROM p2p_users WHERE name = $1 AND conn_seq IS NOT NULL FOR SHARE) \
+                      DELETE FROM p2p_publications p USING u WHERE p.user_id = u.id AND p.name = $2";
+const HAS_FILE: &str = "SELECT u.conn_seq IS NOT NULL, EXISTS (SELECT 1 FROM p2p_publications p \
+                        WHERE p.user_id = u.id AND p.name = $2) FROM p2p_users u WHERE u.name = $1";
+const LIST_USERS: &str = "SELECT r.conn_seq IS NOT NULL, o.name, o.ip, o.port FROM p2p_users r \
+                          LEFT JOIN p2p_users o ON r.conn_seq IS NOT NULL AND o.conn_seq IS NOT NULL AND o.id <> r.id \
+                          WHERE r.name = $1 ORDER BY o.conn_seq";
+const LIST_CONTENT: &str = "SELECT r.conn_seq IS NOT NULL, t.id IS NOT NULL, p.name FROM p2p_users r \
+                            LEFT JOIN p2p_users t ON r.conn_seq IS NOT NULL AND t.name = $2 \
+                            LEFT JOIN p2p_publications p ON p.user_id = t.id \
+                            WHERE r.name = $1 ORDER BY p.seq";
+const GET_USER_INFO: &str = "SELECT r.conn_seq IS NOT NULL, t.ip, t.port FROM p2p_users r \
+                             LEFT JOIN p2p_users t ON r.conn_seq IS NOT NULL AND t.name = $2 AND t.conn_seq IS NOT NULL \
+                             WHERE r.name = $1";
+const STATS: &str = "SELECT (SELECT count(*) FROM p2p_users), \
+                     (SELECT count(*) FROM p2p_users WHERE conn_seq IS NOT NULL), \
+                     (SELECT count(*) FROM p2p_publications)";
+
+/// Settings of [`PostgresStore`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PostgresOptions {
+    /// Connections kept to the database. Default 16.
+    pub pool_size: usize,
+    /// Time one operation may take, waiting for a connection included; past
+    /// it the operation answers "other error". Default 5 s, below the peers'
+    /// 10 s wait for a reply.
+    pub operation_timeout: Duration,
+    /// Time to open one connection. Default 3 s.
+    pub connect_timeout: Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            operation_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// The PostgreSQL store. See the module documentation.
+#[derive(Debug)]
+pub struct PostgresStore {
+    pool: Pool,
+    shown: String,
+    options: PostgresOptions,
+}
+
+fn pg(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Postgres(e.to_string())
+}
+
+/// `e` with the server's own message when there is one (tokio-postgres shows
+/// only "db error" otherwise).
+fn db(e: &tokio_postgres::Error) -> StoreError {
+    match e.as_db_error() {
+        Some(db) => StoreError::Postgres(format!("{}: {}", db.code().code(), db.message())),
+        None => pg(e),
+    }
+}
+
+/// `url` with its password replaced by `***`.
+pub(super) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let mut shown = match rest.split_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    };
+    if let Some(at) = shown.find("password=") {
+        let end = shown[at..].find('&').map_or(shown.len(), |e| at + e);
+        shown.replace_range(at..end, "password=***");
+    }
+    shown
+}
+
+impl PostgresStore {
+    /// Connects to `url`, creates or migrates the schema (serialized by an
+    /// advisory lock, so several servers may start at once) and keeps a pool.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::InvalidUrl {
+                url: redact(url),
+                reason: e.to_string(),
+            })?;
+        config
+            .application_name("p2p-server")
+            .connect_timeout(options.connect_timeout)
+            .options("-c synchronous_commit=on -c default_transaction_isolation=read\\ committed");
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(options.operation_timeout))
+            .create_timeout(Some(options.connect_timeout))
+            .recycle_timeout(Some(options.connect_timeout))
+            .build()
+            .map_err(pg)?;
+        let store = Self {
+            pool,
+            shown: redact(url),
+            options,
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(pg)?;
+        let tx = client.transaction().await.map_err(|e| db(&e))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .await
+            .map_err(|e| db(&e))?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS p2p_schema (version bigint NOT NULL)")
+            .await
+            .map_err(|e| db(&e))?;
+        let found: Option<i64> = tx
+            .query_opt("SELECT max(version) FROM p2p_schema", &[])
+            .await
+            .map_err(|e| db(&e))?
+            .and_then(|row| row.get(0));
+        let version = found.unwrap_or(0);
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        let from = usize::try_from(version).unwrap_or(0);
+        for migration in &MIGRATIONS[from..] {
+            tx.batch_execute(migration).await.map_err(|e| db(&e))?;
+        }
+        if version < SCHEMA_VERSION {
+            tx.execute("DELETE FROM p2p_schema", &[])
+                .await
+                .map_err(|e| db(&e))?;
+            tx.execute(
+                "INSERT INTO p2p_schema (version) VALUES ($1)",
+                &[&SCHEMA_VERSION],
+            )
+            .await
+            .map_err(|e| db(&e))?;
+        }
+        tx.commit().await.map_err(|e| db(&e))
+    }
+
+    /// Runs `work` within the operation timeout.
+    async fn timed<T>(
+        &self,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.options.operation_timeout, work)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.options.operation_timeout)))
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Client, StoreError> {
+        self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => db(&e),
+            other => pg(other),
+        })
+    }
+
+    async fn execute(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<u64, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(|e| db(&e))?;
+        client.execute(&statement, params).await.map_err(|e| db(&e))
+    }
+
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        let statement = client.prepare_cached(sql).await.map_err(|e| db(&e))?;
+        client.query(&statement, params).await.map_err(|e| db(&e))
+    }
+
+    /// `Some(connected)` for a registered user, `None` for an unknown one.
+    async fn is_connected(&self, user: &UserName) -> Result<Option<bool>, StoreError> {
+        let rows = self.query(IS_CONNECTED, &[&user.as_str()]).await?;
+        Ok(rows.first().map(|row| row.get(0)))
+    }
+
+    /// `Some((connected, publishes file))` for a registered user.
+    async fn has_file(
+        &self,
+        user: &UserName,
+        file: &FileName,
+    ) -> Result<Option<(bool, bool)>, StoreError> {
+        let rows = self
+            .query(HAS_FILE, &[&user.as_str(), &file.as_str()])
+            .await?;
+        Ok(rows.first().map(|row| (row.get(0), row.get(1))))
+    }
+
+    fn contention() -> StoreError {
+        StoreError::Postgres(format!(
+            "the change kept losing races: {MAX_ATTEMPTS} attempts"
+        ))
+    }
+}
+
+fn address(ip: Option<String>, port: Option<i32>) -> Result<PeerAddr, StoreError> {
+    let invalid = || StoreError::Invalid(format!("address {ip:?}:{port:?}"));
+    let ip: IpAddr = ip
+        .as_deref()
+        .and_then(|ip| ip.parse().ok())
+        .ok_or_else(invalid)?;
+    let port = port
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(invalid)?;
+    Ok(PeerAddr { ip, port })
+}
+
+fn parse<T: FromStr>(what: &str, value: String) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    value
+        .parse()
+        .map_err(|e| StoreError::Invalid(format!("{what} {value:?}: {e}")))
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn register(&self, user: &UserName) -> Result<RegisterResult, StoreError> {
+        self.timed(async {
+            Ok(match self.execute(REGISTER, &[&user.as_str()]).await? {
+                1 => RegisterResult::Ok,
+                _ => RegisterResult::UserNameInUse,
+            })
+        })
+        .await
+    }
+
+    async fn unregister(&self, user: &UserName) -> Result<UnregisterResult, StoreError> {
+        self.timed(async {
+            Ok(match self.execute(UNREGISTER, &[&user.as_str()]).await? {
+                1 => UnregisterResult::Ok,
+                _ => UnregisterResult::UserDoesNotExist,
+            })
+        })
+        .await
+    }
+
+    async fn connect(&self, user: &UserName, addr: PeerAddr) -> Result<ConnectResult, StoreError> {
+        let ip = addr.ip.to_string();
+        let port = i32::from(addr.port);
+        self.timed(async {
+            for _ in 0..MAX_ATTEMPTS {
+                if self.execute(CONNECT, &[&user.as_str(), &ip, &port]).await? == 1 {
+                    return Ok(ConnectResult::Ok);
+                }
+                match self.is_connected(user).await? {
+                    None => return Ok(ConnectResult::UserDoesNotExist),
+                    Some(true) => return Ok(ConnectResult::AlreadyConnected),
+                    Some(false) => {}
+                }
+            }
+            Err(Self::contention())
+        })
+        .await
+    }
+
+    async fn disconnect(&self, user: &UserName) -> Result<DisconnectResult, StoreError> {
+        self.timed(async {
+            for _ in 0..MAX_ATTEMPTS {
+                if self.execute(DISCONNECT, &[&user.as_str()]).await? == 1 {
+                    return Ok(DisconnectResult::Ok);
+                }
+                match self.is_connected(user).await? {
+                    None => return Ok(DisconnectResult::UserDoesNotExist),
+                    Some(false) => return Ok(DisconnectResult::NotConnected),
+                    Some(true) => {}
+                }
+            }
+            Err(Self::contention())
+        })
+        .await
+    }
+
+    async fn publish(
+        &self,
+        user: &UserName,
+        file: &FileName,
+        description: &Description,
+    ) -> Result<PublishResult, StoreError> {
+        self.timed(async {
+            for _ in 0..MAX_ATTEMPTS {
+                let params: [&(dyn ToSql + Sync); 3] =
+                    [&user.as_str(), &file.as_str(), &description.as_str()];
+                if self.execute(PUBLISH, &params).await? == 1 {
+                    return Ok(PublishResult::Ok);
+                }
+                match self.has_file(user, file).await? {
+                    None => return Ok(PublishResult::UserDoesNotExist),
+                    Some((false, _)) => return Ok(PublishResult::NotConnected),
+                    Some((true, true)) => return Ok(PublishResult::AlreadyPublished),
+                    Some((true, false)) => {}
+                }
+            }
+            Err(Self::contention())
+        })
+        .await
+    }
+
+    async fn delete(&self, user: &UserName, file: &FileName) -> Result<DeleteResult, StoreError> {
+        self.timed(async {
+            for _ in 0..MAX_ATTEMPTS {
+                if self
+                    .execute(DELETE, &[&user.as_str(), &file.as_str()])
+                    .await?
+                    == 1
+                {
+                    return Ok(DeleteResult::Ok);
+                }
+                match self.has_file(user, file).await? {
+                    None => return Ok(DeleteResult::UserDoesNotExist),
+                    Some((false, _)) => return Ok(DeleteResult::NotConnected),
+                    Some((true, false)) => return Ok(DeleteResult::NotPublished),
+                    Some((true, true)) => {}
+                }
+            }
+            Err(Self::contention())
+        })
+        .await
+    }
+
+    async fn list_users(&self, user: &UserName) -> Result<ListUsersReply, StoreError> {
+        self.timed(async {
+            let rows = self.query(LIST_USERS, &[&user.as_str()]).await?;
+            let Some(first) = rows.first() else {
+                return Ok(ListUsersReply::UserDoesNotExist);
+            };
+            if !first.get::<_, bool>(0) {
+                return Ok(ListUsersReply::NotConnected);
+            }
+            let mut entries = Vec::with_capacity(rows.len());
+            for row in rows {
+                let Some(name) = row.get::<_, Option<String>>(1) else {
+                    continue;
+                };
+                entries.push(UserEntry {
+                    name: parse("user", name)?,
+                    addr: address(row.get(2), row.get(3))?,
+                });
+            }
+            Ok(ListUsersReply::Ok(entries))
+        })
+        .await
+    }
+
+    async fn list_content(
+        &self,
+        user: &UserName,
+        target: &UserName,
+    ) -> Result<ListContentReply, StoreError> {
+        self.timed(async {
+            let rows = self
+                .query(LIST_CONTENT, &[&user.as_str(), &target.as_str()])
+                .await?;
+            let Some(first) = rows.first() else {
+                return Ok(ListContentReply::UserDoesNotExist);
+            };
+            if !first.get::<_, bool>(0) {
+                return Ok(ListContentReply::NotConnected);
+            }
+            if !first.get::<_, bool>(1) {
+                return Ok(ListContentReply::TargetDoesNotExist);
+            }
+            let mut files = Vec::with_capacity(rows.len());
+            for row in rows {
+                if let Some(name) = row.get::<_, Option<String>>(2) {
+                    files.push(parse("file", name)?);
+                }
+            }
+            Ok(ListContentReply::Ok(files))
+        })
+        .await
+    }
+
+    async fn get_user_info(
+        &self,
+        user: &UserName,
+        target: &UserName,
+    ) -> Result<GetUserInfoReply, StoreError> {
+        self.timed(async {
+            let rows = self
+                .query(GET_USER_INFO, &[&user.as_str(), &target.as_str()])
+                .await?;
+            let Some(row) = rows.first() else {
+                return Ok(GetUserInfoReply::UserDoesNotExist);
+            };
+            if !row.get::<_, bool>(0) {
+                return Ok(GetUserInfoReply::NotConnected);
+            }
+            let ip: Option<String> = row.get(1);
+            if ip.is_none() {
+                return Ok(GetUserInfoReply::TargetNotFound);
+            }
+            Ok(GetUserInfoReply::Ok(address(ip, row.get(2))?))
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        self.timed(async {
+            let rows = self.query(STATS, &[]).await?;
+            let row = rows
+                .first()
+                .ok_or_else(|| StoreError::Postgres("no counts".into()))?;
+            let count = |i: usize| usize::try_from(row.get::<_, i64>(i)).unwrap_or(0);
+            Ok(StoreStats {
+                users: count(0),
+                connected: count(1),
+                publications: count(2),
+            })
+        })
+        .await
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "PostgreSQL database {} (synchronous commit, {} connections)",
+            self.shown, self.options.pool_size
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://p2p:secret@db:5432/dir"),
+            "postgres://p2p:***@db:5432/dir"
+        );
+        assert_eq!(
+            redact("postgres://p2p@db/dir?password=secret&sslmode=disable"),
+            "postgres://p2p@db/dir?password=***&sslmode=disable"
+        );
+        assert_eq!(redact("postgres://p2p@db/dir"), "postgres://p2p@db/dir");
+    }
+}

@@ -1,0 +1,656 @@
+//! The embedded durable store: SQLite in WAL mode, one writer thread with
+//! group commit, reads from an in-memory copy that follows the commits.
+//!
+//! # Sync policy
+//!
+//! `journal_mode=WAL`, `synchronous=FULL`: a commit returns once its WAL frames
+//! are written and fsync'ed. The writer thread takes every change waiting in
+//! its queue (up to [`SqliteOptions::max_batch`]), decides and applies them in
+//! order in one transaction, commits — one fsync for the whole batch — and only
+//! then applies them to the in-memory copy and answers. Changes that arrive
+//! during a sync wait for the next one, so under load many operations share
+//! each sync (group commit) while a lone operation pays exactly one.
+//!
+//! Reads (LIST_USERS, LIST_CONTENT, GET_USER_INFO) are answered from the
+//! in-memory copy, which holds only synced changes: no reply ever shows a
+//! state that a crash could still lose. A failed commit rolls the whole batch
+//! back; its operations answer "other error" and change nothing.
+//!
+//! The file is opened with `locking_mode=EXCLUSIVE`: a second server on the
+//! same file is refused at start, since two in-memory copies would diverge.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+
+use async_trait::async_trait;
+use bytes::BytesMut;
+use p2p_proto::directory::{
+    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
+    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, UnregisterResult,
+};
+use p2p_proto::field::{Description, FileName, UserName};
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
+use tokio::sync::oneshot;
+
+use super::{MemoryStore, SCHEMA_VERSION, Store, StoreError, StoreStats};
+
+/// `PRAGMA application_id` of a directory database ("P2PD"), so that another
+/// program's SQLite file is refused rather than taken over.
+const APPLICATION_ID: i32 = 0x5032_5044;
+
+/// The schema, by version: entry `n` takes a database from version `n` to
+/// `n + 1`.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE users (
+        id       INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE,
+        conn_seq INTEGER,
+        ip       TEXT,
+        port     INTEGER
+    );
+    CREATE TABLE publications (
+        user_id     INTEGER NOT NULL REFERENCES users(id),
+        name        TEXT NOT NULL,
+        description TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        PRIMARY KEY (user_id, name)
+    ) WITHOUT ROWID;
+"];
+
+/// Settings of [`SqliteStore`].
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SqliteOptions {
+    /// Most changes committed by one sync. Default 1024.
+    pub max_batch: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self { max_batch: 1024 }
+    }
+}
+
+/// A change, as the writer thread receives it.
+#[derive(Debug)]
+enum Change {
+    Register(UserName),
+    Unregister(UserName),
+    Connect(UserName, PeerAddr),
+    Disconnect(UserName),
+    Publish(UserName, FileName, Description),
+    Delete(UserName, FileName),
+}
+
+type Answer = oneshot::Sender<Result<Reply, StoreError>>;
+
+/// The durable embedded store. See the module documentation.
+#[derive(Debug)]
+pub struct SqliteStore {
+    path: PathBuf,
+    /// The synced state; reads are answered here.
+    mirror: Arc<MemoryStore>,
+    /// `None` only while dropping.
+    changes: Option<mpsc::Sender<(Change, Answer)>>,
+    writer: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for SqliteStore {
+    /// Closes the queue and waits for the writer to finish its last batch and
+    /// close the file, so the file can be opened again at once.
+    fn drop(&mut self) {
+        drop(self.changes.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the database at `path`, checks and migrates its
+    /// schema, loads the directory and starts the writer thread. Blocks: call
+    /// it from a blocking context.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        let err = |source| StoreError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let shown = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let mut conn = Connection::open(path).map_err(err)?;
+        // Another process holding the file must not make us wait: refuse.
+        conn.busy_timeout(std::time::Duration::ZERO).map_err(err)?;
+        let locked = |e: rusqlite::Error| match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+                path: shown.clone(),
+            },
+            _ => err(e),
+        };
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
+            .map_err(err)?;
+        let mode: String = conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+            .map_err(locked)?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Invalid(format!(
+                "SQLite refused WAL mode (journal_mode is {mode})"
+            )));
+        }
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(err)?;
+        migrate(&mut conn).map_err(|e| match e {
+            MigrateError::Sqlite(e) => locked(e),
+            MigrateError::Store(e) => e,
+        })?;
+        let mirror = Arc::new(MemoryStore::new());
+        let next_seq = load(&conn, &mirror).map_err(|e| match e {
+            MigrateError::Sqlite(e) => err(e),
+            MigrateError::Store(e) => e,
+        })?;
+        let (changes, queue) = mpsc::channel();
+        let writer = Writer {
+            conn,
+            path: shown.clone(),
+            mirror: mirror.clone(),
+            next_seq,
+            max_batch: options.max_batch.max(1),
+        };
+        let writer = thread::Builder::new()
+            .name("p2p-sqlite-writer".into())
+            .spawn(move || writer.run(&queue))
+            .map_err(|e| StoreError::Invalid(format!("cannot start the writer thread: {e}")))?;
+        Ok(Self {
+            path: shown,
+            mirror,
+            changes: Some(changes),
+            writer: Some(writer),
+        })
+    }
+
+    async fn change(&self, change: Change) -> Result<Reply, StoreError> {
+        let (answer, answered) = oneshot::channel();
+        self.changes
+            .as_ref()
+            .ok_or(StoreError::Closed)?
+            .send((change, answer))
+            .map_err(|_| StoreError::Closed)?;
+        answered.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// Extracts the typed result of one operation from the writer's reply.
+macro_rules! answer {
+    ($reply:expr, $variant:ident) => {
+        match $reply? {
+            Reply::$variant(result) => Ok(result),
+            other => Err(StoreError::Invalid(format!(
+                "the writer answered {:?} for {}",
+                other.op(),
+                stringify!($variant)
+            ))),
+        }
+    };
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn register(&self, user: &UserName) -> Result<RegisterResult, StoreError> {
+        answer!(self.change(Change::Register(user.clone())).await, Register)
+    }
+
+    async fn unregister(&self, user: &UserName) -> Result<UnregisterResult, StoreError> {
+        answer!(
+            self.change(Change::Unregister(user.clone())).await,
+            Unregister
+        )
+    }
+
+    async fn connect(&self, user: &UserName, addr: PeerAddr) -> Result<ConnectResult, StoreError> {
+        answer!(
+            self.change(Change::Connect(user.clone(), addr)).await,
+            Connect
+        )
+    }
+
+    async fn disconnect(&self, user: &UserName) -> Result<DisconnectResult, StoreError> {
+        answer!(
+            self.change(Change::Disconnect(user.clone())).await,
+            Disconnect
+        )
+    }
+
+    async fn publish(
+        &self,
+        user: &UserName,
+        file: &FileName,
+        description: &Description,
+    ) -> Result<PublishResult, StoreError> {
+        let change = Change::Publish(user.clone(), file.clone(), description.clone());
+        answer!(self.change(change).await, Publish)
+    }
+
+    async fn delete(&self, user: &UserName, file: &FileName) -> Result<DeleteResult, StoreError> {
+        answer!(
+            self.change(Change::Delete(user.clone(), file.clone()))
+                .await,
+            Delete
+        )
+    }
+
+    async fn list_users(&self, user: &UserName) -> Result<ListUsersReply, StoreError> {
+        Ok(self.mirror.list_users(user))
+    }
+
+    async fn encode_list_users(
+        &self,
+        user: &UserName,
+        out: &mut BytesMut,
+    ) -> Result<(), StoreError> {
+        self.mirror.encode_list_users(user, out);
+        Ok(())
+    }
+
+    async fn list_content(
+        &self,
+        user: &UserName,
+        target: &UserName,
+    ) -> Result<ListContentReply, StoreError> {
+        Ok(self.mirror.list_content(user, target))
+    }
+
+    async fn get_user_info(
+        &self,
+        user: &UserName,
+        target: &UserName,
+    ) -> Result<GetUserInfoReply, StoreError> {
+        Ok(self.mirror.get_user_info(user, target))
+    }
+
+    async fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(self.mirror.stats())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "SQLite database {} (WAL, synchronous=FULL, group commit)",
+            self.path.display()
+        )
+    }
+}
+
+/// Errors of the start-up steps: SQLite's, or a refusal of ours.
+enum MigrateError {
+    Sqlite(rusqlite::Error),
+    Store(StoreError),
+}
+
+impl From<rusqlite::Error> for MigrateError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Sqlite(e)
+    }
+}
+
+/// Brings the schema to [`SCHEMA_VERSION`] in one exclusive transaction, or
+/// refuses a file that is not ours or is newer.
+fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    let app: i32 = tx.pragma_query_value(None, "application_id", |row| row.get(0))?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+    if app != APPLICATION_ID && (app != 0 || tables > 0) {
+        return Err(MigrateError::Store(StoreError::Invalid(
+            "the file is an SQLite database of another program".into(),
+        )));
+    }
+    if version > SCHEMA_VERSION {
+        return Err(MigrateError::Store(StoreError::SchemaTooNew {
+            found: version,
+            known: SCHEMA_VERSION,
+        }));
+    }
+    let from = usize::try_from(version).unwrap_or(0);
+    for migration in &MIGRATIONS[from..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Reads the whole directory into `mirror`; returns the next sequence number.
+fn load(conn: &Connection, mirror: &MemoryStore) -> Result<i64, MigrateError> {
+    let invalid = |what: String| MigrateError::Store(StoreError::Invalid(what));
+    let mut max_seq = 0i64;
+    let mut names = std::collections::HashMap::new();
+    let mut users = conn.prepare("SELECT id, name, conn_seq, ip, port FROM users")?;
+    let mut rows = users.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let name: String = row.get(1)?;
+        let user: UserName = name
+            .parse()
+            .map_err(|e| invalid(format!("user {name:?}: {e}")))?;
+        let conn_seq: Option<i64> = row.get(2)?;
+        let connection = match conn_seq {
+            None => None,
+            Some(seq) => {
+                let ip: Option<String> = row.get(3)?;
+                let port: Option<i64> = row.get(4)?;
+                let ip = ip
+                    .and_then(|ip| ip.parse::<IpAddr>().ok())
+                    .ok_or_else(|| invalid(format!("user {name:?}: no valid address")))?;
+                let port = port
+                    .and_then(|p| u16::try_from(p).ok())
+                    .ok_or_else(|| invalid(format!("user {name:?}: no valid port")))?;
+                max_seq = max_seq.max(seq);
+                let seq = u64::try_from(seq)
+                    .map_err(|_| invalid(format!("user {name:?}: negative sequence")))?;
+                Some((seq, PeerAddr { ip, port }))
+            }
+        };
+        mirror.restore_user(user.clone(), connection);
+        names.insert(id, user);
+    }
+    let mut publications =
+        conn.prepare("SELECT user_id, name, description, seq FROM publications ORDER BY seq")?;
+    let mut rows = publications.query([])?;
+    while let Some(row) = rows.next()? {
+        let id: i64 = row.get(0)?;
+        let name: String = row.get(1)?;
+        let description: String = row.get(2)?;
+        let seq: i64 = row.get(3)?;
+        let user = names
+            .get(&id)
+            .ok_or_else(|| invalid(format!("publication {name:?} of a missing user")))?;
+        let file: FileName = name
+            .parse()
+            .map_err(|e| invalid(format!("file {name:?}: {e}")))?;
+        let description: Description = description
+            .parse()
+            .map_err(|e| invalid(format!("description of {name:?}: {e}")))?;
+        let position =
+            u64::try_from(seq).map_err(|_| invalid(format!("file {name:?}: negative sequence")))?;
+        if !mirror.restore_publication(user, position, file, description) {
+            return Err(invalid(format!("file {name:?} of {user} twice")));
+        }
+        max_seq = max_seq.max(seq);
+    }
+    Ok(max_seq + 1)
+}
+
+/// The one thread that changes the database.
+struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    mirror: Arc<MemoryStore>,
+    next_seq: i64,
+    max_batch: usize,
+}
+
+impl Writer {
+    fn run(mut self, queue: &mpsc::Receiver<(Change, Answer)>) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        // Ends when every sender is gone: the store was dropped, and every
+        // change sent before was answered.
+        while let Ok(first) = queue.recv() {
+            batch.push(first);
+            while batch.len() < self.max_batch {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut batch);
+        }
+    }
+
+    /// Decides and applies `batch` in one transaction; once it is synced,
+    /// applies it to the mirror and answers every change.
+    fn commit(&mut self, batch: &mut Vec<(Change, Answer)>) {
+        let start_seq = self.next_seq;
+        let decided = self.apply(batch);
+        match decided {
+            Ok(replies) => {
+                for ((change, answer), reply) in batch.drain(..).zip(replies) {
+                    let mirrored = mirror(&self.mirror, &change);
+                    if mirrored != reply {
+                        // Cannot happen while the mirror and the database start
+                        // equal and see the same changes in the same order.
+                        tracing::error!(?change, ?reply, ?mirrored, "store copy diverged");
+                    }
+                    let _ = answer.send(Ok(reply));
+                }
+            }
+            Err(e) => {
+                self.next_seq = start_seq;
+                tracing::error!(path = %self.path.display(), error = %e, changes = batch.len(), "commit failed; the changes were rolled back");
+                let message = format!("SQLite database {}: {e}", self.path.display());
+                for (_, answer) in batch.drain(..) {
+                    let _ = answer.send(Err(StoreError::Write(message.clone())));
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, batch: &[(Change, Answer)]) -> rusqlite::Result<Vec<Reply>> {
+        let tx = self.conn.transaction()?;
+        let mut replies = Vec::with_capacity(batch.len());
+        for (change, _) in batch {
+            replies.push(decide(&tx, &mut self.next_seq, change)?);
+        }
+        tx.commit()?;
+        Ok(replies)
+    }
+}
+
+/// A user's row: id and whether connected.
+fn user_row(tx: &Transaction<'_>, user: &UserName) -> rusqlite::Result<Option<(i64, bool)>> {
+    tx.prepare_cached("SELECT id, conn_seq IS NOT NULL FROM users WHERE name = ?1")?
+        .query_row([user.as_str()], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()
+}
+
+/// Decides `change` against the transaction's state (which includes the
+/// batch's earlier changes) and applies it.
+fn decide(tx: &Transaction<'_>, seq: &mut i64, change: &Change) -> rusqlite::Result<Reply> {
+    Ok(match change {
+        Change::Register(user) => {
+            let added = tx
+                .prepare_cached(
+                    "INSERT INTO users (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+                )?
+                .execute([user.as_str()])?;
+            Reply::Register(if added == 1 {
+                RegisterResult::Ok
+            } else {
+                RegisterResult::UserNameInUse
+            })
+        }
+        Change::Unregister(user) => Reply::Unregister(match user_row(tx, user)? {
+            None => UnregisterResult::UserDoesNotExist,
+            Some((id, _)) => {
+                tx.prepare_cached("DELETE FROM publications WHERE user_id = ?1")?
+                    .execute([id])?;
+                tx.prepare_cached("DELETE FROM users WHERE id = ?1")?
+                    .execute([id])?;
+                UnregisterResult::Ok
+            }
+        }),
+        Change::Connect(user, addr) => Reply::Connect(match user_row(tx, user)? {
+            None => ConnectResult::UserDoesNotExist,
+            Some((_, true)) => ConnectResult::AlreadyConnected,
+            Some((id, false)) => {
+                *seq += 1;
+                tx.prepare_cached(
+                    "UPDATE users SET conn_seq = ?1, ip = ?2, port = ?3 WHERE id = ?4",
+                )?
+                .execute(params![*seq, addr.ip.to_string(), addr.port, id])?;
+                ConnectResult::Ok
+            }
+        }),
+        Change::Disconnect(user) => Reply::Disconnect(match user_row(tx, user)? {
+            None => DisconnectResult::UserDoesNotExist,
+            Some((_, false)) => DisconnectResult::NotConnected,
+            Some((id, true)) => {
+                tx.prepare_cached(
+                    "UPDATE users SET conn_seq = NULL, ip = NULL, port = NULL WHERE id = ?1",
+                )?
+                .execute([id])?;
+                DisconnectResult::Ok
+            }
+        }),
+        Change::Publish(user, file, description) => Reply::Publish(match user_row(tx, user)? {
+            None => PublishResult::UserDoesNotExist,
+            Some((_, false)) => PublishResult::NotConnected,
+            Some((id, true)) => {
+                *seq += 1;
+                let added = tx
+                    .prepare_cached(
+                        "INSERT INTO publications (user_id, name, description, seq) \
+                         VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    )?
+                    .execute(params![id, file.as_str(), description.as_str(), *seq])?;
+                if added == 1 {
+                    PublishResult::Ok
+                } else {
+                    PublishResult::AlreadyPublished
+                }
+            }
+        }),
+        Change::Delete(user, file) => Reply::Delete(match user_row(tx, user)? {
+            None => DeleteResult::UserDoesNotExist,
+            Some((_, false)) => DeleteResult::NotConnected,
+            Some((id, true)) => {
+                let removed = tx
+                    .prepare_cached("DELETE FROM publications WHERE user_id = ?1 AND name = ?2")?
+                    .execute(params![id, file.as_str()])?;
+                if removed == 1 {
+                    DeleteResult::Ok
+                } else {
+                    DeleteResult::NotPublished
+                }
+            }
+        }),
+    })
+}
+
+/// Applies a committed change to the in-memory copy.
+fn mirror(mirror: &MemoryStore, change: &Change) -> Reply {
+    match change {
+        Change::Register(user) => Reply::Register(mirror.register(user)),
+        Change::Unregister(user) => Reply::Unregister(mirror.unregister(user)),
+        Change::Connect(user, addr) => Reply::Connect(mirror.connect(user, *addr)),
+        Change::Disconnect(user) => Reply::Disconnect(mirror.disconnect(user)),
+        Change::Publish(user, file, description) => {
+            Reply::Publish(mirror.publish(user, file, description))
+        }
+        Change::Delete(user, file) => Reply::Delete(mirror.delete(user, file)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn name(s: &str) -> UserName {
+        s.parse().unwrap()
+    }
+
+    fn addr(port: u16) -> PeerAddr {
+        PeerAddr {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_directory_comes_back_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let (a, b) = (name("alice"), name("bob"));
+        let d: Description = "a song".parse().unwrap();
+        {
+            let s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            assert_eq!(s.register(&a).await.unwrap(), RegisterResult::Ok);
+            assert_eq!(s.register(&b).await.unwrap(), RegisterResult::Ok);
+            assert_eq!(s.connect(&b, addr(2)).await.unwrap(), ConnectResult::Ok);
+            assert_eq!(s.connect(&a, addr(1)).await.unwrap(), ConnectResult::Ok);
+            for f in ["z", "a", "m"] {
+                let f: FileName = f.parse().unwrap();
+                assert_eq!(s.publish(&a, &f, &d).await.unwrap(), PublishResult::Ok);
+            }
+            let a_file: FileName = "a".parse().unwrap();
+            assert_eq!(s.delete(&a, &a_file).await.unwrap(), DeleteResult::Ok);
+            assert_eq!(s.disconnect(&a).await.unwrap(), DisconnectResult::Ok);
+        }
+        let s = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(
+            s.stats().await.unwrap(),
+            StoreStats {
+                users: 2,
+                connected: 1,
+                publications: 2
+            }
+        );
+        assert_eq!(
+            s.list_content(&b, &a).await.unwrap(),
+            ListContentReply::Ok(vec!["z".parse().unwrap(), "m".parse().unwrap()])
+        );
+        assert_eq!(s.connect(&a, addr(3)).await.unwrap(), ConnectResult::Ok);
+        assert_eq!(
+            s.get_user_info(&b, &a).await.unwrap(),
+            GetUserInfoReply::Ok(addr(3))
+        );
+        // Connection order survives: bob (connected first) lists before alice.
+        let c = name("carol");
+        s.register(&c).await.unwrap();
+        s.connect(&c, addr(4)).await.unwrap();
+        let ListUsersReply::Ok(users) = s.list_users(&c).await.unwrap() else {
+            panic!("carol is connected")
+        };
+        let names: Vec<_> = users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["bob", "alice"]);
+    }
+
+    #[test]
+    fn a_second_opener_of_one_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.db");
+        let _first = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let second = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+        assert!(matches!(second, StoreError::Locked { .. }), "{second}");
+    }
+
+    #[test]
+    fn files_that_are_not_a_directory_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let garbage = dir.path().join("garbage.db");
+        std::fs::write(&garbage, vec![0x5a; 8192]).unwrap();
+        let e = SqliteStore::open(&garbage, SqliteOptions::default()).unwrap_err();
+        assert!(matches!(e, StoreError::Sqlite { .. }), "{e}");
+
+        let other = dir.path().join("other.db");
+        Connection::open(&other)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let e = SqliteStore::open(&other, SqliteOptions::default()).unwrap_err();
+        assert!(matches!(e, StoreError::Invalid(_)), "{e}");
+
+        let newer = dir.path().join("newer.db");
+        drop(SqliteStore::open(&newer, SqliteOptions::default()).unwrap());
+        Connection::open(&newer)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let e = SqliteStore::open(&newer, SqliteOptions::default()).unwrap_err();
+        assert!(
+            matches!(e, StoreError::SchemaTooNew { found, known } if found == SCHEMA_VERSION + 1 && known == SCHEMA_VERSION),
+            "{e}"
+        );
+    }
+}
