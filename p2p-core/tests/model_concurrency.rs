@@ -41,19 +41,26 @@
 //! PROTOCOL.md does not fix the order of a LIST_USERS listing, so it is
 //! compared as a set; LIST_CONTENT's publication order is checked.
 
+#[path = "support/postgres.rs"]
+mod postgres;
 mod support;
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
-use p2p_core::directory::StoreStats;
+use std::sync::Arc;
+
+use p2p_core::directory::{
+    PostgresOptions, PostgresStore, ServerConfig, SqliteOptions, SqliteStore, Store, StoreStats,
+};
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
     ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, Request, RequestBody,
     UnregisterResult, UserEntry,
 };
 use p2p_proto::field::{FileName, UserName};
+use postgres::PgCluster;
 use support::{
     Directory, PROBE, PROBE_PORT, Rng, Snapshot, desc, file, install_probe, local, request,
     snapshot, user,
@@ -523,9 +530,55 @@ struct Round {
     after: Snapshot,
 }
 
+fn config() -> ServerConfig {
+    support::config_with_read_timeout(Duration::from_secs(30))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_are_explained_by_a_sequential_directory() {
-    let dir = Directory::start(support::config_with_read_timeout(Duration::from_secs(30)));
+    explain(vec![Directory::start(config())]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sqlite_store_is_explained_by_a_sequential_directory() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("directory.db");
+    let store = tokio::task::spawn_blocking(move || {
+        SqliteStore::open(&path, SqliteOptions::default()).expect("open the SQLite store")
+    })
+    .await
+    .unwrap();
+    explain(vec![Directory::start_with(config(), Arc::new(store))]).await;
+}
+
+/// Two servers, each with its own connection pool, on one PostgreSQL database:
+/// the clients are spread over both, and the history must still be one
+/// directory's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_postgresql_are_explained_by_one_sequential_directory() {
+    let Some(cluster) = tokio::task::spawn_blocking(|| {
+        PgCluster::start("two_servers_on_one_postgresql_are_explained_by_one_sequential_directory")
+    })
+    .await
+    .unwrap() else {
+        return;
+    };
+    let mut dirs = Vec::new();
+    for _ in 0..2 {
+        let store = PostgresStore::connect(&cluster.url(), PostgresOptions::default())
+            .await
+            .expect("connect to PostgreSQL");
+        dirs.push(Directory::start_with(config(), Arc::new(store)));
+    }
+    explain(dirs).await;
+    drop(cluster);
+}
+
+/// Runs [`ROUNDS`] rounds of [`CLIENTS`] concurrent random operations, client
+/// `c` talking to server `c % servers.len()`, and checks that every round is
+/// linearizable (see the module documentation).
+async fn explain<S: Store>(servers: Vec<Directory<S>>) {
+    let dir = &servers[0];
     install_probe(&*dir.store).await;
     let mut rngs: Vec<Rng> = (0..CLIENTS)
         .map(|c| Rng::new(0xc0c0_0000 + c as u64))
@@ -536,7 +589,7 @@ async fn concurrent_clients_are_explained_by_a_sequential_directory() {
         let mut tasks = Vec::with_capacity(CLIENTS);
         for (c, rng) in rngs.iter_mut().enumerate() {
             let request = random_request(rng);
-            let client = dir.client();
+            let client = servers[c % servers.len()].client();
             tasks.push(tokio::spawn(async move {
                 let invoke = Instant::now();
                 let reply = client
@@ -565,7 +618,9 @@ async fn concurrent_clients_are_explained_by_a_sequential_directory() {
         });
         before = after;
     }
-    dir.stop().await;
+    for server in servers {
+        server.stop().await;
+    }
     let total: usize = rounds.iter().map(|r| r.ops.len()).sum();
     assert!(total >= 10_000);
 

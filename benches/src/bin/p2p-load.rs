@@ -108,8 +108,8 @@ struct SpawnOpts {
     #[arg(long, default_value_t = 1)]
     server_threads: usize,
     /// Store of the spawned p2p-server: `sqlite` (a new database file in the work directory for
-    /// each server, the default), `memory`, or a `postgres://` URL (give each run an empty
-    /// database: setup registers the same names every time).
+    /// each server, the default), `memory`, or a `postgres://` URL (several servers may share
+    /// it; each run registers names of its own).
     #[arg(long, default_value = "sqlite")]
     store: String,
 }
@@ -185,6 +185,14 @@ struct CompareArgs {
     /// Files each client publishes during setup.
     #[arg(long, default_value_t = 5)]
     files: usize,
+    /// p2p-servers on our side, all on the same store (use a postgres:// --store), clients
+    /// spread over them.
+    #[arg(long, default_value_t = 1)]
+    servers: usize,
+    /// Compare against a second p2p-server on this store (e.g. `memory`), with its own console
+    /// file and log service, instead of the minimal baseline server.
+    #[arg(long, value_name = "STORE")]
+    against_store: Option<String>,
     #[command(flatten)]
     spawn_opts: SpawnOpts,
 }
@@ -527,7 +535,7 @@ fn script(prefix: &str, i: usize, clients: usize, files: usize) -> Script {
 /// Drives a directory server (or, with `baseline`, the minimal server with the same requests and
 /// no setup) with `clients` tasks for `duration`.
 async fn drive_directory(
-    addr: SocketAddr,
+    addrs: &[SocketAddr],
     clients: usize,
     duration: Duration,
     files: usize,
@@ -537,6 +545,8 @@ async fn drive_directory(
     let barrier = Arc::new(Barrier::new(clients + 1));
     let mut tasks = Vec::with_capacity(clients);
     for i in 0..clients {
+        // Clients spread over the servers (several servers on one store).
+        let addr = addrs[i % addrs.len()];
         let script = script(prefix, i, clients, files);
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
@@ -988,6 +998,41 @@ fn spawn_directory(
     work: &Path,
     log: Option<SocketAddr>,
 ) -> Res<(Spawned, SocketAddr)> {
+    spawn_directory_on(opts, work, log, &store_url(opts, work))
+}
+
+/// The `--store` URL for a new server: with `--store sqlite`, a database file of its own in
+/// `work`, so that runs never see each other's users.
+fn store_url(opts: &SpawnOpts, work: &Path) -> String {
+    static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    match opts.store.as_str() {
+        "sqlite" => {
+            let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!(
+                "sqlite:{}",
+                work.join(format!("directory-{n}.db")).display()
+            )
+        }
+        "memory" => "memory:".into(),
+        url => url.into(),
+    }
+}
+
+/// What `--store` means for spawned servers, for the report.
+fn store_url_shown(opts: &SpawnOpts) -> &str {
+    match opts.store.as_str() {
+        "sqlite" => "sqlite (a new file per server)",
+        other => other,
+    }
+}
+
+/// [`spawn_directory`] on the store `store`.
+fn spawn_directory_on(
+    opts: &SpawnOpts,
+    work: &Path,
+    log: Option<SocketAddr>,
+    store: &str,
+) -> Res<(Spawned, SocketAddr)> {
     let port = free_port()?;
     let mut args = vec![
         "-p".into(),
@@ -1001,15 +1046,7 @@ fn spawn_directory(
         args.push("--quiet".into());
     }
     args.push("--store".into());
-    args.push(match opts.store.as_str() {
-        // A file of its own per server: runs never see each other's users.
-        "sqlite" => format!(
-            "sqlite:{}",
-            work.join(format!("directory-{port}.db")).display()
-        ),
-        "memory" => "memory:".into(),
-        url => url.into(),
-    });
+    args.push(store.into());
     if let Some(log) = log {
         args.push("--log-rpc".into());
         args.push(log.to_string());
@@ -1108,7 +1145,7 @@ fn run_one(args: &RunArgs) -> Res<()> {
         match args.target {
             Target::Directory => {
                 drive_directory(
-                    addr,
+                    &[addr],
                     args.clients,
                     duration,
                     args.files,
@@ -1117,7 +1154,9 @@ fn run_one(args: &RunArgs) -> Res<()> {
                 )
                 .await
             }
-            Target::Baseline => drive_directory(addr, args.clients, duration, 0, "b", true).await,
+            Target::Baseline => {
+                drive_directory(&[addr], args.clients, duration, 0, "b", true).await
+            }
             Target::Log => drive_log(addr, args.clients, duration, args.window).await,
         }
     });
@@ -1150,10 +1189,57 @@ fn compare(args: &CompareArgs) -> Res<()> {
         let (child, addr) = spawn_log_service(&args.spawn_opts, &work)?;
         (Some(child), Some(addr))
     };
-    let (server, ours) = spawn_directory(&args.spawn_opts, &work, log_addr)?;
-    let (baseline_child, base) = spawn_baseline(&args.spawn_opts, &work)?;
+    // Ours: one server, or several on one shared store (each with its own work directory and
+    // console file; they share the log service).
+    let mut servers = Vec::new();
+    let mut ours = Vec::new();
+    let shared_store = store_url(&args.spawn_opts, &work);
+    for n in 0..args.servers.max(1) {
+        let dir = if n == 0 {
+            work.clone()
+        } else {
+            let dir = work.join(format!("server-{n}"));
+            fs::create_dir_all(&dir)?;
+            dir
+        };
+        let (server, addr) = spawn_directory_on(&args.spawn_opts, &dir, log_addr, &shared_store)?;
+        servers.push(server);
+        ours.push(addr);
+    }
+    // The other side: the minimal baseline, or p2p-server on another store (set up and checked
+    // like ours, in a work directory of its own).
+    let (baseline_children, base, other) = match &args.against_store {
+        None => {
+            let (child, addr) = spawn_baseline(&args.spawn_opts, &work)?;
+            (vec![child], addr, "baseline".to_owned())
+        }
+        Some(store) => {
+            let sub = work.join("against");
+            fs::create_dir_all(&sub)?;
+            let mut opts = args.spawn_opts.clone();
+            opts.store = store.clone();
+            let mut children = Vec::new();
+            let log = if opts.no_log {
+                None
+            } else {
+                let (child, addr) = spawn_log_service(&opts, &sub)?;
+                children.push(child);
+                Some(addr)
+            };
+            let url = store_url(&opts, &sub);
+            let (child, addr) = spawn_directory_on(&opts, &sub, log, &url)?;
+            children.push(child);
+            (children, addr, format!("p2p-server --store {url}"))
+        }
+    };
+    let against_server = args.against_store.is_some();
     println!(
-        "ours: p2p-server {ours} (console {}, log service {}); baseline: {base}; {} server \
+        "ours: {} p2p-server(s) on --store {}; other side: {other}",
+        ours.len(),
+        store_url_shown(&args.spawn_opts)
+    );
+    println!(
+        "ours: p2p-server {ours:?} (console {}, log service {}); other: {base}; {} server \
          thread(s) each; work dir {}",
         if args.spawn_opts.quiet {
             "off".to_owned()
@@ -1176,11 +1262,21 @@ fn compare(args: &CompareArgs) -> Res<()> {
             let mut b = RunResult::default();
             let mut o = RunResult::default();
             for side in if run % 2 == 0 { [0, 1] } else { [1, 0] } {
-                if side == 0 {
-                    b = rt.block_on(drive_directory(base, clients, duration, 0, "b", true));
+                if side == 0 && against_server {
+                    let prefix = run_prefix(&format!("a{run_id}"));
+                    b = rt.block_on(drive_directory(
+                        &[base],
+                        clients,
+                        duration,
+                        args.files,
+                        &prefix,
+                        false,
+                    ));
+                } else if side == 0 {
+                    b = rt.block_on(drive_directory(&[base], clients, duration, 0, "b", true));
                 } else {
                     o = rt.block_on(drive_directory(
-                        ours, clients, duration, args.files, &prefix, false,
+                        &ours, clients, duration, args.files, &prefix, false,
                     ));
                     handled += o.handled;
                 }
@@ -1197,8 +1293,27 @@ fn compare(args: &CompareArgs) -> Res<()> {
     }
 
     // Shut down: the server flushes its log shipper before exiting.
-    let status = server.interrupt(Duration::from_secs(20))?;
-    let server_err = fs::read_to_string(work.join("server.err")).unwrap_or_default();
+    let server_dirs: Vec<PathBuf> = (0..servers.len())
+        .map(|n| {
+            if n == 0 {
+                work.clone()
+            } else {
+                work.join(format!("server-{n}"))
+            }
+        })
+        .collect();
+    let mut status = None;
+    for server in servers {
+        let exit = server.interrupt(Duration::from_secs(20))?;
+        if status.is_none_or(|s: std::process::ExitStatus| s.success()) {
+            status = Some(exit);
+        }
+    }
+    let status = status.ok_or("no server ran")?;
+    let server_err: String = server_dirs
+        .iter()
+        .map(|dir| fs::read_to_string(dir.join("server.err")).unwrap_or_default())
+        .collect();
     let log_lines = match log {
         Some(log) => {
             std::thread::sleep(Duration::from_millis(300));
@@ -1207,15 +1322,21 @@ fn compare(args: &CompareArgs) -> Res<()> {
         }
         None => None,
     };
-    drop(baseline_child);
+    for child in baseline_children.into_iter().rev() {
+        child.interrupt(Duration::from_secs(20))?;
+    }
     let console_lines = if args.spawn_opts.quiet {
         None
     } else {
-        // The first line is `s> init server`.
-        Some(count_lines(&work.join("console.out"))?.saturating_sub(1))
+        // The first line of each is `s> init server`.
+        let mut n = 0;
+        for dir in &server_dirs {
+            n += count_lines(&dir.join("console.out"))?.saturating_sub(1);
+        }
+        Some(n)
     };
 
-    print_ratio_table(&rows, args.runs, "baseline", "ops/s", 2);
+    print_ratio_table(&rows, args.runs, &other, "ops/s", 2);
     println!();
     println!("p2p-server exit: {status}; requests answered: {handled}");
     if let Some(n) = console_lines {
@@ -1244,7 +1365,7 @@ fn compare(args: &CompareArgs) -> Res<()> {
     for line in notable.iter().take(10) {
         println!("  {line}");
     }
-    let mut problems = run_problems(&rows, "baseline");
+    let mut problems = run_problems(&rows, &other);
     if !status.success() {
         problems.push(format!("p2p-server exited with {status}"));
     }
@@ -1497,10 +1618,11 @@ fn mib(kib: u64) -> f64 {
 fn scale(args: &ScaleArgs) -> Res<()> {
     let rt = runtime()?;
     let (work, _guard) = work_dir(&args.spawn_opts)?;
+    let store = store_url(&args.spawn_opts, &work);
     let (child, addr, pid) = match &args.server {
         Some(s) => (None, resolve(s)?, args.server_pid),
         None => {
-            let (child, addr) = spawn_directory(&args.spawn_opts, &work, None)?;
+            let (child, addr) = spawn_directory_on(&args.spawn_opts, &work, None, &store)?;
             let pid = child.pid();
             (Some(child), addr, Some(pid))
         }
@@ -1583,6 +1705,7 @@ fn scale(args: &ScaleArgs) -> Res<()> {
             target: sample::user(&name(0)),
         },
     ));
+    let list_content_wire = list_content.clone();
     let mut timings = Vec::new();
     for (label, (op, wire)) in [("LIST_USERS", list_users), ("LIST_CONTENT", list_content)] {
         let mut lat = Latencies::default();
@@ -1649,6 +1772,45 @@ fn scale(args: &ScaleArgs) -> Res<()> {
     }
     if let Some(child) = child {
         child.interrupt(Duration::from_secs(20))?;
+        if args.spawn_opts.store != "memory" {
+            // The same store again: how long until the whole directory is served.
+            let started = Instant::now();
+            let (child, addr) = spawn_directory_on(&args.spawn_opts, &work, None, &store)?;
+            let ready = started.elapsed();
+            let mut buf = Vec::new();
+            let (op, wire) = &list_content_wire;
+            let outcome = rt.block_on(directory_op(addr, *op, wire, &mut buf));
+            let entries = match (outcome, Reply::decode(*op, &buf)) {
+                (
+                    Outcome::Ok,
+                    Ok(Some((
+                        Reply::ListContent(p2p_proto::directory::ListContentReply::Ok(v)),
+                        _,
+                    ))),
+                ) => v.len(),
+                _ => 0,
+            };
+            let after = rss(Some(child.pid()));
+            println!(
+                "  restart on {store}: serving after {:.2} s; LIST_CONTENT then lists {entries} entries{}",
+                ready.as_secs_f64(),
+                match (after, r0) {
+                    (Some(a), Some(r0)) => format!(
+                        "; RSS {:.1} MiB, {:.0} B per publication over the empty server",
+                        mib(a.current_kib),
+                        (a.current_kib.saturating_sub(r0.current_kib)) as f64 * 1024.0
+                            / args.publications.max(1) as f64
+                    ),
+                    _ => String::new(),
+                }
+            );
+            if entries != big {
+                problems.push(format!(
+                    "after the restart LIST_CONTENT listed {entries} entries, not {big}"
+                ));
+            }
+            child.interrupt(Duration::from_secs(20))?;
+        }
     }
     verdict(problems)
 }

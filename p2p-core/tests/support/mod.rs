@@ -86,11 +86,11 @@ pub fn encode_reply(reply: &Reply) -> Vec<u8> {
 }
 
 /// A directory server running in this process on `127.0.0.1:0`, over a
-/// [`MemoryStore`] the test keeps to inspect its state.
+/// store (by default a [`MemoryStore`]) the test keeps to inspect its state.
 #[derive(Debug)]
-pub struct Directory {
+pub struct Directory<S: Store = MemoryStore> {
     pub addr: SocketAddr,
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<S>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<io::Result<()>>>,
 }
@@ -100,9 +100,11 @@ impl Directory {
     pub fn start(config: ServerConfig) -> Self {
         Self::start_with(config, Arc::new(MemoryStore::new()))
     }
+}
 
+impl<S: Store> Directory<S> {
     /// Starts a server with `config` over `store`.
-    pub fn start_with(config: ServerConfig, store: Arc<MemoryStore>) -> Self {
+    pub fn start_with(config: ServerConfig, store: Arc<S>) -> Self {
         let listener = directory::bind("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let handler = Arc::new(Handler::new(
@@ -156,7 +158,7 @@ impl Directory {
     }
 }
 
-impl Drop for Directory {
+impl<S: Store> Drop for Directory<S> {
     fn drop(&mut self) {
         if let Some(task) = &self.task {
             task.abort();

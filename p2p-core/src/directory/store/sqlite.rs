@@ -128,6 +128,12 @@ impl SqliteStore {
             },
             _ => err(e),
         };
+        // Read-only checks first: a file that is not ours, or is newer, is
+        // refused before anything (the switch to WAL included) writes to it.
+        check(&conn).map_err(|e| match e {
+            MigrateError::Sqlite(e) => locked(e),
+            MigrateError::Store(e) => e,
+        })?;
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")
             .map_err(err)?;
         let mode: String = conn
@@ -296,9 +302,25 @@ impl From<rusqlite::Error> for MigrateError {
 /// refuses a file that is not ours or is newer.
 fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
-    let app: i32 = tx.pragma_query_value(None, "application_id", |row| row.get(0))?;
-    let version: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
-    let tables: i64 = tx.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
+    // Again under the exclusive lock: another program may have written the
+    // file since the first look.
+    let version = check(&tx)?;
+    let from = usize::try_from(version).unwrap_or(0);
+    for migration in &MIGRATIONS[from..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// Refuses a file that is another program's database or has a newer schema;
+/// returns its schema version (0 for a new file). Reads only.
+fn check(conn: &Connection) -> Result<i64, MigrateError> {
+    let app: i32 = conn.pragma_query_value(None, "application_id", |row| row.get(0))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |row| row.get(0))?;
     if app != APPLICATION_ID && (app != 0 || tables > 0) {
         return Err(MigrateError::Store(StoreError::Invalid(
             "the file is an SQLite database of another program".into(),
@@ -310,14 +332,7 @@ fn migrate(conn: &mut Connection) -> Result<(), MigrateError> {
             known: SCHEMA_VERSION,
         }));
     }
-    let from = usize::try_from(version).unwrap_or(0);
-    for migration in &MIGRATIONS[from..] {
-        tx.execute_batch(migration)?;
-    }
-    tx.pragma_update(None, "application_id", APPLICATION_ID)?;
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()?;
-    Ok(())
+    Ok(version)
 }
 
 /// Reads the whole directory into `mirror`; returns the next sequence number.
