@@ -1,28 +1,20 @@
-//! What the four programs share: tracing setup and the shutdown signal.
+//! What the four programs share: their command lines ([`cli`]), tracing setup, the shutdown
+//! signal and the error prefix.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
+pub mod cli;
+pub mod http;
+pub mod logging;
 
-/// Sends tracing output to stderr, filtered by `RUST_LOG` (default `warn`,
-/// so the console lines on stdout stay clean).
-pub fn init_tracing(default_filter: &str) {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
-}
+pub use logging::init_tracing;
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM. A signal that cannot be watched is
-/// reported once and then never fires, rather than stopping the program.
-pub async fn shutdown_signal() {
+/// reported once (`program: warning: ...`) and then never fires, rather than stopping the program.
+pub async fn shutdown_signal(program: &str) {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
-            eprintln!("warning: cannot listen for SIGINT: {error}");
+            eprintln!("{program}: warning: cannot listen for SIGINT: {error}");
             std::future::pending::<()>().await;
         }
     };
@@ -34,7 +26,7 @@ pub async fn shutdown_signal() {
                 sigterm.recv().await;
             }
             Err(error) => {
-                eprintln!("warning: cannot listen for SIGTERM: {error}");
+                eprintln!("{program}: warning: cannot listen for SIGTERM: {error}");
                 std::future::pending::<()>().await;
             }
         }
@@ -47,8 +39,10 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Prints `program: error` on stderr and returns a failure exit code: local
-/// mistakes get a clear message, never a backtrace.
+/// Prints `program: error` on stderr and returns a failure exit code (1): local
+/// mistakes get a clear message, never a backtrace. Every program reports its
+/// runtime errors through this, so they share one prefix style; usage errors are
+/// clap's (exit 2).
 pub fn fail(program: &str, error: impl std::fmt::Display) -> ExitCode {
     eprintln!("{program}: {error}");
     ExitCode::FAILURE

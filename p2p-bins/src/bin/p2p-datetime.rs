@@ -8,25 +8,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use p2p_core::datetime::{self, DATETIME_PATH, DEFAULT_BIND};
+use p2p_bins::cli::datetime::{Args, NAME};
+use p2p_core::datetime::{self, DATETIME_PATH};
 use tokio::net::TcpListener;
-
-/// The datetime service: GET /datetime answers the local time as DD/MM/YYYY HH:MM:SS.
-#[derive(Debug, Parser)]
-#[command(version)]
-struct Args {
-    /// Address to listen on (HOST:PORT).
-    #[arg(long, value_name = "ADDR", default_value = DEFAULT_BIND)]
-    bind: String,
-    /// Listen on 127.0.0.1:PORT (shortcut for --bind 127.0.0.1:PORT; 0 picks a free port).
-    #[arg(short, long, value_name = "PORT", conflicts_with = "bind")]
-    port: Option<u16>,
-}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    p2p_bins::init_tracing("info");
+    p2p_bins::init_tracing();
 
     let bind = match args.port {
         Some(port) => format!("127.0.0.1:{port}"),
@@ -34,21 +23,15 @@ async fn main() -> ExitCode {
     };
     let listener = match TcpListener::bind(&bind).await {
         Ok(listener) => listener,
-        Err(error) => {
-            eprintln!("error: cannot listen on {bind}: {error}");
-            return ExitCode::FAILURE;
-        }
+        Err(error) => return p2p_bins::fail(NAME, format!("cannot listen on {bind}: {error}")),
     };
     match listener.local_addr() {
-        Ok(addr) => eprintln!("datetime service listening on http://{addr}{DATETIME_PATH}"),
-        Err(_) => eprintln!("datetime service listening on http://{bind}{DATETIME_PATH}"),
+        Ok(addr) => eprintln!("{NAME}: listening on http://{addr}{DATETIME_PATH}"),
+        Err(_) => eprintln!("{NAME}: listening on http://{bind}{DATETIME_PATH}"),
     }
 
-    match datetime::serve(listener, p2p_bins::shutdown_signal()).await {
+    match datetime::serve(listener, p2p_bins::shutdown_signal(NAME)).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: datetime service failed: {error}");
-            ExitCode::FAILURE
-        }
+        Err(error) => p2p_bins::fail(NAME, format!("datetime service failed: {error}")),
     }
 }

@@ -243,6 +243,12 @@ fn fallback_warning(url: &str, error: &DatetimeError) -> String {
     format!("warning: datetime service at {url} unreachable ({error}); using the local clock")
 }
 
+/// Checks that the client can ask `url`: an absolute `http://` URL (this build has no TLS).
+/// Programs call it when they read their arguments, so a bad URL is a usage error.
+pub fn check_url(url: &str) -> Result<(), DatetimeError> {
+    parse_url(url).map(drop)
+}
+
 fn parse_url(url: &str) -> Result<reqwest::Url, DatetimeError> {
     let parsed = reqwest::Url::parse(url).map_err(|e| DatetimeError::InvalidUrl {
         reason: format!("{url:?}: {e}"),

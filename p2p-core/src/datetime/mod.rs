@@ -30,7 +30,7 @@ mod service;
 use chrono::NaiveDateTime;
 use p2p_proto::timestamp::Timestamp;
 
-pub use client::{DatetimeClient, DatetimeClientConfig, DatetimeError};
+pub use client::{DatetimeClient, DatetimeClientConfig, DatetimeError, check_url};
 pub use service::{SHUTDOWN_GRACE, router, router_with_clock, serve, serve_router};
 
 /// The address the service listens on unless told otherwise.

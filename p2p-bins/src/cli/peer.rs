@@ -1,0 +1,31 @@
+//! `p2p-peer`'s command line.
+
+use std::net::IpAddr;
+
+use clap::Parser;
+use clap::builder::NonEmptyStringValueParser;
+
+/// The program's name: in `--help`, `--version` and its error messages.
+pub const NAME: &str = "p2p-peer";
+
+/// A peer: registers with the directory, publishes files, serves them to other
+/// peers and downloads theirs. Reads commands from stdin (`c> ` on a terminal).
+#[derive(Debug, Parser)]
+#[command(name = NAME, version)]
+pub struct Args {
+    /// Directory server host.
+    #[arg(short, long, value_name = "HOST", value_parser = NonEmptyStringValueParser::new())]
+    pub server: String,
+    /// Directory server port.
+    #[arg(short, long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// URL of the datetime service (http:// only).
+    #[arg(long, env = "DATETIME_URL", value_name = "URL", default_value = p2p_core::datetime::DEFAULT_DATETIME_URL, value_parser = super::datetime_url)]
+    pub datetime_url: String,
+    /// Address the transfer listener binds to.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0")]
+    pub listen_addr: IpAddr,
+    /// Port of the transfer listener (0 picks a free one).
+    #[arg(long, value_name = "PORT", default_value_t = 0)]
+    pub listen_port: u16,
+}
