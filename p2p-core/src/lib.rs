@@ -4,4 +4,10 @@ pub mod console;
 pub mod datetime;
 pub mod directory;
 pub mod log;
+pub mod monitor;
 pub mod peer;
+
+/// The crate README's example, compiled and run as a doctest.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -22,7 +22,7 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// The service's routes: `GET /datetime` answers the local time; any other
 /// path is `404 Not Found`, another method on `/datetime` is
-/// `405 Method Not Allowed`. Every request is logged (tracing, `info`) with
+/// `405 Method Not Allowed`. Every request is logged (tracing, `debug`) with
 /// its method, path and status.
 pub fn router() -> Router {
     router_with_clock(local_clock)
@@ -103,6 +103,6 @@ async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
-    tracing::info!(%method, %path, status = response.status().as_u16(), "request");
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "request");
     response
 }

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::BytesMut;
 
@@ -13,6 +14,7 @@ use super::lines::LineWriter;
 use super::store::{Store, StoreError};
 use crate::console::OperationLine;
 use crate::log::LogShipper;
+use crate::monitor::names;
 
 /// Turns a request into a reply, with the console line and the log record as
 /// side effects of the result. Shared by every connection.
@@ -45,7 +47,12 @@ impl Handler {
     /// as bytes, without a typed reply in between. When the store cannot
     /// answer, the reply is the operation's "other error" byte and nothing
     /// changed.
+    ///
+    /// Each request counts once in [`names::DIRECTORY_REQUESTS`] and
+    /// [`names::DIRECTORY_REQUEST_DURATION`] and makes one `debug` event
+    /// (op, user, result, duration).
     pub async fn handle_into(&self, request: &Request, peer_ip: IpAddr, out: &mut BytesMut) {
+        let started = Instant::now();
         let mark = out.len();
         let applied = if let RequestBody::ListUsers = request.body {
             self.store.encode_list_users(&request.user, out).await
@@ -57,9 +64,18 @@ impl Handler {
         };
         if let Err(e) = applied {
             tracing::warn!(op = %request.op(), user = %request.user, error = %e, "store failed; answering other error");
+            metrics::counter!(names::DIRECTORY_STORE_ERRORS, "op" => request.op().as_str())
+                .increment(1);
             out.truncate(mark);
             Reply::other_error(request.op()).encode(out);
         }
+        let elapsed = started.elapsed();
+        let result = out.get(mark).copied().unwrap_or(u8::MAX);
+        let op = request.op().as_str();
+        metrics::counter!(names::DIRECTORY_REQUESTS, "op" => op, "result" => result_label(result))
+            .increment(1);
+        metrics::histogram!(names::DIRECTORY_REQUEST_DURATION, "op" => op).record(elapsed);
+        tracing::debug!(op, user = %request.user, result, duration_us = elapsed.as_micros() as u64, "request handled");
         self.report(request);
     }
 
@@ -122,5 +138,19 @@ impl Handler {
             // op ≤ 13, timestamp 19), kept as a message rather than a panic.
             Err(e) => tracing::warn!(error = %e, "log record refused by the log codec"),
         }
+    }
+}
+
+/// The `result` label of a reply's result byte: the byte in decimal, as
+/// PROTOCOL.md lists each operation's codes (`0` is OK everywhere).
+fn result_label(result: u8) -> &'static str {
+    match result {
+        0 => "0",
+        1 => "1",
+        2 => "2",
+        3 => "3",
+        4 => "4",
+        5 => "5",
+        _ => "other",
     }
 }

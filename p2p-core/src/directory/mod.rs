@@ -10,6 +10,7 @@ mod handler;
 mod lines;
 pub mod server;
 pub mod store;
+pub mod view;
 
 pub use handler::Handler;
 pub use lines::{COALESCE, LINE_BUFFER_LIMIT, LineWriter, LineWriterThread};
@@ -18,3 +19,4 @@ pub use store::{
     MemoryStore, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError,
     StoreStats, StoreUrl,
 };
+pub use view::{ConnectedUser, DirectoryView, StatusSource, TotalsOnly, ViewedMemoryStore};

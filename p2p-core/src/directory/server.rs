@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
+use crate::monitor::{RefusedReason, names};
 
 /// Listen backlog. tokio's default of 128 stalls clients for seconds at a few
 /// hundred concurrent connects; the kernel clamps this to `somaxconn`.
@@ -91,6 +92,8 @@ async fn accept_loop(
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let tracker = TaskTracker::new();
     let config = Arc::new(config);
+    // One handle for the loop: no registry lookup per connection.
+    let open = metrics::gauge!(names::DIRECTORY_OPEN_CONNECTIONS);
     loop {
         let permit = tokio::select! {
             () = stop.cancelled() => break,
@@ -114,10 +117,13 @@ async fn accept_loop(
         };
         let handler = handler.clone();
         let config = config.clone();
+        let open = open.clone();
+        open.increment(1.0);
         tracker.spawn(async move {
             if let Err(e) = serve_connection(stream, peer, &handler, &config).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
+            open.decrement(1.0);
             drop(permit);
         });
     }
@@ -133,6 +139,25 @@ enum Outcome {
     Refused(Option<OpCode>),
     /// The client went away before a whole request; nothing to answer.
     Gone,
+}
+
+/// Counts a connection that ended without a handled request, and says why
+/// at `debug`: the reason, the OP when known, the bytes received, the error.
+fn refused(
+    peer: SocketAddr,
+    reason: RefusedReason,
+    buf: &[u8],
+    error: Option<&dyn std::fmt::Display>,
+) {
+    metrics::counter!(names::DIRECTORY_REFUSED, "reason" => reason.as_str()).increment(1);
+    tracing::debug!(
+        %peer,
+        reason = reason.as_str(),
+        op = op_of(buf).map(OpCode::as_str),
+        received = buf.len(),
+        error = error.map(tracing::field::display),
+        "request refused"
+    );
 }
 
 async fn serve_connection(
@@ -151,21 +176,30 @@ async fn serve_connection(
             Ok(Some((request, _))) => break Outcome::Request(request),
             Ok(None) => {}
             Err(e) => {
-                tracing::debug!(%peer, error = %e, "request refused");
+                refused(peer, RefusedReason::Malformed, &buf, Some(&e));
                 break Outcome::Refused(e.op);
             }
         }
         if buf.len() > MAX_REQUEST_LEN {
-            break Outcome::Refused(op_of(&buf));
+            let op = op_of(&buf);
+            refused(peer, RefusedReason::TooLong, &buf, None);
+            break Outcome::Refused(op);
         }
         match timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_elapsed) => {
-                tracing::debug!(%peer, "read timeout");
-                break Outcome::Refused(op_of(&buf));
+                let op = op_of(&buf);
+                refused(peer, RefusedReason::ReadTimeout, &buf, None);
+                break Outcome::Refused(op);
             }
-            Ok(Ok(0)) => break Outcome::Gone,
+            Ok(Ok(0)) => {
+                refused(peer, RefusedReason::ClientGone, &buf, None);
+                break Outcome::Gone;
+            }
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => {
+                refused(peer, RefusedReason::ReadError, &buf, Some(&e));
+                return Err(e);
+            }
         }
     };
     // The request's bytes are no longer needed: the reply reuses the buffer.
@@ -176,10 +210,14 @@ async fn serve_connection(
         Outcome::Refused(Some(op)) => Reply::other_error(op).encode(&mut out),
         Outcome::Refused(None) | Outcome::Gone => return Ok(()),
     }
-    match timeout(config.write_timeout, send_reply(&stream, &out)).await {
+    let sent = match timeout(config.write_timeout, send_reply(&stream, &out)).await {
         Ok(result) => result,
         Err(_elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
+    };
+    if sent.is_err() {
+        metrics::counter!(names::DIRECTORY_REPLY_FAILURES).increment(1);
     }
+    sent
 }
 
 /// Flags of the reply's `send` calls: `MSG_MORE` where the platform has it, so

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use p2p_proto::rpc::log::{Dispatch, LOG_PROG, LogEntry, dispatch};
-use p2p_proto::rpc::message::{AcceptStat, RpcMessage};
+use p2p_proto::rpc::message::{AcceptStat, MessageBody, ReplyBody, RpcMessage};
 use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, RecordDecoder, encode_record};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
@@ -28,6 +28,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use super::LogError;
+use crate::monitor::names;
 use super::rpcbind::{Registration, register};
 
 /// Largest UDP datagram read (the IPv4 UDP payload limit).
@@ -579,6 +580,59 @@ impl Drop for Waiting<'_> {
 struct Batch<T> {
     lines: Vec<u8>,
     replies: Vec<Answer<T>>,
+    /// SENDLOG calls whose line is in `lines`.
+    logged: u64,
+    metrics: CallMetrics,
+}
+
+/// The metrics of one transport's calls, registered once per connection (or
+/// socket): a batch of logged calls costs two counter additions.
+struct CallMetrics {
+    transport: &'static str,
+    ok: metrics::Counter,
+    system_err: metrics::Counter,
+    lines: metrics::Counter,
+}
+
+impl CallMetrics {
+    fn new(transport: &'static str) -> Self {
+        let calls = |result: &'static str| {
+            metrics::counter!(names::LOG_CALLS, "transport" => transport, "result" => result)
+        };
+        Self {
+            transport,
+            ok: calls("ok"),
+            system_err: calls("system_err"),
+            lines: metrics::counter!(names::LOG_LINES_WRITTEN),
+        }
+    }
+
+    /// Counts a call that logged nothing: its reply's status, or `dropped`
+    /// when it gets no reply.
+    fn unlogged(&self, reply: Option<&[u8]>) {
+        let result = reply.map_or("dropped", reply_result);
+        metrics::counter!(names::LOG_CALLS, "transport" => self.transport, "result" => result)
+            .increment(1);
+    }
+}
+
+/// The `result` label of a reply that logged nothing.
+fn reply_result(reply: &[u8]) -> &'static str {
+    let Ok(Some((message, _))) = RpcMessage::decode(reply) else {
+        return "other";
+    };
+    match message.body {
+        MessageBody::Reply(ReplyBody::Accepted(accepted)) => match accepted.stat {
+            AcceptStat::Success => "null",
+            AcceptStat::ProgUnavail => "prog_unavail",
+            AcceptStat::ProgMismatch { .. } => "prog_mismatch",
+            AcceptStat::ProcUnavail => "proc_unavail",
+            AcceptStat::GarbageArgs => "garbage_args",
+            AcceptStat::SystemErr => "system_err",
+        },
+        MessageBody::Reply(ReplyBody::Denied(_)) => "denied",
+        MessageBody::Call(_) => "other",
+    }
 }
 
 struct Answer<T> {
@@ -589,10 +643,12 @@ struct Answer<T> {
 }
 
 impl<T> Batch<T> {
-    const fn new() -> Self {
+    fn new(transport: &'static str) -> Self {
         Self {
             lines: Vec::new(),
             replies: Vec::new(),
+            logged: 0,
+            metrics: CallMetrics::new(transport),
         }
     }
 
@@ -604,16 +660,21 @@ impl<T> Batch<T> {
                 let logged = entry.is_some();
                 if let Some(entry) = entry {
                     push_line(&mut self.lines, &entry);
+                    self.logged += 1;
+                } else {
+                    self.metrics.unlogged(Some(&reply));
                 }
                 self.replies.push(Answer { reply, logged, to });
                 true
             }
             Dispatch::Close { reason } => {
                 tracing::debug!("no reply, closing: {reason:?}");
+                self.metrics.unlogged(None);
                 false
             }
             other => {
                 tracing::debug!("unhandled dispatch outcome: {other:?}");
+                self.metrics.unlogged(None);
                 false
             }
         }
@@ -627,6 +688,13 @@ impl<T> Batch<T> {
         }
         let ok = sink.commit(&self.lines, gather).await;
         self.lines.clear();
+        let logged = std::mem::take(&mut self.logged);
+        if ok {
+            self.metrics.ok.increment(logged);
+            self.metrics.lines.increment(logged);
+        } else {
+            self.metrics.system_err.increment(logged);
+        }
         if !ok {
             self.replies.retain_mut(|answer| {
                 if !answer.logged {
@@ -804,7 +872,7 @@ async fn serve_tcp(
 ) {
     let mut decoder = RecordDecoder::new(limits.max_record);
     let mut input = BytesMut::with_capacity(4096);
-    let mut batch = Batch::new();
+    let mut batch = Batch::new("tcp");
     let mut replies = Vec::new();
     // The idle check costs nothing per call: one timer per connection that goes off every
     // `idle_timeout`, closing the connection if no call completed since it last went off.
@@ -889,10 +957,11 @@ async fn serve_tcp(
 async fn serve_udp(socket: UdpSocket, sink: Arc<Sink>, max_record: usize) {
     // One byte more than the limit, to tell a datagram over it from one that fills it.
     let mut buf = vec![0; max_record.min(MAX_DATAGRAM) + 1];
-    let mut batch = Batch::new();
+    let mut batch = Batch::new("udp");
     let serve = |batch: &mut Batch<SocketAddr>, buf: &[u8], n: usize, peer: SocketAddr| {
         if n > max_record {
             tracing::debug!("UDP call from {peer} over {max_record} bytes: dropped");
+            batch.metrics.unlogged(None);
         } else {
             batch.dispatch(&buf[..n], peer);
         }

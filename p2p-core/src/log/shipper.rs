@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::LogError;
+use crate::monitor::names;
 use super::client::{MAX_REPLY, next_xid};
 use super::rpcbind::lookup_tcp;
 
@@ -160,6 +161,33 @@ struct Counters {
     dropped_task: AtomicU64,
     sent: AtomicU64,
     full_warned: AtomicBool,
+    metrics: ShipperMetrics,
+}
+
+/// The shipper's metrics, registered once when it is spawned (no registry
+/// lookup per record); no-ops without a recorder.
+#[derive(Debug)]
+struct ShipperMetrics {
+    queued: metrics::Gauge,
+    sent: metrics::Counter,
+    queue_full: metrics::Counter,
+    connection_lost: metrics::Counter,
+    refused: metrics::Counter,
+}
+
+impl Default for ShipperMetrics {
+    fn default() -> Self {
+        let dropped = |reason: &'static str| {
+            metrics::counter!(names::LOG_SHIPPER_DROPPED, "reason" => reason)
+        };
+        Self {
+            queued: metrics::gauge!(names::LOG_SHIPPER_QUEUED),
+            sent: metrics::counter!(names::LOG_SHIPPER_SENT),
+            queue_full: dropped("queue_full"),
+            connection_lost: dropped("connection_lost"),
+            refused: dropped("refused"),
+        }
+    }
 }
 
 /// Sends log records to the log service in order, over one persistent TCP connection, from a
@@ -217,6 +245,7 @@ impl LogShipper {
             }
         } else {
             self.counters.dropped_full.fetch_add(1, Ordering::Relaxed);
+            self.counters.metrics.queue_full.increment(1);
             if !self.counters.full_warned.swap(true, Ordering::Relaxed) {
                 tracing::warn!(
                     "log queue full: dropping log records until the log service catches up"
@@ -285,6 +314,10 @@ async fn run(config: LogShipperConfig, mut rx: mpsc::Receiver<LogEntry>, counter
         let stream = match connect(&config).await {
             Ok(s) => s,
             Err(e) => {
+                counters
+                    .metrics
+                    .queued
+                    .set((rx.len() + pending.len()) as f64);
                 if outage {
                     tracing::debug!("log service {}: {e}", config.target);
                 } else {
@@ -312,6 +345,7 @@ async fn run(config: LogShipperConfig, mut rx: mpsc::Receiver<LogEntry>, counter
                 let (resend, lost) = session.unanswered(&e);
                 pending = resend;
                 counters.dropped_task.fetch_add(lost, Ordering::Relaxed);
+                counters.metrics.connection_lost.increment(lost);
                 if lost == 0 {
                     // The service closed an idle connection; reconnect when there is work.
                     tracing::debug!("log service {} closed the connection: {e}", config.target);
@@ -503,6 +537,7 @@ impl<'a> Session<'a> {
                         Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
                     }
                 }
+                self.counters.metrics.queued.set(rx.len() as f64);
                 if !self.out.is_empty() {
                     let what = "sending log records";
                     tokio::time::timeout(timeout, writer.write_all(&self.out))
@@ -572,9 +607,11 @@ impl<'a> Session<'a> {
         match result {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                self.counters.metrics.sent.increment(1);
             }
             Err(failure) => {
                 self.counters.dropped_task.fetch_add(1, Ordering::Relaxed);
+                self.counters.metrics.refused.increment(1);
                 if !self.refused_warned {
                     self.refused_warned = true;
                     tracing::warn!(

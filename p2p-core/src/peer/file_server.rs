@@ -163,7 +163,7 @@ async fn accept_loop(
         let library = library.clone();
         let config = config.clone();
         tokio::spawn(async move {
-            if let Err(e) = serve(stream, &library, &config).await {
+            if let Err(e) = serve(stream, peer, &library, &config).await {
                 tracing::debug!(%peer, error = %e, "transfer ended with an error");
             }
             drop(permit);
@@ -171,11 +171,15 @@ async fn accept_loop(
     }
 }
 
+/// Serves one GET_FILE from `peer`; a transfer is reported at `debug`
+/// (requester, name, bytes, time).
 async fn serve(
     mut stream: TcpStream,
+    peer: SocketAddr,
     library: &Library,
     config: &FileServerConfig,
 ) -> io::Result<()> {
+    let started = std::time::Instant::now();
     stream.set_nodelay(true)?;
     let request = match timeout(config.read_timeout, read_request(&mut stream)).await {
         Ok(Ok(Some(request))) => request,
@@ -188,11 +192,20 @@ async fn serve(
         None => None,
     };
     let Some((file, size)) = opened else {
+        tracing::debug!(%peer, file = %request.file, "transfer refused: not published or not readable");
         return send_header(&mut stream, TransferHeader::NotFound, config).await;
     };
     send_header(&mut stream, TransferHeader::Ok { size }, config).await?;
     send_body(&mut stream, file, size, config).await?;
-    stream.shutdown().await
+    stream.shutdown().await?;
+    tracing::debug!(
+        %peer,
+        file = %request.file,
+        bytes = size,
+        duration_ms = started.elapsed().as_millis() as u64,
+        "file served"
+    );
+    Ok(())
 }
 
 /// Reads the `GET_FILE` request; `None` when the requester sent something else
