@@ -9,6 +9,12 @@ pub mod logging;
 
 pub use logging::init_tracing;
 
+/// The workspace README's example (using `p2p-proto`), compiled and run as a doctest here: this
+/// crate is never packaged, so it may read a file outside its directory.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 /// Completes on SIGINT (Ctrl-C) or SIGTERM. A signal that cannot be watched is
 /// reported once (`program: warning: ...`) and then never fires, rather than stopping the program.
 pub async fn shutdown_signal(program: &str) {

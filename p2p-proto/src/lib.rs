@@ -20,8 +20,9 @@ pub mod timestamp;
 pub mod transfer;
 pub mod xdr;
 
-/// The README's example, compiled and run as a doctest.
-#[doc = include_str!("../../README.md")]
+/// The crate README's example, compiled and run as a doctest (the README is inside the package,
+/// so the packaged crate's doctests build too).
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
