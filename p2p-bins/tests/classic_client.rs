@@ -4,29 +4,18 @@
 //! session against a fresh `p2p-server`, with and without the DATETIME field.
 //! The script checks every result byte; this test checks its verdict and the
 //! server's console lines.
+//!
+//! Needs `python3`. Without it each test writes a loud SKIPPED note to stderr and passes, unless
+//! `P2P_REQUIRE_PYTHON=1` (CI): then it fails.
 
 mod common;
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 
-use common::{EXIT_TIMEOUT, Lines, Proc, Server, parse_operation_line};
+use common::{EXIT_TIMEOUT, Lines, Proc, Server, parse_operation_line, python3_or_skip};
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/classic_client.py");
-
-/// Whether `python3` runs here. CI has it; elsewhere the tests skip.
-fn have_python() -> bool {
-    let found = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        eprintln!("note: python3 is not on PATH; skipping the classic client test");
-    }
-    found
-}
 
 /// Runs the script's scenario against a fresh server with `datetime_args`,
 /// then checks the script passed and the server printed one line per request
@@ -98,7 +87,7 @@ fn run_scenario(datetime_args: &[&str], datetime: Option<&str>) {
 
 #[test]
 fn classic_client_with_datetime() {
-    if have_python() {
+    if python3_or_skip("classic_client_with_datetime") {
         let datetime = "24/11/2026 20:42:35";
         run_scenario(&["--datetime", datetime], Some(datetime));
     }
@@ -106,7 +95,7 @@ fn classic_client_with_datetime() {
 
 #[test]
 fn classic_client_without_datetime() {
-    if have_python() {
+    if python3_or_skip("classic_client_without_datetime") {
         run_scenario(&["--no-datetime"], None);
     }
 }
@@ -115,7 +104,7 @@ fn classic_client_without_datetime() {
 /// down: accepted as DATETIME and printed as received.
 #[test]
 fn classic_client_with_placeholder_datetime() {
-    if have_python() {
+    if python3_or_skip("classic_client_with_placeholder_datetime") {
         let datetime = "00/00/0000 00:00:00";
         run_scenario(&["--datetime", datetime], Some(datetime));
     }

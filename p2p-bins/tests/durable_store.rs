@@ -398,18 +398,9 @@ fn assert_refused(exited: &Exited, url: &str, reason: &str) {
 }
 
 /// Whether python3 runs here (it writes the foreign SQLite files).
+/// Without it: skipped with a loud note, or failed under `P2P_REQUIRE_PYTHON=1` (CI).
 fn python3() -> bool {
-    let found = Command::new("python3")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        let _ = std::io::stderr()
-            .write_all(b"note: python3 is not on PATH; skipping a durable store test\n");
-    }
-    found
+    common::python3_or_skip("durable_store (a test writing foreign SQLite files)")
 }
 
 /// Runs a python3 snippet with `path` as `sys.argv[1]`.

@@ -94,6 +94,46 @@ fn can_run(test: &str) -> bool {
     false
 }
 
+/// Takes the LOG_PROG lock and checks that the registrations the test will change are its own
+/// to change; `None` (after a loud note) to skip.
+///
+/// `p2p-log` and rpcgen's C server both unset every LOG_PROG v1 entry before setting theirs, and
+/// remove them when they stop. Inside `scripts/rpc/with-rpcbind.sh` (`P2P_RPCBIND_NS=1`) the
+/// rpcbind is private, so that is harmless. Outside it is the machine's rpcbind, where those
+/// entries may belong to a log service that is running: the test then runs only when LOG_PROG v1
+/// is not registered at all (checked under the lock, so another test of this workspace is never
+/// the one seen). With `P2P_REQUIRE_RPCGEN=1` a foreign registration is a failure.
+fn lock_log_prog(test: &str) -> Option<std::fs::File> {
+    let lock = lock();
+    if std::env::var("P2P_RPCBIND_NS").as_deref() == Ok("1") {
+        return Some(lock);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let found = runtime.block_on(p2p_core::log::rpcbind::lookup_tcp(
+        [127, 0, 0, 1].into(),
+        Duration::from_secs(2),
+    ));
+    let Ok(addr) = found else {
+        return Some(lock);
+    };
+    let what = format!(
+        "LOG_PROG v1 is registered with this machine's rpcbind (tcp {addr}): running would \
+         remove another program's registration"
+    );
+    let how = "stop that log service, or run under scripts/rpc/with-rpcbind.sh (as root)";
+    assert!(
+        std::env::var("P2P_REQUIRE_RPCGEN").as_deref() != Ok("1"),
+        "{test}: P2P_REQUIRE_RPCGEN=1 but {what}; {how}"
+    );
+    let bang = "!".repeat(78);
+    let note = format!("\n{bang}\n!! SKIPPED {test}: {what};\n!! {how}.\n{bang}\n");
+    let _ = std::io::stderr().write_all(note.as_bytes());
+    None
+}
+
 /// A child process killed when the test ends, however it ends.
 struct Guard(Child);
 
@@ -214,7 +254,9 @@ fn rpcgen_client_calls_p2p_log_over_tcp_and_udp() {
     if !can_run("rpcgen_client_calls_p2p_log_over_tcp_and_udp") {
         return;
     }
-    let _lock = lock();
+    let Some(_lock) = lock_log_prog("rpcgen_client_calls_p2p_log_over_tcp_and_udp") else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let client = build(dir.path(), "client", CLIENT_C, &["log_clnt.c", "log_xdr.c"]);
     let output = dir.path().join("log.out");
@@ -284,8 +326,10 @@ fn log_shipper_feeds_rpcgen_server() {
     if !can_run("log_shipper_feeds_rpcgen_server") {
         return;
     }
+    let Some(_lock) = lock_log_prog("log_shipper_feeds_rpcgen_server") else {
+        return;
+    };
     const N: usize = 500;
-    let _lock = lock();
     let dir = tempfile::tempdir().unwrap();
     let server = build(dir.path(), "server", SERVER_C, &["log_svc.c", "log_xdr.c"]);
     let mut c_server = Guard(
@@ -347,7 +391,7 @@ fn log_shipper_feeds_rpcgen_server() {
         stdout.recv_timeout(WAIT).is_err(),
         "a record was printed more than once"
     );
-    // A killed C server leaves its registration behind.
+    // A killed C server leaves its registration behind; it is the test's own (`lock_log_prog`).
     let _ = Command::new("rpcinfo")
         .args(["-d", "536871065", "1"])
         .output();

@@ -760,3 +760,30 @@ pub(crate) fn raw_get_file(port: u16, file: &str) -> (u8, Option<(u64, Vec<u8>)>
     stream.read_to_end(&mut data).expect("read the file");
     (0, Some((size, data)))
 }
+
+/// Whether `python3` runs here, for a test that needs it (`test` names the test). When it does
+/// not: with `P2P_REQUIRE_PYTHON=1` (as in CI) the test fails; otherwise a loud note goes to the
+/// stderr handle (not through `eprintln!`, which the test harness captures and hides for a
+/// passing test) and the caller skips.
+pub(crate) fn python3_or_skip(test: &str) -> bool {
+    let found = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    assert!(
+        std::env::var("P2P_REQUIRE_PYTHON").as_deref() != Ok("1"),
+        "{test}: P2P_REQUIRE_PYTHON=1 but python3 does not run here; install python3"
+    );
+    let bang = "!".repeat(78);
+    let note = format!(
+        "\n{bang}\n!! SKIPPED {test}: python3 is not on PATH;\n!! install python3, or set \
+         P2P_REQUIRE_PYTHON=1 to make this a failure.\n{bang}\n"
+    );
+    let _ = std::io::stderr().write_all(note.as_bytes());
+    false
+}
