@@ -12,8 +12,8 @@ use p2p_core::directory::{
     self, Handler, LineWriter, ServerConfig, StatusSource, Store, StoreUrl, TotalsOnly,
     ViewedMemoryStore,
 };
-use p2p_core::monitor::{self, Monitor};
 use p2p_core::log::{LogShipper, LogShipperConfig};
+use p2p_core::monitor::{self, Monitor};
 
 fn main() -> ExitCode {
     let args = Args::parse();

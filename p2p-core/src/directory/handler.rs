@@ -1,12 +1,13 @@
 //! Applies one decoded request to the store and reports it.
 
 use std::net::IpAddr;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use metrics::{Counter, Histogram};
 
-use p2p_proto::directory::{PeerAddr, Reply, Request, RequestBody};
+use p2p_proto::directory::{OpCode, PeerAddr, Reply, Request, RequestBody};
 use p2p_proto::rpc::log::LogEntry;
 use p2p_proto::timestamp::Timestamp;
 
@@ -23,6 +24,7 @@ pub struct Handler {
     store: Arc<dyn Store>,
     console: LineWriter,
     log: Option<LogShipper>,
+    metrics: RequestMetrics,
 }
 
 impl Handler {
@@ -33,6 +35,7 @@ impl Handler {
             store,
             console,
             log,
+            metrics: RequestMetrics::default(),
         }
     }
 
@@ -71,11 +74,8 @@ impl Handler {
         }
         let elapsed = started.elapsed();
         let result = out.get(mark).copied().unwrap_or(u8::MAX);
-        let op = request.op().as_str();
-        metrics::counter!(names::DIRECTORY_REQUESTS, "op" => op, "result" => result_label(result))
-            .increment(1);
-        metrics::histogram!(names::DIRECTORY_REQUEST_DURATION, "op" => op).record(elapsed);
-        tracing::debug!(op, user = %request.user, result, duration_us = elapsed.as_micros() as u64, "request handled");
+        self.metrics.record(request.op(), result, elapsed);
+        tracing::debug!(op = request.op().as_str(), user = %request.user, result, duration_us = elapsed.as_micros() as u64, "request handled");
         self.report(request);
     }
 
@@ -141,16 +141,44 @@ impl Handler {
     }
 }
 
-/// The `result` label of a reply's result byte: the byte in decimal, as
-/// PROTOCOL.md lists each operation's codes (`0` is OK everywhere).
-fn result_label(result: u8) -> &'static str {
-    match result {
-        0 => "0",
-        1 => "1",
-        2 => "2",
-        3 => "3",
-        4 => "4",
-        5 => "5",
-        _ => "other",
+/// The `result` labels: a reply's result byte in decimal, as PROTOCOL.md
+/// lists each operation's codes (`0` is OK everywhere); the last for any
+/// other byte.
+const RESULT_LABELS: [&str; 7] = ["0", "1", "2", "3", "4", "5", "other"];
+
+/// The per-request metrics' handles, each registered on its first use: a
+/// request costs two array lookups and two atomic updates, with no
+/// allocation or registry lookup (the `metrics` macros allocate their labels
+/// on every call, recorder or not).
+#[derive(Debug)]
+struct RequestMetrics {
+    requests: [[OnceLock<Counter>; RESULT_LABELS.len()]; OpCode::ALL.len()],
+    durations: [OnceLock<Histogram>; OpCode::ALL.len()],
+}
+
+impl Default for RequestMetrics {
+    fn default() -> Self {
+        Self {
+            requests: std::array::from_fn(|_| std::array::from_fn(|_| OnceLock::new())),
+            durations: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+}
+
+impl RequestMetrics {
+    fn record(&self, op: OpCode, result: u8, elapsed: Duration) {
+        let Some(index) = OpCode::ALL.iter().position(|&o| o == op) else {
+            return;
+        };
+        let label = usize::from(result).min(RESULT_LABELS.len() - 1);
+        let name = op.as_str();
+        self.requests[index][label]
+            .get_or_init(|| {
+                metrics::counter!(names::DIRECTORY_REQUESTS, "op" => name, "result" => RESULT_LABELS[label])
+            })
+            .increment(1);
+        self.durations[index]
+            .get_or_init(|| metrics::histogram!(names::DIRECTORY_REQUEST_DURATION, "op" => name))
+            .record(elapsed);
     }
 }

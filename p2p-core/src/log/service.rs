@@ -28,8 +28,8 @@ use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use super::LogError;
-use crate::monitor::names;
 use super::rpcbind::{Registration, register};
+use crate::monitor::names;
 
 /// Largest UDP datagram read (the IPv4 UDP payload limit).
 const MAX_DATAGRAM: usize = 65_536;
@@ -596,9 +596,7 @@ struct CallMetrics {
 
 impl CallMetrics {
     fn new(transport: &'static str) -> Self {
-        let calls = |result: &'static str| {
-            metrics::counter!(names::LOG_CALLS, "transport" => transport, "result" => result)
-        };
+        let calls = |result: &'static str| metrics::counter!(names::LOG_CALLS, "transport" => transport, "result" => result);
         Self {
             transport,
             ok: calls("ok"),

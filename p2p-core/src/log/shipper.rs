@@ -22,9 +22,9 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::LogError;
-use crate::monitor::names;
 use super::client::{MAX_REPLY, next_xid};
 use super::rpcbind::lookup_tcp;
+use crate::monitor::names;
 
 /// Where the log service runs: a host, and a port unless rpcbind on the host should be asked.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -177,9 +177,7 @@ struct ShipperMetrics {
 
 impl Default for ShipperMetrics {
     fn default() -> Self {
-        let dropped = |reason: &'static str| {
-            metrics::counter!(names::LOG_SHIPPER_DROPPED, "reason" => reason)
-        };
+        let dropped = |reason: &'static str| metrics::counter!(names::LOG_SHIPPER_DROPPED, "reason" => reason);
         Self {
             queued: metrics::gauge!(names::LOG_SHIPPER_QUEUED),
             sent: metrics::counter!(names::LOG_SHIPPER_SENT),
