@@ -136,9 +136,16 @@ fn version_is_the_programs_name_and_the_package_version() {
     }
 }
 
-/// Each case: program, arguments, environment, and the flag clap's message must name.
-/// Everything else on the command line is valid, so only the named value can be refused.
-const BAD_VALUES: &[(&str, &[&str], &[(&str, &str)], &str)] = &[
+/// A bad-value case: program, arguments, environment, and the flag clap's message must name.
+type BadValue = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    &'static str,
+);
+
+/// Everything else on each command line is valid, so only the named value can be refused.
+const BAD_VALUES: &[BadValue] = &[
     (
         "p2p-server",
         &["-p", "0", "--max-connections", "0"],
