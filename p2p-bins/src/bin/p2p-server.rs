@@ -8,10 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use p2p_bins::cli::server::{Args, NAME};
 use p2p_core::console::InitLine;
-use p2p_core::directory::{
-    self, Handler, LineWriter, ServerConfig, StatusSource, Store, StoreUrl, TotalsOnly,
-    ViewedMemoryStore,
-};
+use p2p_core::directory::{self, Handler, LineWriter, ServerConfig};
 use p2p_core::log::{LogShipper, LogShipperConfig};
 use p2p_core::monitor::{self, Monitor};
 
@@ -37,21 +34,14 @@ async fn run(args: Args) -> ExitCode {
     };
     // The store first: a directory that cannot be read must not be replaced
     // by an empty one, and nothing is announced before it is ready.
-    let (store, status): (Arc<dyn Store>, Arc<dyn StatusSource>) =
-        if recorder.is_some() && args.store == StoreUrl::Memory {
-            // Until the stores answer the status page themselves (view.rs).
-            let store = Arc::new(ViewedMemoryStore::new());
-            (store.clone(), store)
-        } else {
-            match args.store.open().await {
-                Ok(store) => (store.clone(), Arc::new(TotalsOnly(store))),
-                Err(e) => return p2p_bins::fail(NAME, format!("store {}: {e}", args.store)),
-            }
-        };
+    let store = match args.store.open().await {
+        Ok(store) => store,
+        Err(e) => return p2p_bins::fail(NAME, format!("store {}: {e}", args.store)),
+    };
     eprintln!("p2p-server: store: {}", store.describe());
     let http = match (args.http, recorder) {
         (Some(addr), Some(recorder)) => {
-            let monitor = Monitor::new(recorder).with_directory(store.clone(), status);
+            let monitor = Monitor::new(recorder).with_directory(store.clone());
             match p2p_bins::http::start(NAME, addr, monitor).await {
                 Ok(task) => Some(task),
                 Err(e) => return p2p_bins::fail(NAME, e),

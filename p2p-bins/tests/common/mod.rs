@@ -526,7 +526,8 @@ impl Datetime {
         let mut command = Command::new(datetime_bin());
         command
             .args(["--bind", "127.0.0.1:0"])
-            .env_remove("RUST_LOG")
+            // Each request is a debug event: tests count them on stderr.
+            .env("RUST_LOG", "debug")
             .stdin(Stdio::null());
         let mut proc = Proc::spawn("p2p-datetime", &mut command);
         let _stdout = Lines::spawn("p2p-datetime stdout", proc.take_stdout());

@@ -19,4 +19,4 @@ pub use store::{
     MemoryStore, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError,
     StoreStats, StoreUrl,
 };
-pub use view::{ConnectedUser, DirectoryView, StatusSource, TotalsOnly, ViewedMemoryStore};
+pub use view::{ConnectedUser, DirectoryView};

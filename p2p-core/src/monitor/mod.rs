@@ -33,7 +33,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 
 use crate::directory::Store;
-use crate::directory::view::StatusSource;
 
 pub use status::{PAGE_ROWS, VIEW_LIMIT, render_status_page};
 
@@ -211,7 +210,6 @@ pub struct Monitor {
 #[derive(Clone)]
 struct Directory {
     store: Arc<dyn Store>,
-    status: Arc<dyn StatusSource>,
 }
 
 impl std::fmt::Debug for Monitor {
@@ -233,10 +231,10 @@ impl Monitor {
     }
 
     /// Adds the directory's gauges (read from `store` at each scrape) and the
-    /// status page at `/` (read from `status`).
+    /// status page at `/` (read from the store too).
     #[must_use]
-    pub fn with_directory(mut self, store: Arc<dyn Store>, status: Arc<dyn StatusSource>) -> Self {
-        self.directory = Some(Directory { store, status });
+    pub fn with_directory(mut self, store: Arc<dyn Store>) -> Self {
+        self.directory = Some(Directory { store });
         self
     }
 
@@ -301,7 +299,7 @@ async fn status_page(State(monitor): State<Monitor>, RawQuery(query): RawQuery) 
             .find(|(key, _)| key == "q")
             .map(|(_, value)| value.into_owned())
     });
-    match directory.status.directory_view(VIEW_LIMIT).await {
+    match directory.store.directory_view(VIEW_LIMIT).await {
         Ok(view) => (
             [
                 (header::CONTENT_TYPE, "text/html; charset=utf-8"),

@@ -17,6 +17,7 @@ use p2p_proto::field::{Description, FileName, UserName};
 use async_trait::async_trait;
 
 use super::{Store, StoreError, StoreStats};
+use crate::directory::view::{ConnectedUser, DirectoryView};
 
 /// A user's record.
 #[derive(Debug, Default)]
@@ -263,6 +264,41 @@ impl MemoryStore {
         }
     }
 
+    /// See [`Store::directory_view`].
+    pub fn directory_view(&self, limit: usize) -> DirectoryView {
+        let state = self.read();
+        let mut files_left = limit;
+        let mut complete = state.connected.len() <= limit;
+        let connected = state
+            .connected
+            .values()
+            .take(limit)
+            .filter_map(|entry| {
+                let entry = entry.entry();
+                let user = state.users.get(entry.name.as_str())?;
+                let shown = user.files.len().min(files_left);
+                files_left -= shown;
+                complete &= shown == user.files.len();
+                Some(ConnectedUser {
+                    name: entry.name.clone(),
+                    addr: entry.addr,
+                    publications: user.files.len(),
+                    files: user.files.values().take(shown).cloned().collect(),
+                })
+            })
+            .collect();
+        DirectoryView {
+            stats: StoreStats {
+                users: state.users.len(),
+                connected: state.connected.len(),
+                publications: state.publications,
+            },
+            connected,
+            complete,
+            listed: true,
+        }
+    }
+
     /// Adds a user as a durable store read it back: `connection` carries the
     /// position in connection order the user had.
     pub(crate) fn restore_user(&self, user: UserName, connection: Option<(u64, PeerAddr)>) {
@@ -375,6 +411,10 @@ impl Store for MemoryStore {
         Ok(Self::stats(self))
     }
 
+    async fn directory_view(&self, limit: usize) -> Result<DirectoryView, StoreError> {
+        Ok(Self::directory_view(self, limit))
+    }
+
     fn describe(&self) -> String {
         "in memory (nothing is kept after the server stops)".to_owned()
     }
@@ -470,6 +510,69 @@ mod tests {
         assert_eq!(s.register(&a), RegisterResult::Ok);
         assert_eq!(s.connect(&a, addr(1)), ConnectResult::Ok);
         assert_eq!(s.list_content(&a, &a), ListContentReply::Ok(vec![]));
+    }
+
+    #[test]
+    fn the_view_shows_connected_users_in_order_within_the_limit() {
+        let s = MemoryStore::new();
+        let desc: Description = "d".parse().unwrap();
+        for n in ["ann", "bob", "cy"] {
+            s.register(&name(n));
+        }
+        s.connect(&name("bob"), addr(2));
+        s.connect(&name("ann"), addr(1));
+        for f in ["a1", "a2", "a3"] {
+            s.publish(&name("ann"), &file(f), &desc);
+        }
+        s.delete(&name("ann"), &file("a2"));
+        s.publish(&name("bob"), &file("b1"), &desc);
+        let shown = |v: &DirectoryView| -> Vec<(String, u16, Vec<String>)> {
+            v.connected
+                .iter()
+                .map(|u| {
+                    (
+                        u.name.to_string(),
+                        u.addr.port,
+                        u.files.iter().map(ToString::to_string).collect(),
+                    )
+                })
+                .collect()
+        };
+        let view = s.directory_view(100);
+        assert!(view.complete && view.listed);
+        assert_eq!(
+            view.stats,
+            StoreStats {
+                users: 3,
+                connected: 2,
+                publications: 3
+            }
+        );
+        assert_eq!(
+            shown(&view),
+            [
+                ("bob".into(), 2, vec!["b1".into()]),
+                ("ann".into(), 1, vec!["a1".into(), "a3".into()])
+            ]
+        );
+        // Two file names in all: bob's one, then one of ann's.
+        let view = s.directory_view(2);
+        assert!(!view.complete);
+        assert_eq!(
+            shown(&view),
+            [
+                ("bob".into(), 2, vec!["b1".into()]),
+                ("ann".into(), 1, vec!["a1".into()])
+            ]
+        );
+        assert_eq!(view.connected[1].publications, 2);
+        // One user at most.
+        assert_eq!(s.directory_view(1).connected.len(), 1);
+        // A disconnected user leaves the view; its files stay counted.
+        s.disconnect(&name("bob"));
+        let view = s.directory_view(100);
+        assert_eq!(shown(&view).len(), 1);
+        assert_eq!(view.stats.publications, 3);
     }
 
     /// The encoded listing is the typed listing's bytes, for every outcome.

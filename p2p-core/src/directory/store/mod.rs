@@ -34,6 +34,8 @@ use p2p_proto::directory::{
 };
 use p2p_proto::field::{Description, FileName, UserName};
 
+use super::view::DirectoryView;
+
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
@@ -91,6 +93,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> Result<GetUserInfoReply, StoreError>;
     /// Counts for diagnostics and tests.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
+    /// What the status page shows, from one consistent state: the totals,
+    /// and the connected users in connection order (at most `limit`) with
+    /// their publications' names (at most `limit` in all). Never more than
+    /// LIST_USERS and LIST_CONTENT show anyone.
+    async fn directory_view(&self, limit: usize) -> Result<DirectoryView, StoreError>;
     /// What the store is and where it keeps its data, for the start-up line.
     fn describe(&self) -> String;
 }

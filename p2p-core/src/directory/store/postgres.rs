@@ -41,6 +41,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
 use super::{SCHEMA_VERSION, Store, StoreError, StoreStats};
+use crate::directory::view::{ConnectedUser, DirectoryView};
 
 /// Key of the advisory lock that serializes schema migrations.
 const MIGRATION_LOCK: i64 = 0x7032_7064_0000_0001;
@@ -98,6 +99,15 @@ const GET_USER_INFO: &str = "SELECT r.conn_seq IS NOT NULL, t.ip, t.port FROM p2
 const STATS: &str = "SELECT (SELECT count(*) FROM p2p_users), \
                      (SELECT count(*) FROM p2p_users WHERE conn_seq IS NOT NULL), \
                      (SELECT count(*) FROM p2p_publications)";
+
+const VIEW_USERS: &str = "SELECT u.name, u.ip, u.port, \
+                          (SELECT count(*) FROM p2p_publications p WHERE p.user_id = u.id) \
+                          FROM p2p_users u WHERE u.conn_seq IS NOT NULL ORDER BY u.conn_seq LIMIT $1";
+const VIEW_FILES: &str = "SELECT f.uname, f.name FROM (SELECT u.name AS uname, p.name, \
+                          row_number() OVER (ORDER BY u.conn_seq, p.seq) AS n \
+                          FROM (SELECT id, name, conn_seq FROM p2p_users WHERE conn_seq IS NOT NULL \
+                          ORDER BY conn_seq LIMIT $1) u JOIN p2p_publications p ON p.user_id = u.id) f \
+                          WHERE f.n <= $1 ORDER BY f.n";
 
 /// Settings of [`PostgresStore`].
 #[derive(Clone, Debug)]
@@ -511,6 +521,65 @@ impl Store for PostgresStore {
                 users: count(0),
                 connected: count(1),
                 publications: count(2),
+            })
+        })
+        .await
+    }
+
+    async fn directory_view(&self, limit: usize) -> Result<DirectoryView, StoreError> {
+        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.timed(async {
+            let mut client = self.client().await?;
+            // Three reads, one snapshot.
+            let tx = client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(|e| db(&e))?;
+            let totals = tx.query_one(STATS, &[]).await.map_err(|e| db(&e))?;
+            let count = |i: usize| usize::try_from(totals.get::<_, i64>(i)).unwrap_or(0);
+            let stats = StoreStats {
+                users: count(0),
+                connected: count(1),
+                publications: count(2),
+            };
+            let users = tx
+                .query(VIEW_USERS, &[&limit_sql])
+                .await
+                .map_err(|e| db(&e))?;
+            let files = tx
+                .query(VIEW_FILES, &[&limit_sql])
+                .await
+                .map_err(|e| db(&e))?;
+            tx.commit().await.map_err(|e| db(&e))?;
+            let mut connected = Vec::with_capacity(users.len());
+            let mut index = std::collections::HashMap::new();
+            for row in users {
+                let name: UserName = parse("user", row.get(0))?;
+                index.insert(name.clone(), connected.len());
+                connected.push(ConnectedUser {
+                    name,
+                    addr: address(row.get(1), row.get(2))?,
+                    publications: usize::try_from(row.get::<_, i64>(3)).unwrap_or(0),
+                    files: Vec::new(),
+                });
+            }
+            for row in files {
+                let name: String = row.get(0);
+                let file: FileName = parse("file", row.get(1))?;
+                if let Some(&i) = index.get(name.as_str()) {
+                    connected[i].files.push(file);
+                }
+            }
+            let complete = stats.connected <= limit
+                && connected.iter().all(|u| u.files.len() == u.publications);
+            Ok(DirectoryView {
+                stats,
+                connected,
+                complete,
+                listed: true,
             })
         })
         .await

@@ -36,6 +36,8 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
 use tokio::sync::oneshot;
 
 use super::{MemoryStore, SCHEMA_VERSION, Store, StoreError, StoreStats};
+use crate::directory::view::DirectoryView;
+use crate::monitor::names;
 
 /// `PRAGMA application_id` of a directory database ("P2PD"), so that another
 /// program's SQLite file is refused rather than taken over.
@@ -160,6 +162,9 @@ impl SqliteStore {
             conn,
             path: shown.clone(),
             mirror: mirror.clone(),
+            // Taken once: the recorder (if any) is installed before the store opens.
+            commit_duration: metrics::histogram!(names::STORE_COMMIT_DURATION),
+            batch_size: metrics::histogram!(names::STORE_COMMIT_BATCH_SIZE),
             next_seq,
             max_batch: options.max_batch.max(1),
         };
@@ -276,6 +281,10 @@ impl Store for SqliteStore {
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         Ok(self.mirror.stats())
+    }
+
+    async fn directory_view(&self, limit: usize) -> Result<DirectoryView, StoreError> {
+        Ok(self.mirror.directory_view(limit))
     }
 
     fn describe(&self) -> String {
@@ -401,6 +410,8 @@ struct Writer {
     conn: Connection,
     path: PathBuf,
     mirror: Arc<MemoryStore>,
+    commit_duration: metrics::Histogram,
+    batch_size: metrics::Histogram,
     next_seq: i64,
     max_batch: usize,
 }
@@ -426,7 +437,14 @@ impl Writer {
     /// applies it to the mirror and answers every change.
     fn commit(&mut self, batch: &mut Vec<(Change, Answer)>) {
         let start_seq = self.next_seq;
+        let started = std::time::Instant::now();
         let decided = self.apply(batch);
+        self.commit_duration.record(started.elapsed().as_secs_f64());
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "a batch holds at most max_batch changes"
+        )]
+        self.batch_size.record(batch.len() as f64);
         match decided {
             Ok(replies) => {
                 for ((change, answer), reply) in batch.drain(..).zip(replies) {
