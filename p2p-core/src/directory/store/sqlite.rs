@@ -1,15 +1,26 @@
-//! The embedded durable store: SQLite in WAL mode, one writer thread with
-//! group commit, reads from an in-memory copy that follows the commits.
+//! The embedded durable store: SQLite in WAL mode, one committer with group
+//! commit, reads from an in-memory copy that follows the commits.
 //!
 //! # Sync policy
 //!
 //! `journal_mode=WAL`, `synchronous=FULL`: a commit returns once its WAL frames
-//! are written and fsync'ed. The writer thread takes every change waiting in
-//! its queue (up to [`SqliteOptions::max_batch`]), decides and applies them in
+//! are written and fsync'ed. The committer takes every change waiting in the
+//! queue (up to [`SqliteOptions::max_batch`]), decides and applies them in
 //! order in one transaction, commits — one fsync for the whole batch — and only
 //! then applies them to the in-memory copy and answers. Changes that arrive
 //! during a sync wait for the next one, so under load many operations share
 //! each sync (group commit) while a lone operation pays exactly one.
+//!
+//! # Where the commit runs
+//!
+//! The committer is a task on the server's runtime and commits on its worker
+//! thread, which blocks for the sync (about 0.15 ms per batch on this
+//! project's test VM). A writer thread of its own was measured too: each
+//! batch then costs a wake-up across threads each way, which on a loaded
+//! machine waits for the scheduler; with 16 clients it made 0.74–0.78× the
+//! memory store's throughput against 0.86–0.91× inline (docs/PERFORMANCE.md).
+//! On a disk whose syncs take milliseconds, run `p2p-server --threads 2` or
+//! more: the other workers take over the blocked one's connections.
 //!
 //! Reads (LIST_USERS, LIST_CONTENT, GET_USER_INFO) are answered from the
 //! in-memory copy, which holds only synced changes: no reply ever shows a
@@ -21,9 +32,7 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc;
-use std::thread;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -33,7 +42,7 @@ use p2p_proto::directory::{
 };
 use p2p_proto::field::{Description, FileName, UserName};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 
 use super::{MemoryStore, SCHEMA_VERSION, Store, StoreError, StoreStats};
 use crate::directory::view::DirectoryView;
@@ -95,20 +104,45 @@ pub struct SqliteStore {
     path: PathBuf,
     /// The synced state; reads are answered here.
     mirror: Arc<MemoryStore>,
-    /// `None` only while dropping.
-    changes: Option<mpsc::Sender<(Change, Answer)>>,
-    writer: Option<thread::JoinHandle<()>>,
+    shared: Arc<Shared>,
+    /// The committer task, started by the first change (it needs the runtime).
+    committer: OnceLock<tokio::task::JoinHandle<()>>,
+}
+
+/// What the store and its committer task share.
+#[derive(Debug)]
+struct Shared {
+    /// Changes waiting for the next commit.
+    queue: Mutex<Vec<(Change, Answer)>>,
+    /// Wakes the committer when the queue becomes non-empty.
+    ready: Notify,
+    /// `None` once the store is dropped: the file is closed.
+    writer: Mutex<Option<Writer>>,
+    /// Most changes committed by one sync.
+    max_batch: usize,
 }
 
 impl Drop for SqliteStore {
-    /// Closes the queue and waits for the writer to finish its last batch and
-    /// close the file, so the file can be opened again at once.
+    /// Stops the committer and closes the file at once, so it can be opened
+    /// again. Changes still queued answer "other error" (none are, once every
+    /// request that used the store has been answered).
     fn drop(&mut self) {
-        drop(self.changes.take());
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
+        if let Some(task) = self.committer.take() {
+            task.abort();
+        }
+        drop(lock(&self.shared.writer).take());
+        for (_, answer) in lock(&self.shared.queue).drain(..) {
+            let _ = answer.send(Err(StoreError::Closed));
         }
     }
+}
+
+/// Locks `mutex`; a panic while it was held cannot leave a half-applied
+/// batch (a batch is one transaction), so a poisoned lock is still usable.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl SqliteStore {
@@ -157,7 +191,6 @@ impl SqliteStore {
             MigrateError::Sqlite(e) => err(e),
             MigrateError::Store(e) => e,
         })?;
-        let (changes, queue) = mpsc::channel();
         let writer = Writer {
             conn,
             path: shown.clone(),
@@ -166,28 +199,57 @@ impl SqliteStore {
             commit_duration: metrics::histogram!(names::STORE_COMMIT_DURATION),
             batch_size: metrics::histogram!(names::STORE_COMMIT_BATCH_SIZE),
             next_seq,
-            max_batch: options.max_batch.max(1),
         };
-        let writer = thread::Builder::new()
-            .name("p2p-sqlite-writer".into())
-            .spawn(move || writer.run(&queue))
-            .map_err(|e| StoreError::Invalid(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             path: shown,
             mirror,
-            changes: Some(changes),
-            writer: Some(writer),
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Vec::new()),
+                ready: Notify::new(),
+                writer: Mutex::new(Some(writer)),
+                max_batch: options.max_batch.max(1),
+            }),
+            committer: OnceLock::new(),
         })
     }
 
     async fn change(&self, change: Change) -> Result<Reply, StoreError> {
         let (answer, answered) = oneshot::channel();
-        self.changes
-            .as_ref()
-            .ok_or(StoreError::Closed)?
-            .send((change, answer))
-            .map_err(|_| StoreError::Closed)?;
+        self.committer
+            .get_or_init(|| tokio::spawn(commit_loop(self.shared.clone())));
+        lock(&self.shared.queue).push((change, answer));
+        self.shared.ready.notify_one();
         answered.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// The committer: once woken, lets every other ready task of the runtime run
+/// (so the requests that arrived together queue their changes), then commits
+/// everything queued as one batch, and again until the queue is empty.
+///
+/// The batch is committed on this worker thread, which blocks for the fsync
+/// (a fraction of a millisecond on an SSD). A thread of its own would cost a
+/// wake-up across cores per batch each way, which on a loaded machine waits
+/// for the scheduler far longer than the fsync takes (docs/PERFORMANCE.md).
+async fn commit_loop(shared: Arc<Shared>) {
+    loop {
+        shared.ready.notified().await;
+        loop {
+            tokio::task::yield_now().await;
+            let mut batch: Vec<_> = {
+                let mut queue = lock(&shared.queue);
+                let n = queue.len().min(shared.max_batch);
+                queue.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                break;
+            }
+            match lock(&shared.writer).as_mut() {
+                Some(writer) => writer.commit(&mut batch),
+                // The store was dropped.
+                None => return,
+            }
+        }
     }
 }
 
@@ -405,7 +467,8 @@ fn load(conn: &Connection, mirror: &MemoryStore) -> Result<i64, MigrateError> {
     Ok(max_seq + 1)
 }
 
-/// The one thread that changes the database.
+/// The only user of the connection: decides, applies and commits batches.
+#[derive(Debug)]
 struct Writer {
     conn: Connection,
     path: PathBuf,
@@ -413,26 +476,9 @@ struct Writer {
     commit_duration: metrics::Histogram,
     batch_size: metrics::Histogram,
     next_seq: i64,
-    max_batch: usize,
 }
 
 impl Writer {
-    fn run(mut self, queue: &mpsc::Receiver<(Change, Answer)>) {
-        let mut batch = Vec::with_capacity(self.max_batch);
-        // Ends when every sender is gone: the store was dropped, and every
-        // change sent before was answered.
-        while let Ok(first) = queue.recv() {
-            batch.push(first);
-            while batch.len() < self.max_batch {
-                match queue.try_recv() {
-                    Ok(next) => batch.push(next),
-                    Err(_) => break,
-                }
-            }
-            self.commit(&mut batch);
-        }
-    }
-
     /// Decides and applies `batch` in one transaction; once it is synced,
     /// applies it to the mirror and answers every change.
     fn commit(&mut self, batch: &mut Vec<(Change, Answer)>) {
