@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole system on loopback: the datetime service, the log service, the
 # directory server and two peers that register, publish, list and download
-# from each other. Needs only Rust (cargo). Everything stops at the end.
+# from each other; then the server restarts on its store and a third peer
+# finds what was published. Needs only Rust (cargo). Everything stops at the
+# end and the work directory (the store included) is removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -77,6 +79,19 @@ cmp "$work/alice/notes.txt" "$work/bob/notes.txt" && cmp "$work/alice/photo.jpg"
 kill -TERM "${pids[2]}"; wait "${pids[2]}" || true
 echo "== directory server console"
 cat "$work/server.out"
+
+echo "== the directory server restarts on the same store: carol still finds alice's publication"
+"$bin/p2p-server" --bind 127.0.0.1 -p 0 --store "sqlite:$work/directory.db" >"$work/server2.out" 2>"$work/server2.err" & pids+=($!)
+server_port=$(wait_for "$work/server2.out" 'init server 127\.0\.0\.1:[0-9]+' | sed 's/.*://')
+mkdir -p "$work/carol"
+peer carol <<'CMDS'
+REGISTER carol
+CONNECT carol
+LIST_CONTENT alice
+DISCONNECT carol
+QUIT
+CMDS
+kill -TERM "${pids[4]}"; wait "${pids[4]}" || true
 kill -TERM "${pids[1]}"; wait "${pids[1]}" || true
 echo "== log service output"
 cat "$work/log.out"
