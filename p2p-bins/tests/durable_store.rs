@@ -1652,15 +1652,25 @@ fn postgres_newer_schema_is_refused() {
     expect(server.port, "alice", Op::Register, 0);
     let out = server.stop();
     assert!(out.status.success(), "{out:?}");
-    assert_eq!(cluster.psql("SELECT version FROM p2p_schema"), "1\n");
-    cluster.psql("UPDATE p2p_schema SET version = 2");
+    let known = p2p_core::directory::POSTGRES_SCHEMA_VERSION;
+    let newer = known + 1;
+    assert_eq!(
+        cluster.psql("SELECT version FROM p2p_schema"),
+        format!("{known}\n")
+    );
+    cluster.psql(&format!("UPDATE p2p_schema SET version = {newer}"));
     let exited = run_to_exit(server_command(0, &["--store", &url]));
     assert_refused(
         &exited,
         &url,
-        "the database's schema is version 2, newer than the 1 this p2p-server knows",
+        &format!(
+            "the database's schema is version {newer}, newer than the {known} this p2p-server knows"
+        ),
     );
-    assert_eq!(cluster.psql("SELECT version FROM p2p_schema"), "2\n");
+    assert_eq!(
+        cluster.psql("SELECT version FROM p2p_schema"),
+        format!("{newer}\n")
+    );
     assert_eq!(cluster.psql("SELECT name FROM p2p_users"), "alice\n");
 }
 
@@ -1693,7 +1703,10 @@ fn postgres_servers_starting_together_migrate_once() {
             .collect();
         assert_eq!(names, expected, "server {i} sees the others' users");
     }
-    assert_eq!(cluster.psql("SELECT version FROM p2p_schema"), "1\n");
+    assert_eq!(
+        cluster.psql("SELECT version FROM p2p_schema"),
+        format!("{}\n", p2p_core::directory::POSTGRES_SCHEMA_VERSION)
+    );
     for server in servers {
         let (status, stderr) = server.stop();
         assert!(status.success(), "{status}: {stderr:?}");

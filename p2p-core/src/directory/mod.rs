@@ -16,7 +16,8 @@ pub use handler::Handler;
 pub use lines::{COALESCE, LINE_BUFFER_LIMIT, LineWriter, LineWriterThread};
 pub use server::{ServerConfig, bind, run};
 pub use store::{
-    MemoryStore, PostgresOptions, PostgresStore, SqliteOptions, SqliteStore, Store, StoreError,
-    StoreStats, StoreUrl,
+    MemoryStore, POSTGRES_SCHEMA_VERSION, PingAnswer, PostgresOptions, PostgresStore,
+    SQLITE_SCHEMA_VERSION, SearchAnswer, SearchHit, SqliteOptions, SqliteStore, Store, StoreError,
+    StoreStats, StoreUrl, search,
 };
 pub use view::{ConnectedUser, DirectoryView};

@@ -4,7 +4,9 @@
 //! change here once it is synced to disk.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::RwLock;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use p2p_proto::directory::{
@@ -16,7 +18,8 @@ use p2p_proto::field::{Description, FileName, UserName};
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError, StoreStats};
+use super::index::{self, SearchIndex};
+use super::{PingAnswer, SearchAnswer, SearchHit, Store, StoreError, StoreStats};
 use crate::directory::view::{ConnectedUser, DirectoryView};
 
 /// A user's record.
@@ -29,6 +32,9 @@ struct User {
     /// File name → (sequence number, description), for duplicate checks and
     /// deletion in O(log n).
     index: HashMap<FileName, (u64, Description)>,
+    /// When the user last sent PING while connected (PROTOCOL.md §6.3);
+    /// `None` until it does. Liveness only: never stored durably.
+    last_ping: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -37,6 +43,8 @@ struct State {
     /// Connected users in connection order, with their address, encoded at
     /// CONNECT: LIST_USERS reads only this and copies bytes.
     connected: BTreeMap<u64, EncodedUserEntry>,
+    /// Every publication's words, for SEARCH.
+    search: SearchIndex,
     publications: usize,
     next_seq: u64,
 }
@@ -109,6 +117,12 @@ impl MemoryStore {
             state.connected.remove(&seq);
         }
         state.publications -= removed.files.len();
+        state.search.remove(
+            removed
+                .index
+                .iter()
+                .map(|(file, (seq, description))| (*seq, file.as_str(), description.as_str())),
+        );
         UnregisterResult::Ok
     }
 
@@ -123,6 +137,7 @@ impl MemoryStore {
             return ConnectResult::AlreadyConnected;
         }
         record.connection = Some((seq, addr));
+        record.last_ping = None;
         state.connected.insert(
             seq,
             EncodedUserEntry::new(UserEntry {
@@ -142,6 +157,7 @@ impl MemoryStore {
         let Some((seq, _)) = record.connection.take() else {
             return DisconnectResult::NotConnected;
         };
+        record.last_ping = None;
         state.connected.remove(&seq);
         DisconnectResult::Ok
     }
@@ -168,6 +184,9 @@ impl MemoryStore {
             .insert(file.clone(), (seq, description.clone()));
         record.files.insert(seq, file.clone());
         state.publications += 1;
+        state
+            .search
+            .insert(seq, user, file.as_str(), description.as_str());
         PublishResult::Ok
     }
 
@@ -179,11 +198,14 @@ impl MemoryStore {
             Some(u) if u.connection.is_none() => return DeleteResult::NotConnected,
             Some(u) => u,
         };
-        let Some((seq, _)) = record.index.remove(file.as_str()) else {
+        let Some((seq, description)) = record.index.remove(file.as_str()) else {
             return DeleteResult::NotPublished;
         };
         record.files.remove(&seq);
         state.publications -= 1;
+        state
+            .search
+            .remove([(seq, file.as_str(), description.as_str())]);
         DeleteResult::Ok
     }
 
@@ -299,6 +321,113 @@ impl MemoryStore {
         }
     }
 
+    /// SEARCH (PROTOCOL.md §6.2): the publications of connected users other
+    /// than `user` whose file name or description has, for every term, a word
+    /// that the term is a prefix of; most recently published first, at most
+    /// `limit`. `terms` are lowercased and non-empty (the caller checks the
+    /// query).
+    pub fn search(&self, user: &UserName, terms: &[String], limit: usize) -> SearchAnswer {
+        let state = self.read();
+        connected_user!(
+            state,
+            user,
+            SearchAnswer::UserDoesNotExist,
+            SearchAnswer::NotConnected
+        );
+        let mut hits = Vec::new();
+        if limit == 0 {
+            return SearchAnswer::Ok(hits);
+        }
+        for seq in state.search.candidates(terms) {
+            let Some(owner) = state.search.owner(seq) else {
+                continue;
+            };
+            if owner == user {
+                continue;
+            }
+            let Some(record) = state.users.get(owner.as_str()) else {
+                continue;
+            };
+            if record.connection.is_none() {
+                continue;
+            }
+            let Some(file) = record.files.get(&seq) else {
+                continue;
+            };
+            let Some((_, description)) = record.index.get(file.as_str()) else {
+                continue;
+            };
+            if index::matches(terms, file.as_str(), description.as_str()) {
+                hits.push(SearchHit {
+                    owner: owner.clone(),
+                    file: file.clone(),
+                    description: description.clone(),
+                });
+                if hits.len() == limit {
+                    break;
+                }
+            }
+        }
+        SearchAnswer::Ok(hits)
+    }
+
+    /// PING (PROTOCOL.md §6.3) from `from` at `now`: records that the
+    /// connected `user` is alive. A PING from another address than the one
+    /// recorded at CONNECT changes nothing.
+    pub fn ping(&self, user: &UserName, from: IpAddr, now: Instant) -> PingAnswer {
+        let mut state = self.write();
+        match state.users.get_mut(user.as_str()) {
+            None => PingAnswer::UserDoesNotExist,
+            Some(record) => match record.connection {
+                None => PingAnswer::NotConnected,
+                Some((_, addr)) if addr.ip.to_canonical() != from.to_canonical() => {
+                    PingAnswer::WrongAddress
+                }
+                Some(_) => {
+                    record.last_ping = Some(now);
+                    PingAnswer::Ok
+                }
+            },
+        }
+    }
+
+    /// The connected users that have pinged, but not since `deadline`.
+    pub fn silent_since(&self, deadline: Instant) -> Vec<UserName> {
+        let state = self.read();
+        state
+            .connected
+            .values()
+            .map(|entry| &entry.entry().name)
+            .filter(|name| {
+                state
+                    .users
+                    .get(name.as_str())
+                    .and_then(|u| u.last_ping)
+                    .is_some_and(|last| last < deadline)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Disconnects `user` (as DISCONNECT: publications stay) when it is still
+    /// connected and has pinged, but not since `deadline`. Returns whether it
+    /// did.
+    pub fn expire(&self, user: &UserName, deadline: Instant) -> bool {
+        let mut state = self.write();
+        let Some(record) = state.users.get_mut(user.as_str()) else {
+            return false;
+        };
+        if record.last_ping.is_none_or(|last| last >= deadline) {
+            return false;
+        }
+        let Some((seq, _)) = record.connection.take() else {
+            return false;
+        };
+        record.last_ping = None;
+        state.connected.remove(&seq);
+        true
+    }
+
     /// Adds a user as a durable store read it back: `connection` carries the
     /// position in connection order the user had.
     pub(crate) fn restore_user(&self, user: UserName, connection: Option<(u64, PeerAddr)>) {
@@ -341,8 +470,13 @@ impl MemoryStore {
             return false;
         }
         record.files.insert(seq, file.clone());
-        record.index.insert(file, (seq, description));
+        record
+            .index
+            .insert(file.clone(), (seq, description.clone()));
         state.publications += 1;
+        state
+            .search
+            .insert(seq, user, file.as_str(), description.as_str());
         true
     }
 }
@@ -405,6 +539,30 @@ impl Store for MemoryStore {
         target: &UserName,
     ) -> Result<GetUserInfoReply, StoreError> {
         Ok(Self::get_user_info(self, user, target))
+    }
+
+    async fn search(
+        &self,
+        user: &UserName,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<SearchAnswer, StoreError> {
+        Ok(Self::search(self, user, terms, limit))
+    }
+
+    async fn ping(&self, user: &UserName, from: IpAddr) -> Result<PingAnswer, StoreError> {
+        Ok(Self::ping(self, user, from, Instant::now()))
+    }
+
+    async fn expire(&self, silence: Duration) -> Result<Vec<UserName>, StoreError> {
+        let Some(deadline) = Instant::now().checked_sub(silence) else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .silent_since(deadline)
+            .into_iter()
+            .filter(|user| Self::expire(self, user, deadline))
+            .collect())
     }
 
     async fn stats(&self) -> Result<StoreStats, StoreError> {

@@ -17,14 +17,17 @@
 //! from a copy that changes only after a commit is synced, and PostgreSQL makes
 //! a commit visible only once it is flushed.
 
+mod index;
 mod memory;
 mod postgres;
 mod sqlite;
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -37,12 +40,13 @@ use p2p_proto::field::{Description, FileName, UserName};
 use super::view::DirectoryView;
 
 pub use memory::MemoryStore;
-pub use postgres::{PostgresOptions, PostgresStore};
-pub use sqlite::{SqliteOptions, SqliteStore};
 
-/// The newest schema version the durable stores know. A database whose
-/// schema is newer is refused at start rather than misread.
-pub const SCHEMA_VERSION: i64 = 1;
+/// Words and matching as SEARCH defines them (PROTOCOL.md §6.2).
+pub mod search {
+    pub use super::index::{matches, words};
+}
+pub use postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
+pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
 /// The directory's state: users, their connection, their publications.
 #[async_trait]
@@ -91,6 +95,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         user: &UserName,
         target: &UserName,
     ) -> Result<GetUserInfoReply, StoreError>;
+    /// `SEARCH` (PROTOCOL.md §6.2): the publications of connected users other
+    /// than `user` that match every term ([`search::matches`]), most recently
+    /// published first, at most `limit`. `terms` are 1 to 8 lowercased words
+    /// (the caller checks the query).
+    async fn search(
+        &self,
+        user: &UserName,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<SearchAnswer, StoreError>;
+    /// `PING` (PROTOCOL.md §6.3) from `from`: the connected `user` is alive.
+    async fn ping(&self, user: &UserName, from: IpAddr) -> Result<PingAnswer, StoreError>;
+    /// Disconnects (as DISCONNECT: publications stay) every connected user
+    /// that has pinged, but not within `silence`; returns who. Each expired
+    /// user is returned by exactly one call, also with several servers on one
+    /// store.
+    async fn expire(&self, silence: Duration) -> Result<Vec<UserName>, StoreError>;
     /// Counts for diagnostics and tests.
     async fn stats(&self) -> Result<StoreStats, StoreError>;
     /// What the status page shows, from one consistent state: the totals,
@@ -100,6 +121,43 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn directory_view(&self, limit: usize) -> Result<DirectoryView, StoreError>;
     /// What the store is and where it keeps its data, for the start-up line.
     fn describe(&self) -> String;
+}
+
+/// One SEARCH result (PROTOCOL.md §6.2).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SearchHit {
+    /// Who publishes it.
+    pub owner: UserName,
+    /// The published name.
+    pub file: FileName,
+    /// Its description.
+    pub description: Description,
+}
+
+/// What a store answers to SEARCH.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SearchAnswer {
+    /// The matches, most recently published first.
+    Ok(Vec<SearchHit>),
+    /// The requester is not registered.
+    UserDoesNotExist,
+    /// The requester is not connected.
+    NotConnected,
+}
+
+/// What a store answers to PING.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingAnswer {
+    /// Recorded.
+    Ok,
+    /// The user is not registered.
+    UserDoesNotExist,
+    /// The user is not connected.
+    NotConnected,
+    /// The PING came from another IP than the user's CONNECT.
+    WrongAddress,
 }
 
 /// Counts of what a store holds.
@@ -146,14 +204,15 @@ pub enum StoreError {
     /// PostgreSQL failed or could not be reached.
     #[error("PostgreSQL: {0}")]
     Postgres(String),
-    /// The database's schema is newer than this program knows.
+    /// The database's schema is newer than this program knows (each durable
+    /// store has its own `SCHEMA_VERSION`).
     #[error(
         "the database's schema is version {found}, newer than the {known} this p2p-server knows: run a newer p2p-server"
     )]
     SchemaTooNew {
         /// The version the database has.
         found: i64,
-        /// [`SCHEMA_VERSION`].
+        /// The newest version this program knows.
         known: i64,
     },
     /// The database holds something that is not a directory, or a value the

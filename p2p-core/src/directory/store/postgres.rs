@@ -40,7 +40,8 @@ use p2p_proto::field::{Description, FileName, UserName};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use super::{SCHEMA_VERSION, Store, StoreError, StoreStats};
+use super::index::words;
+use super::{PingAnswer, SearchAnswer, SearchHit, Store, StoreError, StoreStats};
 use crate::directory::view::{ConnectedUser, DirectoryView};
 
 /// Key of the advisory lock that serializes schema migrations.
@@ -48,7 +49,8 @@ const MIGRATION_LOCK: i64 = 0x7032_7064_0000_0001;
 
 /// The schema, by version: entry `n` takes a database from version `n` to
 /// `n + 1`.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE SEQUENCE p2p_seq;
     CREATE TABLE p2p_users (
         id       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -66,7 +68,24 @@ const MIGRATIONS: &[&str] = &["
         PRIMARY KEY (user_id, name)
     );
     CREATE INDEX p2p_publications_order ON p2p_publications (user_id, seq);
-"];
+",
+    "
+    ALTER TABLE p2p_users ADD COLUMN last_ping timestamptz;
+    CREATE TABLE p2p_words (
+        user_id bigint NOT NULL,
+        name    text NOT NULL,
+        word    text NOT NULL,
+        PRIMARY KEY (user_id, name, word),
+        FOREIGN KEY (user_id, name) REFERENCES p2p_publications (user_id, name) ON DELETE CASCADE
+    );
+    CREATE INDEX p2p_words_prefix ON p2p_words (word text_pattern_ops);
+    CREATE INDEX p2p_publications_recent ON p2p_publications (seq);
+",
+];
+
+/// The newest schema version this store knows: a database whose schema is
+/// newer is refused at start rather than misread.
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How many times a change whose classifying read says "would succeed now"
 /// is tried again before the operation answers "other error".
@@ -74,14 +93,24 @@ const MAX_ATTEMPTS: usize = 32;
 
 const REGISTER: &str = "INSERT INTO p2p_users (name) VALUES ($1) ON CONFLICT (name) DO NOTHING";
 const UNREGISTER: &str = "DELETE FROM p2p_users WHERE name = $1";
-const CONNECT: &str = "UPDATE p2p_users SET conn_seq = nextval('p2p_seq'), ip = $2, port = $3 \
-                       WHERE name = $1 AND conn_seq IS NULL";
-const DISCONNECT: &str = "UPDATE p2p_users SET conn_seq = NULL, ip = NULL, port = NULL \
+const CONNECT: &str = "UPDATE p2p_users SET conn_seq = nextval('p2p_seq'), ip = $2, port = $3, \
+                       last_ping = NULL WHERE name = $1 AND conn_seq IS NULL";
+const DISCONNECT: &str = "UPDATE p2p_users SET conn_seq = NULL, ip = NULL, port = NULL, last_ping = NULL \
                           WHERE name = $1 AND conn_seq IS NOT NULL";
+const PING: &str = "UPDATE p2p_users SET last_ping = now() \
+                    WHERE name = $1 AND conn_seq IS NOT NULL AND ip = $2";
+const PING_STATE: &str = "SELECT conn_seq IS NOT NULL FROM p2p_users WHERE name = $1";
+const EXPIRE: &str = "UPDATE p2p_users SET conn_seq = NULL, ip = NULL, port = NULL, last_ping = NULL \
+                      WHERE conn_seq IS NOT NULL AND last_ping < now() - make_interval(secs => $1) \
+                      RETURNING name";
 const IS_CONNECTED: &str = "SELECT conn_seq IS NOT NULL FROM p2p_users WHERE name = $1";
-const PUBLISH: &str = "WITH u AS (SELECT id FROM p2p_users WHERE name = $1 AND conn_seq IS NOT NULL FOR SHARE) \
-                       INSERT INTO p2p_publications (user_id, name, description, seq) \
-                       SELECT id, $2, $3, nextval('p2p_seq') FROM u ON CONFLICT DO NOTHING";
+const PUBLISH: &str = "WITH u AS (SELECT id FROM p2p_users WHERE name = $1 AND conn_seq IS NOT NULL FOR SHARE), \
+                       ins AS (INSERT INTO p2p_publications (user_id, name, description, seq) \
+                       SELECT id, $2, $3, nextval('p2p_seq') FROM u ON CONFLICT DO NOTHING \
+                       RETURNING user_id, name), \
+                       w AS (INSERT INTO p2p_words (user_id, name, word) \
+                       SELECT ins.user_id, ins.name, x FROM ins, unnest($4::text[]) AS x) \
+                       SELECT count(*) FROM ins";
 const DELETE: &str = "WITH u AS (SELECT id FROM p2p_users WHERE name = $1 AND conn_seq IS NOT NULL FOR SHARE) \
                       DELETE FROM p2p_publications p USING u WHERE p.user_id = u.id AND p.name = $2";
 const HAS_FILE: &str = "SELECT u.conn_seq IS NOT NULL, EXISTS (SELECT 1 FROM p2p_publications p \
@@ -232,8 +261,29 @@ impl PostgresStore {
             });
         }
         let from = usize::try_from(version).unwrap_or(0);
-        for migration in &MIGRATIONS[from..] {
+        for (n, migration) in MIGRATIONS.iter().enumerate().skip(from) {
             tx.batch_execute(migration).await.map_err(|e| db(&e))?;
+            if n == 1 {
+                // Version 2 indexes the words of the publications already there.
+                let rows = tx
+                    .query(
+                        "SELECT user_id, name, description FROM p2p_publications",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| db(&e))?;
+                for row in rows {
+                    let (id, name, description): (i64, String, String) =
+                        (row.get(0), row.get(1), row.get(2));
+                    tx.execute(
+                        "INSERT INTO p2p_words (user_id, name, word) \
+                         SELECT $1, $2, x FROM unnest($3::text[]) AS x",
+                        &[&id, &name, &publication_words(&name, &description)],
+                    )
+                    .await
+                    .map_err(|e| db(&e))?;
+                }
+            }
         }
         if version < SCHEMA_VERSION {
             tx.execute("DELETE FROM p2p_schema", &[])
@@ -305,6 +355,47 @@ impl PostgresStore {
             "the change kept losing races: {MAX_ATTEMPTS} attempts"
         ))
     }
+}
+
+/// The distinct words of a publication, as the index keeps them.
+fn publication_words(file: &str, description: &str) -> Vec<String> {
+    let mut all: Vec<String> = words(file).chain(words(description)).collect();
+    all.sort_unstable();
+    all.dedup();
+    all
+}
+
+/// SEARCH with `terms` terms: one `EXISTS` per term over the words index.
+fn search_sql(terms: usize) -> String {
+    let mut conditions = String::new();
+    for i in 0..terms {
+        conditions.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM p2p_words w WHERE w.user_id = p.user_id \
+               AND w.name = p.name AND w.word LIKE ${} ESCAPE '\\')",
+            i + 3
+        ));
+    }
+    format!(
+        "SELECT r.c, x.owner, x.name, x.description FROM \
+         (SELECT conn_seq IS NOT NULL AS c FROM p2p_users WHERE name = $1) r \
+         LEFT JOIN LATERAL (SELECT o.name AS owner, p.name, p.description, p.seq \
+         FROM p2p_publications p JOIN p2p_users o ON o.id = p.user_id \
+         WHERE r.c AND o.conn_seq IS NOT NULL AND o.name <> $1{conditions} \
+         ORDER BY p.seq DESC LIMIT $2) x ON true ORDER BY x.seq DESC"
+    )
+}
+
+/// `term` as a LIKE pattern for the words it is a prefix of.
+fn prefix_pattern(term: &str) -> String {
+    let mut pattern = String::with_capacity(term.len() + 1);
+    for c in term.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 fn address(ip: Option<String>, port: Option<i32>) -> Result<PeerAddr, StoreError> {
@@ -392,11 +483,21 @@ impl Store for PostgresStore {
         file: &FileName,
         description: &Description,
     ) -> Result<PublishResult, StoreError> {
+        let words_of = publication_words(file.as_str(), description.as_str());
         self.timed(async {
             for _ in 0..MAX_ATTEMPTS {
-                let params: [&(dyn ToSql + Sync); 3] =
-                    [&user.as_str(), &file.as_str(), &description.as_str()];
-                if self.execute(PUBLISH, &params).await? == 1 {
+                let params: [&(dyn ToSql + Sync); 4] = [
+                    &user.as_str(),
+                    &file.as_str(),
+                    &description.as_str(),
+                    &words_of,
+                ];
+                let added: i64 = self
+                    .query(PUBLISH, &params)
+                    .await?
+                    .first()
+                    .map_or(0, |row| row.get(0));
+                if added == 1 {
                     return Ok(PublishResult::Ok);
                 }
                 match self.has_file(user, file).await? {
@@ -506,6 +607,69 @@ impl Store for PostgresStore {
                 return Ok(GetUserInfoReply::TargetNotFound);
             }
             Ok(GetUserInfoReply::Ok(address(ip, row.get(2))?))
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        user: &UserName,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<SearchAnswer, StoreError> {
+        let sql = search_sql(terms.len());
+        let patterns: Vec<String> = terms.iter().map(|t| prefix_pattern(t)).collect();
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.timed(async {
+            let name = user.as_str();
+            let mut params: Vec<&(dyn ToSql + Sync)> = vec![&name, &limit];
+            params.extend(patterns.iter().map(|p| p as &(dyn ToSql + Sync)));
+            let rows = self.query(&sql, &params).await?;
+            let Some(first) = rows.first() else {
+                return Ok(SearchAnswer::UserDoesNotExist);
+            };
+            if !first.get::<_, bool>(0) {
+                return Ok(SearchAnswer::NotConnected);
+            }
+            let mut hits = Vec::with_capacity(rows.len());
+            for row in rows {
+                let Some(owner) = row.get::<_, Option<String>>(1) else {
+                    continue;
+                };
+                hits.push(SearchHit {
+                    owner: parse("user", owner)?,
+                    file: parse("file", row.get(2))?,
+                    description: parse("description", row.get(3))?,
+                });
+            }
+            Ok(SearchAnswer::Ok(hits))
+        })
+        .await
+    }
+
+    async fn ping(&self, user: &UserName, from: IpAddr) -> Result<PingAnswer, StoreError> {
+        let ip = from.to_canonical().to_string();
+        self.timed(async {
+            if self.execute(PING, &[&user.as_str(), &ip]).await? == 1 {
+                return Ok(PingAnswer::Ok);
+            }
+            let rows = self.query(PING_STATE, &[&user.as_str()]).await?;
+            Ok(match rows.first().map(|row| row.get::<_, bool>(0)) {
+                None => PingAnswer::UserDoesNotExist,
+                Some(false) => PingAnswer::NotConnected,
+                Some(true) => PingAnswer::WrongAddress,
+            })
+        })
+        .await
+    }
+
+    async fn expire(&self, silence: Duration) -> Result<Vec<UserName>, StoreError> {
+        let seconds = silence.as_secs_f64();
+        self.timed(async {
+            let rows = self.query(EXPIRE, &[&seconds]).await?;
+            rows.into_iter()
+                .map(|row| parse("user", row.get(0)))
+                .collect()
         })
         .await
     }

@@ -33,6 +33,7 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::BytesMut;
@@ -44,13 +45,18 @@ use p2p_proto::field::{Description, FileName, UserName};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
 use tokio::sync::{Notify, oneshot};
 
-use super::{MemoryStore, SCHEMA_VERSION, Store, StoreError, StoreStats};
+use super::{MemoryStore, PingAnswer, SearchAnswer, Store, StoreError, StoreStats};
 use crate::directory::view::DirectoryView;
 use crate::monitor::names;
 
 /// `PRAGMA application_id` of a directory database ("P2PD"), so that another
 /// program's SQLite file is refused rather than taken over.
 const APPLICATION_ID: i32 = 0x5032_5044;
+
+/// The newest schema version this store knows: a database whose schema is
+/// newer is refused at start rather than misread. (The SEARCH index and
+/// liveness live in the in-memory copy: nothing to store for them.)
+pub const SCHEMA_VERSION: i64 = 1;
 
 /// The schema, by version: entry `n` takes a database from version `n` to
 /// `n + 1`.
@@ -94,6 +100,24 @@ enum Change {
     Disconnect(UserName),
     Publish(UserName, FileName, Description),
     Delete(UserName, FileName),
+    /// A disconnection by the server of a user silent since the deadline,
+    /// decided on the copy's liveness (answered as DISCONNECT: `Ok` when it
+    /// expired the user, `NotConnected` otherwise).
+    Expire(UserName, Instant),
+}
+
+impl Change {
+    fn user(&self) -> &UserName {
+        match self {
+            Self::Register(user)
+            | Self::Unregister(user)
+            | Self::Connect(user, _)
+            | Self::Disconnect(user)
+            | Self::Publish(user, ..)
+            | Self::Delete(user, _)
+            | Self::Expire(user, _) => user,
+        }
+    }
 }
 
 type Answer = oneshot::Sender<Result<Reply, StoreError>>;
@@ -341,6 +365,35 @@ impl Store for SqliteStore {
         Ok(self.mirror.get_user_info(user, target))
     }
 
+    async fn search(
+        &self,
+        user: &UserName,
+        terms: &[String],
+        limit: usize,
+    ) -> Result<SearchAnswer, StoreError> {
+        Ok(self.mirror.search(user, terms, limit))
+    }
+
+    /// Liveness is kept in memory only: a restart forgets it, and every
+    /// connected peer pings again within its period.
+    async fn ping(&self, user: &UserName, from: IpAddr) -> Result<PingAnswer, StoreError> {
+        Ok(self.mirror.ping(user, from, Instant::now()))
+    }
+
+    async fn expire(&self, silence: Duration) -> Result<Vec<UserName>, StoreError> {
+        let Some(deadline) = Instant::now().checked_sub(silence) else {
+            return Ok(Vec::new());
+        };
+        let mut expired = Vec::new();
+        for user in self.mirror.silent_since(deadline) {
+            let reply = self.change(Change::Expire(user.clone(), deadline)).await?;
+            if reply == Reply::Disconnect(DisconnectResult::Ok) {
+                expired.push(user);
+            }
+        }
+        Ok(expired)
+    }
+
     async fn stats(&self) -> Result<StoreStats, StoreError> {
         Ok(self.mirror.stats())
     }
@@ -494,7 +547,7 @@ impl Writer {
         match decided {
             Ok(replies) => {
                 for ((change, answer), reply) in batch.drain(..).zip(replies) {
-                    let mirrored = mirror(&self.mirror, &change);
+                    let mirrored = mirror(&self.mirror, &change, &reply);
                     if mirrored != reply {
                         // Cannot happen while the mirror and the database start
                         // equal and see the same changes in the same order.
@@ -517,8 +570,18 @@ impl Writer {
     fn apply(&mut self, batch: &[(Change, Answer)]) -> rusqlite::Result<Vec<Reply>> {
         let tx = self.conn.transaction()?;
         let mut replies = Vec::with_capacity(batch.len());
+        // Users an earlier change of this batch touched: the copy does not
+        // show those changes yet, so it cannot vouch for their liveness.
+        let mut touched = std::collections::HashSet::new();
         for (change, _) in batch {
-            replies.push(decide(&tx, &mut self.next_seq, change)?);
+            let reply = match change {
+                Change::Expire(user, _) if touched.contains(user) => {
+                    Reply::Disconnect(DisconnectResult::NotConnected)
+                }
+                _ => decide(&tx, &self.mirror, &mut self.next_seq, change)?,
+            };
+            touched.insert(change.user());
+            replies.push(reply);
         }
         tx.commit()?;
         Ok(replies)
@@ -534,7 +597,12 @@ fn user_row(tx: &Transaction<'_>, user: &UserName) -> rusqlite::Result<Option<(i
 
 /// Decides `change` against the transaction's state (which includes the
 /// batch's earlier changes) and applies it.
-fn decide(tx: &Transaction<'_>, seq: &mut i64, change: &Change) -> rusqlite::Result<Reply> {
+fn decide(
+    tx: &Transaction<'_>,
+    copy: &MemoryStore,
+    seq: &mut i64,
+    change: &Change,
+) -> rusqlite::Result<Reply> {
     Ok(match change {
         Change::Register(user) => {
             let added = tx
@@ -570,6 +638,22 @@ fn decide(tx: &Transaction<'_>, seq: &mut i64, change: &Change) -> rusqlite::Res
                 ConnectResult::Ok
             }
         }),
+        Change::Expire(user, deadline) => {
+            // Liveness lives in the copy; a user the batch connected again
+            // has not pinged since, so the copy (which trails the batch) and
+            // the row must both say "connected" for the expiry to stand.
+            let silent = copy.silent_since(*deadline).contains(user);
+            Reply::Disconnect(match user_row(tx, user)? {
+                Some((id, true)) if silent => {
+                    tx.prepare_cached(
+                        "UPDATE users SET conn_seq = NULL, ip = NULL, port = NULL WHERE id = ?1",
+                    )?
+                    .execute([id])?;
+                    DisconnectResult::Ok
+                }
+                _ => DisconnectResult::NotConnected,
+            })
+        }
         Change::Disconnect(user) => Reply::Disconnect(match user_row(tx, user)? {
             None => DisconnectResult::UserDoesNotExist,
             Some((_, false)) => DisconnectResult::NotConnected,
@@ -617,7 +701,7 @@ fn decide(tx: &Transaction<'_>, seq: &mut i64, change: &Change) -> rusqlite::Res
 }
 
 /// Applies a committed change to the in-memory copy.
-fn mirror(mirror: &MemoryStore, change: &Change) -> Reply {
+fn mirror(mirror: &MemoryStore, change: &Change, decided: &Reply) -> Reply {
     match change {
         Change::Register(user) => Reply::Register(mirror.register(user)),
         Change::Unregister(user) => Reply::Unregister(mirror.unregister(user)),
@@ -627,6 +711,11 @@ fn mirror(mirror: &MemoryStore, change: &Change) -> Reply {
             Reply::Publish(mirror.publish(user, file, description))
         }
         Change::Delete(user, file) => Reply::Delete(mirror.delete(user, file)),
+        // Decided on the copy's liveness at commit time: applied as decided.
+        Change::Expire(user, _) => match decided {
+            Reply::Disconnect(DisconnectResult::Ok) => Reply::Disconnect(mirror.disconnect(user)),
+            _ => Reply::Disconnect(DisconnectResult::NotConnected),
+        },
     }
 }
 
