@@ -192,6 +192,17 @@ impl fmt::Display for OperationLine<'_> {
     }
 }
 
+/// A user the server disconnected because its PINGs stopped (PROTOCOL.md
+/// §6.3): `s> EXPIRED USER`.
+#[derive(Debug)]
+pub struct ExpiredLine<'a>(pub &'a str);
+
+impl fmt::Display for ExpiredLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{SERVER_PREFIX}EXPIRED {}", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,5 +248,6 @@ mod tests {
         assert_eq!(line.to_string(), "s> OPERATION LIST_USERS FROM bob");
         let init = InitLine("127.0.0.1:8080".parse().unwrap());
         assert_eq!(init.to_string(), "s> init server 127.0.0.1:8080");
+        assert_eq!(ExpiredLine("carol").to_string(), "s> EXPIRED carol");
     }
 }

@@ -53,7 +53,10 @@ async fn search(
 }
 
 /// A query and the `(owner, file)` pairs it finds, most recent first.
-type Case = (&'static [&'static str], &'static [(&'static str, &'static str)]);
+type Case = (
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
 
 fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
     expected

@@ -79,6 +79,8 @@ async fn run(args: Args) -> ExitCode {
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
     config.read_timeout = Duration::from_secs(args.read_timeout);
+    config.expire_after = Some(Duration::from_secs(args.expire_after));
+    config.search_limit = args.search_limit;
     let served = directory::run(
         listener,
         handler.clone(),

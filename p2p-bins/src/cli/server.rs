@@ -47,4 +47,12 @@ pub struct Args {
     /// bind it to loopback or a trusted network.
     #[arg(long, value_name = "ADDR")]
     pub http: Option<SocketAddr>,
+    /// Most results of one SEARCH (at least 1).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = super::at_least_one)]
+    pub search_limit: usize,
+    /// Seconds after its last PING at which a connected peer that pings is
+    /// disconnected (at least 1). Peers that never ping (classic ones) never
+    /// expire.
+    #[arg(long, value_name = "SECS", default_value_t = 90, value_parser = super::timeout_secs)]
+    pub expire_after: u64,
 }

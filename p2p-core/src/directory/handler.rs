@@ -13,7 +13,7 @@ use p2p_proto::timestamp::Timestamp;
 
 use super::lines::LineWriter;
 use super::store::{Store, StoreError};
-use crate::console::OperationLine;
+use crate::console::{ExpiredLine, OperationLine};
 use crate::log::LogShipper;
 use crate::monitor::names;
 
@@ -109,6 +109,26 @@ impl Handler {
                 Reply::GetUserInfo(store.get_user_info(user, target).await?)
             }
         })
+    }
+
+    /// Disconnects the users whose PINGs stopped more than `silence` ago
+    /// (PROTOCOL.md §6.3) and reports each: the console line
+    /// `s> EXPIRED USER` and a log record with op `EXPIRE` and the server's
+    /// clock. Returns how many expired.
+    pub async fn expire(&self, silence: Duration) -> Result<usize, StoreError> {
+        let expired = self.store.expire(silence).await?;
+        for user in &expired {
+            tracing::info!(%user, ?silence, "user expired: no PING");
+            self.console.line(ExpiredLine(user.as_str()));
+            if let Some(log) = &self.log {
+                let now = Timestamp::from_naive(chrono::Local::now().naive_local());
+                match LogEntry::new(user.as_str(), "EXPIRE", now.as_str(), "") {
+                    Ok(entry) => log.log(entry),
+                    Err(e) => tracing::warn!(error = %e, "log record refused by the log codec"),
+                }
+            }
+        }
+        Ok(expired.len())
     }
 
     fn report(&self, request: &Request) {

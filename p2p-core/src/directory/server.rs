@@ -37,6 +37,12 @@ pub struct ServerConfig {
     pub read_timeout: Duration,
     /// Time the reply may take to be written. Default 10 s.
     pub write_timeout: Duration,
+    /// A connected user that has sent PING and then none for this long is
+    /// disconnected (PROTOCOL.md §6.3); `None` never expires anyone. Default
+    /// 90 s.
+    pub expire_after: Option<Duration>,
+    /// Most results of one SEARCH (PROTOCOL.md §6.2). Default 100.
+    pub search_limit: usize,
 }
 
 impl Default for ServerConfig {
@@ -45,6 +51,8 @@ impl Default for ServerConfig {
             max_connections: 1024,
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
+            expire_after: Some(Duration::from_secs(90)),
+            search_limit: 100,
         }
     }
 }
@@ -75,12 +83,32 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let stop = CancellationToken::new();
+    if let Some(silence) = config.expire_after {
+        tokio::spawn(expire_loop(handler.clone(), silence, stop.clone()));
+    }
     let mut accepting = tokio::spawn(accept_loop(listener, handler, config, stop.clone()));
     tokio::select! {
         () = shutdown => stop.cancel(),
         ended = &mut accepting => return ended.map_err(io::Error::other),
     }
     accepting.await.map_err(io::Error::other)
+}
+
+/// Checks for silent users four times per `silence` (at most every 5 s, at
+/// least every 100 ms), until `stop`.
+async fn expire_loop(handler: Arc<Handler>, silence: Duration, stop: CancellationToken) {
+    let period = (silence / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        if let Err(e) = handler.expire(silence).await {
+            tracing::warn!(error = %e, "expiry check failed; trying again next period");
+        }
+    }
 }
 
 async fn accept_loop(
