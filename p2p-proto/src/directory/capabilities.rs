@@ -86,7 +86,6 @@ impl CapabilitiesRequest {
 /// Names this crate does not know are kept (a newer server may list them); the client asks
 /// [`Self::supports`] about the ones it knows.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
 pub struct CapabilitiesReply {
     /// The operation names, in the order sent. At most [`MAX_CAPABILITIES`] decode.
     pub operations: Vec<OperationName>,
@@ -168,6 +167,21 @@ impl CapabilitiesReply {
             Ok((rest, name))
         })?;
         Ok((rest, Self { operations }))
+    }
+}
+
+/// Fuzzer input: at most [`MAX_CAPABILITIES`] names, so that every value survives the wire.
+#[cfg(feature = "fuzzing")]
+impl<'a> arbitrary::Arbitrary<'a> for CapabilitiesReply {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let mut operations = Vec::new();
+        for name in u.arbitrary_iter::<OperationName>()? {
+            if operations.len() == MAX_CAPABILITIES {
+                break;
+            }
+            operations.push(name?);
+        }
+        Ok(Self { operations })
     }
 }
 

@@ -298,7 +298,7 @@ mod tests {
         for bytes in [
             &b"CAPABILITIESX\0"[..],
             b"CAPABILITIESXY",
-            b"SEARCH\024/11/2026 20:42:35\0alice\0beat help\0",
+            b"SEARCH\x0024/11/2026 20:42:35\0alice\0beat help\0",
             b"SEARCH\0alice\0\xff\xfe\0",
             b"PING\0alice\0",
             b"PING\0",
