@@ -13,9 +13,9 @@ from pathlib import Path
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
 
-# The operations in OpCode::ALL order: directory_reply's first byte selects one (modulo 9).
+# The operations in OpCode::ALL order: directory_reply's first byte selects one (modulo 11).
 OPS = ["REGISTER", "UNREGISTER", "CONNECT", "DISCONNECT", "PUBLISH", "DELETE",
-       "LIST_USERS", "LIST_CONTENT", "GET_USER_INFO"]
+       "LIST_USERS", "LIST_CONTENT", "GET_USER_INFO", "SEARCH", "PING"]
 TS = b"24/11/2026 20:42:35"
 
 
@@ -109,8 +109,24 @@ def seeds():
         "longest-user": req("REGISTER", user=b"u" * 255),
         "two-requests": req("LIST_USERS") + req("REGISTER", user=b"bob", ts=None),
         "get-file": b"GET_FILE\0/a\0",
+        # Extensions (PROTOCOL.md §6.2, §6.3): bad queries are valid requests.
+        "search": req("SEARCH", tail=b"beat help\0"),
+        "search-old": req("SEARCH", ts=None, tail=b"Beat \xc3\x89COLE 2\xc3\xa8me\0"),
+        "search-bad-query": req("SEARCH", tail=b"a b c d e f g h i\0"),
+        "search-not-utf8": req("SEARCH", ts=None, tail=b"beat \xff\0"),
+        "ping": req("PING"),
+        "ping-old": req("PING", ts=None),
     })
     out["directory_request"] = req_seeds
+    out["directory_server_message"] = {
+        "capabilities": b"CAPABILITIES\0",
+        "capabilities-then-more": b"CAPABILITIES\0" + req("PING"),
+        "capabilities-too-long": b"CAPABILITIESX\0",
+        "search": req_seeds["search"],
+        "ping-old": req_seeds["ping-old"],
+        "connect": req_seeds["trace-03-connect"],
+        "publish-old": req_seeds["trace-04-publish-old"],
+    }
 
     rep = {}
     for i, (op, _, reply) in enumerate(SESSION):
@@ -124,11 +140,32 @@ def seeds():
         ("LIST_CONTENT", "two", b"\x002\x00/a b\x00/c\x00"),
         ("LIST_CONTENT", "empty", b"\x000\x00"),
         ("CONNECT", "already-connected", b"\x02"),
+        ("SEARCH", "two", b"\x002\x00bob\x00/m/The_Beatles-Help.mp3\x00live\x00carol\x00/b.ogg\x00\x00"),
+        ("SEARCH", "empty", b"\x000\x00"),
+        ("SEARCH", "bad-query", b"\x03"),
+        ("PING", "ok", b"\x00"),
+        ("PING", "other", b"\x03"),
     ]
     for op, name, reply in extra:
         rep[f"{op.lower()}-{name}"] = bytes([OPS.index(op)]) + reply
     out["directory_reply"] = rep
 
+    out["capabilities_reply"] = {
+        "p2p-server": b"\x003\x00GET_USER_INFO\x00SEARCH\x00PING\x00",
+        "none": b"\x000\x00",
+        "unknown-name": b"\x002\x00PING\x00GET_FILE_FROM_V2\x00",
+        "leading-zeros": b"\x00001\x00SEARCH\x00",
+    }
+    out["search_query"] = {
+        "example": b"beat",
+        "two-terms": b"Beat HELP",
+        "non-ascii": "ÉCOLE straße STRAẞE москва 中文 ٣".encode(),
+        "nine-terms": b"a b c d e f g h i",
+        "long-term": b"x" * 65,
+        "not-a-word": b"AC/DC",
+        "not-utf8": b"beat \xff",
+        "whitespace": "  beat\thelp\u3000mp3 ".encode(),
+    }
     out["transfer_get_file"] = {
         "classic": h("4745545f46494c45002f7372762f646f63732f612e74787400"),
         "longest": b"GET_FILE\0" + b"/" * 255 + b"\0",
@@ -210,6 +247,8 @@ def seeds():
     out["directory_request_to_bytes_and_back"] = {
         k: v for k, v in list(req_seeds.items())[:6]}
     out["directory_reply_to_bytes_and_back"] = {k: v for k, v in list(rep.items())[:6]}
+    out["capabilities_to_bytes_and_back"] = {
+        k: v for k, v in list(out["directory_server_message"].items())[:4]}
     out["rpc_message_to_bytes_and_back"] = {
         "call-tcp": CALL_TCP, "call-authsys": CALL_AUTHSYS, "reply-tcp": REPLY_TCP}
     out["log_entry_to_bytes_and_back"] = {

@@ -4,7 +4,8 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU16;
 
 use p2p_proto::directory::{
-    ListContentReply, ListUsersReply, PeerAddr, Reply, Request, RequestBody, UserEntry,
+    CapabilitiesReply, ListContentReply, ListUsersReply, OpCode, PeerAddr, Reply, Request,
+    RequestBody, SearchEntry, SearchQuery, SearchReply, UserEntry,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 use p2p_proto::rpc::log::LogEntry;
@@ -87,7 +88,41 @@ pub fn requests() -> Vec<(&'static str, Request)> {
                 },
             ),
         ),
+        (
+            "search",
+            request(
+                "alice_0001",
+                RequestBody::Search {
+                    query: SearchQuery::new("thursday concert track").expect("valid sample query"),
+                },
+            ),
+        ),
+        ("ping", request("alice_0001", RequestBody::Ping)),
     ]
+}
+
+/// A successful `SEARCH` reply with `n` results from distinct owners, with descriptions.
+#[must_use]
+pub fn search_reply(n: usize) -> Reply {
+    let hits = (0..n)
+        .map(|i| SearchEntry {
+            owner: user(&format!("user_{i:06}")),
+            file: file(&format!(
+                "/home/user_{i:06}/music/thursday-concert-{i:04}.ogg"
+            )),
+            description: Description::new(format!(
+                "a recording of the Thursday concert, track {i}, 128 kbit/s"
+            ))
+            .expect("valid sample description"),
+        })
+        .collect();
+    Reply::Search(SearchReply::Ok(hits))
+}
+
+/// The `CAPABILITIES` reply of p2p-server (`GET_USER_INFO`, `SEARCH`, `PING`).
+#[must_use]
+pub fn capabilities_reply() -> CapabilitiesReply {
+    CapabilitiesReply::from_ops(OpCode::EXTENSIONS)
 }
 
 /// A successful `LIST_USERS` reply with `n` users on distinct addresses.

@@ -204,6 +204,8 @@ impl Model {
                     Some(addr) => GetUserInfoReply::Ok(addr).into(),
                 },
             },
+            // issue 14: server/peer side pending (the server answers "other" for now).
+            RequestBody::Search { .. } | RequestBody::Ping => Reply::other_error(request.op()),
         }
     }
 

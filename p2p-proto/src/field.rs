@@ -10,6 +10,7 @@
 //! | [`UserName`] | 1..=255 bytes | UTF-8, no NUL, no whitespace, no control characters |
 //! | [`FileName`] | 1..=255 bytes | UTF-8, no NUL |
 //! | [`Description`] | 0..=255 bytes | UTF-8, no NUL |
+//! | [`OperationName`] | 1..=255 bytes | UTF-8, no NUL, no whitespace, no control characters |
 //!
 //! A user name can never contain a space, which is what lets a directory
 //! server tell the optional `DATETIME` field (`DD/MM/YYYY HH:MM:SS`) from the
@@ -93,6 +94,11 @@ fn check_file_name(s: &str) -> Result<(), FieldError> {
 
 fn check_description(s: &str) -> Result<(), FieldError> {
     check_common(s, true)
+}
+
+fn check_operation_name(s: &str) -> Result<(), FieldError> {
+    // The rules of a user name: one token, printable, never empty.
+    check_user_name(s)
 }
 
 /// Defines a validated string newtype and its conversions.
@@ -256,6 +262,22 @@ field_type!(
     check_description
 );
 
+field_type!(
+    /// The name of an operation as a `CAPABILITIES` reply lists it (PROTOCOL.md §6.1), e.g.
+    /// `SEARCH`: 1..=255 bytes of UTF-8 without NUL, whitespace or control characters. Names
+    /// this crate does not know are valid too (a newer server may list them); an
+    /// [`OpCode`](crate::directory::OpCode) converts into its name.
+    OperationName,
+    check_operation_name
+);
+
+impl From<crate::directory::OpCode> for OperationName {
+    fn from(op: crate::directory::OpCode) -> Self {
+        // Every operation name is a short upper-case ASCII token.
+        Self(op.as_str().to_owned())
+    }
+}
+
 /// Builds a valid field from fuzzer input: drops the characters `keep` refuses,
 /// truncates to [`MAX_FIELD_LEN`] bytes on a character boundary and falls back
 /// to `fallback` when nothing is left.
@@ -296,6 +318,14 @@ impl<'a> arbitrary::Arbitrary<'a> for FileName {
 }
 
 #[cfg(feature = "fuzzing")]
+impl<'a> arbitrary::Arbitrary<'a> for OperationName {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        let s = arbitrary_field(u, |c| !c.is_whitespace() && !c.is_control(), "OP")?;
+        Self::new(s).map_err(|_| arbitrary::Error::IncorrectFormat)
+    }
+}
+
+#[cfg(feature = "fuzzing")]
 impl<'a> arbitrary::Arbitrary<'a> for Description {
     fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
         let s = arbitrary_field(u, |c| c != '\0', "")?;
@@ -306,8 +336,20 @@ impl<'a> arbitrary::Arbitrary<'a> for Description {
 /// Proptest strategies producing valid fields, shared by the crate's tests.
 #[cfg(test)]
 pub(crate) mod strategy {
-    use super::{Description, FileName, UserName};
+    use super::{Description, FileName, OperationName, UserName};
     use proptest::prelude::*;
+
+    /// Any valid operation name: known ones, unknown tokens, the 255-byte maximum.
+    pub(crate) fn operation_name() -> impl Strategy<Value = OperationName> {
+        prop_oneof![
+            proptest::sample::select(crate::directory::OpCode::ALL.to_vec())
+                .prop_map(|op| op.as_str().to_owned()),
+            "[A-Z_]{1,20}",
+            "[a-zé€😀/:]{1,40}",
+            "[A-Z]{255}",
+        ]
+        .prop_filter_map("valid operation name", |s| OperationName::new(s).ok())
+    }
 
     /// Any valid user name, including multi-byte characters and the 255-byte maximum.
     pub(crate) fn user_name() -> impl Strategy<Value = UserName> {

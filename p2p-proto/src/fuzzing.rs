@@ -28,7 +28,11 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::{BufMut, BytesMut};
 
-use crate::directory::{OpCode, Reply, Request, RequestBody, RequestDecoder};
+use crate::directory::{
+    CapabilitiesReply, CapabilitiesRequest, MAX_SEARCH_TERM_LEN, MAX_SEARCH_TERMS, OpCode, Reply,
+    Request, RequestBody, RequestDecoder, SearchQuery, ServerMessage, ServerMessageDecoder,
+    matches, search_words,
+};
 use crate::rpc::log::{
     self, CloseReason, Dispatch, LOG_PROG, LOG_VERS, LogEntry, NULLPROC, SENDLOG,
 };
@@ -202,7 +206,8 @@ pub fn directory_request(data: &[u8]) {
 }
 
 /// Directory reply decoder ([`Reply::decode`]); the first byte selects the [`OpCode`] answered
-/// (modulo 9, in [`OpCode::ALL`] order), the rest is the reply.
+/// (modulo 11, in [`OpCode::ALL`] order: the nine of §1, then `SEARCH` and `PING`), the rest is
+/// the reply.
 ///
 /// Expectation: no panic; a decoded reply answers that operation, re-encodes to bytes of
 /// `encoded_len` that decode to the same value (values compared: counts and ports may carry
@@ -217,6 +222,158 @@ pub fn directory_reply(data: &[u8]) {
         assert_eq!(reply.op(), op, "reply to the wrong operation");
         assert_eq!(reply.is_ok(), reply.code() == 0);
         re_encode(&reply, |r, b| r.encode(b), Reply::encoded_len, decode);
+    }
+}
+
+/// What a directory server reads ([`ServerMessage::decode`], [`ServerMessageDecoder`]): a request
+/// or `CAPABILITIES\0`.
+///
+/// Expectation: no panic; on input starting with `CAPABILITIES\0` exactly that message, 13 bytes
+/// consumed, and [`CapabilitiesRequest::decode`] agrees; on any other input exactly
+/// [`Request::decode`]'s answer; a decoded message re-encodes to the bytes consumed (values
+/// only for `CONNECT`); the [`ServerMessageDecoder`] fed byte by byte decides at the first byte
+/// where the one-shot decoder does, with the same answer.
+pub fn directory_server_message(data: &[u8]) {
+    let whole = decode_streaming(data, ServerMessage::decode);
+    if data.starts_with(b"CAPABILITIES\0") {
+        assert_eq!(whole, Ok(Some((ServerMessage::Capabilities, 13))));
+        assert_eq!(
+            CapabilitiesRequest::decode(data),
+            Ok(Some((CapabilitiesRequest, 13)))
+        );
+    } else {
+        let request = Request::decode(data).map(|o| o.map(|(r, n)| (ServerMessage::Request(r), n)));
+        assert_eq!(whole, request, "differs from the request decoder");
+        assert!(
+            !matches!(CapabilitiesRequest::decode(data), Ok(Some(_))),
+            "CAPABILITIES decoded from other bytes"
+        );
+    }
+    if let Ok(Some((message, consumed))) = &whole {
+        let bytes = re_encode(
+            message,
+            |m, b| m.encode(b),
+            ServerMessage::encoded_len,
+            ServerMessage::decode,
+        );
+        if !matches!(
+            message,
+            ServerMessage::Request(Request {
+                body: RequestBody::Connect { .. },
+                ..
+            })
+        ) {
+            assert_eq!(
+                &bytes[..],
+                &data[..*consumed],
+                "{message:?} not re-encoded as received"
+            );
+        }
+    }
+    let mut decoder = ServerMessageDecoder::new();
+    let mut streamed = Ok(None);
+    for end in 0..=data.len() {
+        streamed = decoder.decode(&data[..end]);
+        if streamed != Ok(None) {
+            assert_eq!(
+                streamed, whole,
+                "byte-wise decision after {end} bytes differs"
+            );
+            break;
+        }
+    }
+    if streamed == Ok(None) {
+        assert_eq!(whole, Ok(None), "byte-wise feeding never decided");
+    }
+}
+
+/// `CAPABILITIES` reply decoder ([`CapabilitiesReply::decode`]).
+///
+/// Expectation: no panic; a decoded reply lists at most
+/// [`MAX_CAPABILITIES`](crate::directory::MAX_CAPABILITIES) names, re-encodes to bytes of
+/// `encoded_len` that decode to the same value (the count may carry leading zeros), and
+/// `supports` agrees with the names.
+pub fn capabilities_reply(data: &[u8]) {
+    if let Ok(Some((reply, consumed))) = decode_streaming(data, CapabilitiesReply::decode) {
+        assert!(reply.operations.len() <= crate::directory::MAX_CAPABILITIES);
+        let bytes = re_encode(
+            &reply,
+            |r, b| r.encode(b),
+            CapabilitiesReply::encoded_len,
+            CapabilitiesReply::decode,
+        );
+        assert!(bytes.len() <= consumed);
+        for op in OpCode::ALL {
+            assert_eq!(
+                reply.supports(op),
+                reply.known_ops().any(|known| known == op),
+                "{op}"
+            );
+        }
+    }
+}
+
+/// `SEARCH`'s query rules ([`SearchQuery::terms`]) and words ([`search_words`]) on any bytes.
+///
+/// Expectation: no panic; good terms number 1 to 8, are non-empty, at most
+/// `MAX_SEARCH_TERM_LEN` bytes as sent, lowercase, and every one is a word of the query text
+/// itself, so [`matches`] finds a good query in its own text (as a file name and as a
+/// description); the words of any text are non-empty and hold only letters and digits (before
+/// lowercasing, which may add marks such as U+0307).
+pub fn search_query(data: &[u8]) {
+    let Ok(query) = SearchQuery::from_bytes(data) else {
+        return;
+    };
+    assert_eq!(query.as_bytes(), data);
+    let text = String::from_utf8_lossy(data);
+    for word in search_words(&text) {
+        assert!(!word.is_empty());
+    }
+    let Ok(terms) = query.terms() else {
+        return;
+    };
+    let text = query.as_str().expect("good queries are UTF-8");
+    assert!((1..=MAX_SEARCH_TERMS).contains(&terms.len()));
+    let sent: Vec<&str> = text.split_whitespace().collect();
+    assert_eq!(sent.len(), terms.len());
+    for (term, raw) in terms.iter().zip(sent) {
+        assert!(!term.as_str().is_empty() && raw.len() <= MAX_SEARCH_TERM_LEN);
+        assert!(raw.chars().all(char::is_alphanumeric), "{raw:?}");
+        assert!(search_words(raw).eq([term.as_str().to_owned()]), "{raw:?}");
+    }
+    assert!(matches(&terms, text, ""), "{text:?} does not match itself");
+    assert!(matches(&terms, "", text), "{text:?} does not match itself");
+}
+
+/// [`ServerMessage`] and [`CapabilitiesReply`] values from [`arbitrary`]: encode, then decode.
+///
+/// Expectation: `decode(encode(x)) == (x, encoded_len)` for both, the message also through
+/// [`ServerMessageDecoder`] in two chunks.
+pub fn capabilities_to_bytes_and_back(data: &[u8]) {
+    let mut u = Unstructured::new(data);
+    if let Ok(message) = ServerMessage::arbitrary(&mut u) {
+        let bytes = re_encode(
+            &message,
+            |m, b| m.encode(b),
+            ServerMessage::encoded_len,
+            ServerMessage::decode,
+        );
+        let cut = cut_point(&bytes).min(bytes.len() - 1);
+        let mut decoder = ServerMessageDecoder::new();
+        assert_eq!(decoder.decode(&bytes[..cut]), Ok(None));
+        assert_eq!(
+            decoder.decode(&bytes),
+            Ok(Some((message, bytes.len()))),
+            "ServerMessageDecoder after a cut at {cut}"
+        );
+    }
+    if let Ok(reply) = CapabilitiesReply::arbitrary(&mut u) {
+        re_encode(
+            &reply,
+            |r, b| r.encode(b),
+            CapabilitiesReply::encoded_len,
+            CapabilitiesReply::decode,
+        );
     }
 }
 
@@ -930,9 +1087,13 @@ mod tests {
     /// Every target accepts the empty input and a few known answers (the fuzz seeds' shapes).
     #[test]
     fn targets_run_on_known_answers() {
-        let targets: [fn(&[u8]); 16] = [
+        let targets: [fn(&[u8]); 20] = [
             directory_request,
             directory_reply,
+            directory_server_message,
+            capabilities_reply,
+            search_query,
+            capabilities_to_bytes_and_back,
             transfer_get_file,
             transfer_header,
             timestamp,
@@ -952,8 +1113,14 @@ mod tests {
         let call = log::sendlog_call(7, &entry);
         let mut framed = vec![200, 0];
         crate::rpc::record::encode_record(&call, &mut framed);
-        let inputs: [&[u8]; 9] = [
+        let inputs: [&[u8]; 15] = [
             b"",
+            b"CAPABILITIES\0",
+            b"SEARCH\x0024/11/2026 20:42:35\0alice\0Beat HELP \xc3\x89cole\0",
+            b"PING\0alice\0",
+            b"\x09\x002\x00bob\x00/The_Beatles-Help.mp3\x00live\x00carol\x00/b\x00\x00",
+            b"\x003\x00GET_USER_INFO\x00SEARCH\x00PING\x00",
+            b"beat  help STRA\xe1\xba\x9eE 2\xc3\xa8me",
             b"REGISTER\x0024/11/2026 20:42:35\x00alice\x00",
             b"CONNECT\0alice\x0000080\0",
             b"\x06\x002\x00bob\x0010.0.0.2\x001\x00carol\x00::ffff:0:0\x00045678\x00",

@@ -108,6 +108,8 @@ impl Handler {
             RequestBody::GetUserInfo { target } => {
                 Reply::GetUserInfo(store.get_user_info(user, target).await?)
             }
+            // issue 14: server/peer side pending
+            RequestBody::Search { .. } | RequestBody::Ping => Reply::other_error(request.op()),
         })
     }
 

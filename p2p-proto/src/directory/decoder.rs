@@ -1,6 +1,6 @@
 //! A resumable request decoder for socket loops that append to one buffer.
 
-use super::{MAX_OP_LEN, MAX_PORT_DIGITS, Request, RequestError};
+use super::{MAX_OP_LEN, MAX_PORT_DIGITS, Request, RequestError, ServerMessage};
 use crate::field::MAX_FIELD_LEN;
 
 /// The field limits of the request grammar. The request parser decides
@@ -36,13 +36,65 @@ const LIMITS: [usize; 3] = [MAX_PORT_DIGITS, MAX_OP_LEN, MAX_FIELD_LEN];
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct RequestDecoder {
+    scan: Scan,
+}
+
+/// The resumable scan shared by the decoders: where the parser last could have decided.
+#[derive(Clone, Debug, Default)]
+struct Scan {
     /// How many bytes of the buffer have been scanned.
     scanned: usize,
     /// Where the field being read starts (just after the last NUL seen).
     field_start: usize,
-    /// How many times the request was parsed (to test that bytes are not rescanned).
+    /// How many times the message was parsed (to test that bytes are not rescanned).
     #[cfg(test)]
     parses: usize,
+}
+
+impl Scan {
+    /// Scans the bytes appended since the last call; `true` when a field completed or
+    /// outgrew a limit, so the parser's answer may have changed. A buffer shorter than what
+    /// was scanned is a new one: the scan starts over.
+    fn advance(&mut self, buf: &[u8]) -> bool {
+        if buf.len() < self.scanned {
+            *self = Self::default();
+        }
+        let new = &buf[self.scanned..];
+        let changed = match new.iter().rposition(|&b| b == 0) {
+            Some(last_nul) => {
+                self.field_start = self.scanned + last_nul + 1;
+                true
+            }
+            None => {
+                let before = self.scanned.saturating_sub(self.field_start);
+                let now = buf.len() - self.field_start;
+                LIMITS.iter().any(|&limit| before <= limit && limit < now)
+            }
+        };
+        self.scanned = buf.len();
+        #[cfg(test)]
+        if changed {
+            self.parses += 1;
+        }
+        changed
+    }
+
+    /// Runs `decode` when the scan says the answer may have changed; starts over after a
+    /// message or an error.
+    fn decode<T>(
+        &mut self,
+        buf: &[u8],
+        decode: impl FnOnce(&[u8]) -> Result<Option<T>, RequestError>,
+    ) -> Result<Option<T>, RequestError> {
+        if !self.advance(buf) {
+            return Ok(None);
+        }
+        let decoded = decode(buf);
+        if !matches!(decoded, Ok(None)) {
+            *self = Self::default();
+        }
+        decoded
+    }
 }
 
 impl RequestDecoder {
@@ -65,35 +117,49 @@ impl RequestDecoder {
     /// # Errors
     /// The same [`RequestError`] as [`Request::decode`] on the same bytes.
     pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(Request, usize)>, RequestError> {
-        let Some(new) = buf.get(self.scanned..) else {
-            // The buffer shrank: it is not the one scanned so far.
-            self.reset();
-            return self.decode(buf);
-        };
-        let changed = match new.iter().rposition(|&b| b == 0) {
-            Some(last_nul) => {
-                self.field_start = self.scanned + last_nul + 1;
-                true
-            }
-            None => {
-                let before = self.scanned.saturating_sub(self.field_start);
-                let now = buf.len() - self.field_start;
-                LIMITS.iter().any(|&limit| before <= limit && limit < now)
-            }
-        };
-        self.scanned = buf.len();
-        if !changed {
-            return Ok(None);
-        }
-        #[cfg(test)]
-        {
-            self.parses += 1;
-        }
-        let decoded = Request::decode(buf);
-        if !matches!(decoded, Ok(None)) {
-            self.reset();
-        }
-        decoded
+        self.scan.decode(buf, Request::decode)
+    }
+}
+
+/// Streaming form of [`ServerMessage::decode`]: a request or `CAPABILITIES`, for a server's
+/// read loop. The same contract as [`RequestDecoder`] (and the same scanning: the
+/// `CAPABILITIES` request is one field), answering exactly what [`ServerMessage::decode`]
+/// answers for the same bytes.
+///
+/// ```
+/// use p2p_proto::directory::{ServerMessage, ServerMessageDecoder};
+///
+/// let mut decoder = ServerMessageDecoder::new();
+/// assert_eq!(decoder.decode(b"CAPA")?, None);
+/// assert_eq!(decoder.decode(b"CAPABILITIES\0")?, Some((ServerMessage::Capabilities, 13)));
+/// let (message, _) = decoder.decode(b"PING\0alice\0")?.expect("whole request");
+/// assert_eq!(message.op(), Some(p2p_proto::directory::OpCode::Ping));
+/// # Ok::<(), p2p_proto::directory::RequestError>(())
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct ServerMessageDecoder {
+    scan: Scan,
+}
+
+impl ServerMessageDecoder {
+    /// A decoder at the start of a message.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets the scan position, to decode a new buffer from its start.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+
+    /// Decodes a message from `buf`, which holds every byte received so far: `Ok(None)` until
+    /// a whole message has arrived, then the message and the bytes it used.
+    ///
+    /// # Errors
+    /// The same [`RequestError`] as [`ServerMessage::decode`] on the same bytes.
+    pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(ServerMessage, usize)>, RequestError> {
+        self.scan.decode(buf, ServerMessage::decode)
     }
 }
 
@@ -172,7 +238,7 @@ mod tests {
         let mut decoder = RequestDecoder::new();
         let mut parses = 0;
         for end in 0..=bytes.len() {
-            parses = decoder.parses;
+            parses = decoder.scan.parses;
             if decoder.decode(&bytes[..end]) != Ok(None) {
                 parses += 1;
                 break;
@@ -203,7 +269,79 @@ mod tests {
         assert_eq!(decoder.decode(b""), Ok(None));
     }
 
+    /// Feeds `bytes` one at a time to a [`ServerMessageDecoder`], checking every step
+    /// against [`ServerMessage::decode`].
+    fn feed_messages_bytewise(
+        bytes: &[u8],
+    ) -> Result<Option<(ServerMessage, usize)>, RequestError> {
+        let mut decoder = ServerMessageDecoder::new();
+        for end in 0..=bytes.len() {
+            let streamed = decoder.decode(&bytes[..end]);
+            assert_eq!(
+                streamed,
+                ServerMessage::decode(&bytes[..end]),
+                "after {end} bytes of {bytes:02x?}"
+            );
+            if !matches!(streamed, Ok(None)) {
+                return streamed;
+            }
+        }
+        Ok(None)
+    }
+
+    #[test]
+    fn server_messages_bytewise() {
+        assert_eq!(
+            feed_messages_bytewise(b"CAPABILITIES\0REGISTER\0"),
+            Ok(Some((ServerMessage::Capabilities, 13)))
+        );
+        for bytes in [
+            &b"CAPABILITIESX\0"[..],
+            b"CAPABILITIESXY",
+            b"SEARCH\x0024/11/2026 20:42:35\0alice\0beat help\0",
+            b"SEARCH\0alice\0\xff\xfe\0",
+            b"PING\0alice\0",
+            b"PING\0",
+        ] {
+            let _ = feed_messages_bytewise(bytes);
+        }
+        // Two messages in one buffer, and a restart after each.
+        let wire = b"CAPABILITIES\0PING\0bob\0";
+        let mut decoder = ServerMessageDecoder::new();
+        assert_eq!(decoder.decode(&wire[..5]), Ok(None));
+        assert_eq!(
+            decoder.decode(wire),
+            Ok(Some((ServerMessage::Capabilities, 13)))
+        );
+        let (ping, used) = decoder.decode(&wire[13..]).unwrap().unwrap();
+        assert_eq!(ping.op(), Some(OpCode::Ping));
+        assert_eq!(13 + used, wire.len());
+        decoder.reset();
+        assert_eq!(decoder.decode(b""), Ok(None));
+    }
+
     proptest! {
+        #[test]
+        fn bytewise_server_messages(message in strategy::server_message()) {
+            let mut bytes = Vec::new();
+            message.encode(&mut bytes);
+            prop_assert_eq!(feed_messages_bytewise(&bytes), Ok(Some((message, bytes.len()))));
+        }
+
+        #[test]
+        fn bytewise_mutated_server_messages(
+            message in strategy::server_message(),
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut bytes = Vec::new();
+            message.encode(&mut bytes);
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] = value;
+            }
+            let _ = feed_messages_bytewise(&bytes);
+        }
+
         #[test]
         fn bytewise_valid_requests(request in strategy::request()) {
             let mut bytes = Vec::new();

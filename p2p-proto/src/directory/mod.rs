@@ -1,4 +1,4 @@
-//! The directory protocol: peer ↔ directory server (PROTOCOL.md §1).
+//! The directory protocol: peer ↔ directory server (PROTOCOL.md §1 and the extensions of §6.1–§6.3).
 //!
 //! One operation per TCP connection. The peer sends a [`Request`]:
 //!
@@ -6,8 +6,13 @@
 //! request  = op NUL [datetime NUL] user NUL *(field NUL)
 //! op       = "REGISTER" / "UNREGISTER" / "CONNECT" / "DISCONNECT" / "PUBLISH"
 //!          / "DELETE" / "LIST_USERS" / "LIST_CONTENT" / "GET_USER_INFO"
+//!          / "SEARCH" / "PING"                         ; extensions (§6.2, §6.3)
 //! datetime = 2DIGIT "/" 2DIGIT "/" 4DIGIT " " 2DIGIT ":" 2DIGIT ":" 2DIGIT
 //! ```
+//!
+//! or the extension request `CAPABILITIES\0` ([`CapabilitiesRequest`], §6.1), which has
+//! neither `DATETIME` nor `USER`; a server reads either as a [`ServerMessage`]. `SEARCH`'s
+//! query and its meaning are in [`SearchQuery`], [`search_words`] and [`matches`].
 //!
 //! The server answers a [`Reply`]: one binary result byte whose meaning depends
 //! on the operation (hence one result enum per operation), followed, for a
@@ -43,26 +48,40 @@ use std::fmt;
 use crate::field::{FieldError, MAX_FIELD_LEN};
 use crate::timestamp::Timestamp;
 
+mod capabilities;
 mod decoder;
 mod reply;
 mod request;
+mod search;
 #[cfg(test)]
 pub(crate) mod strategy;
 #[cfg(test)]
 pub(crate) mod testutil;
 pub(crate) mod wire;
 
-pub use decoder::RequestDecoder;
+pub use capabilities::{CapabilitiesReply, CapabilitiesRequest, ServerMessage};
+pub use decoder::{RequestDecoder, ServerMessageDecoder};
 pub use reply::{
     ConnectResult, DeleteResult, DisconnectResult, EncodedUserEntry, GetUserInfoReply,
-    ListContentReply, ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply,
-    UnregisterResult, UserEntry,
+    ListContentReply, ListUsersReply, PeerAddr, PingResult, PublishResult, RegisterResult, Reply,
+    SearchEntry, SearchReply, UnregisterResult, UserEntry,
 };
 pub use request::{Request, RequestBody};
+pub use search::{
+    BadQuery, MAX_SEARCH_TERM_LEN, MAX_SEARCH_TERMS, SearchQuery, SearchTerm, matches, search_words,
+};
 
 /// The most entries a listing reply (`LIST_USERS`, `LIST_CONTENT`) may announce.
 /// A larger count is refused ([`DecodeError::CountTooLarge`]) before anything is allocated.
 pub const MAX_LIST_ENTRIES: usize = 1_000_000;
+
+/// The most results a `SEARCH` reply may announce (§6.2). A larger count is refused
+/// ([`DecodeError::CountTooLarge`]) before anything is allocated for it; a server's result limit
+/// (`--search-limit`) must not exceed it, or its clients would refuse its replies.
+pub const MAX_SEARCH_RESULTS: usize = 100_000;
+
+/// The most operation names a `CAPABILITIES` reply may announce (§6.1).
+pub const MAX_CAPABILITIES: usize = 256;
 
 /// The longest operation name (`GET_USER_INFO`), in bytes without the NUL.
 /// A longer `OP` field is refused as soon as byte 14 arrives.
@@ -102,11 +121,38 @@ pub enum OpCode {
     ListContent,
     /// `GET_USER_INFO`: the address of one connected user (this system's addition).
     GetUserInfo,
+    /// `SEARCH`: publications of connected users matching a query (extension, §6.2).
+    Search,
+    /// `PING`: a connected user's liveness signal (extension, §6.3).
+    Ping,
 }
 
 impl OpCode {
-    /// Every operation, in PROTOCOL.md's order.
-    pub const ALL: [Self; 9] = [
+    /// Every operation a [`Request`] can carry, in PROTOCOL.md's order: the nine of §1, then
+    /// the extensions `SEARCH` (§6.2) and `PING` (§6.3). [`Self::from_bytes`] recognises
+    /// exactly these; code that must stay within the classic protocol uses [`Self::CLASSIC`].
+    /// New operations are appended, so an index into this array keeps its meaning.
+    ///
+    /// `CAPABILITIES` (§6.1) is not an `OpCode`: it has no `DATETIME` and no `USER`, so it is
+    /// not a [`Request`] (see [`CapabilitiesRequest`] and [`ServerMessage`]).
+    pub const ALL: [Self; 11] = [
+        Self::Register,
+        Self::Unregister,
+        Self::Connect,
+        Self::Disconnect,
+        Self::Publish,
+        Self::Delete,
+        Self::ListUsers,
+        Self::ListContent,
+        Self::GetUserInfo,
+        Self::Search,
+        Self::Ping,
+    ];
+
+    /// The nine operations of PROTOCOL.md §1, in its order: the ones every server of the
+    /// design understands, plus `GET_USER_INFO`, which §1 defines as this system's addition (a
+    /// classic server closes the connection on it; a `--classic` peer never sends it, see §6.1).
+    pub const CLASSIC: [Self; 9] = [
         Self::Register,
         Self::Unregister,
         Self::Connect,
@@ -117,6 +163,10 @@ impl OpCode {
         Self::ListContent,
         Self::GetUserInfo,
     ];
+
+    /// The operations a p2p-server lists in its `CAPABILITIES` reply (§6.1): those beyond
+    /// the classic eight that a classic server lacks.
+    pub const EXTENSIONS: [Self; 3] = [Self::GetUserInfo, Self::Search, Self::Ping];
 
     /// The operation's name on the wire, e.g. `"LIST_USERS"`.
     #[must_use]
@@ -131,7 +181,15 @@ impl OpCode {
             Self::ListUsers => "LIST_USERS",
             Self::ListContent => "LIST_CONTENT",
             Self::GetUserInfo => "GET_USER_INFO",
+            Self::Search => "SEARCH",
+            Self::Ping => "PING",
         }
+    }
+
+    /// Whether this operation is one of PROTOCOL.md §1's ([`Self::CLASSIC`]).
+    #[must_use]
+    pub const fn is_classic(self) -> bool {
+        !matches!(self, Self::Search | Self::Ping)
     }
 
     /// The operation named exactly (case-sensitively) by `bytes`, if any.
@@ -198,6 +256,12 @@ pub enum DecodeError {
     InvalidResult {
         /// The operation the reply answers.
         op: OpCode,
+        /// The result byte received.
+        code: u8,
+    },
+    /// A `CAPABILITIES` reply's result byte is not 0.
+    #[error("result code {code} is not defined for CAPABILITIES")]
+    InvalidCapabilitiesResult {
         /// The result byte received.
         code: u8,
     },

@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! reply         = result [ok-data]          ; ok-data only when result = %x00
-//! ok-data       = users / files / addr      ; LIST_USERS / LIST_CONTENT / GET_USER_INFO
+//! ok-data       = users / files / addr / hits  ; LIST_USERS / LIST_CONTENT / GET_USER_INFO / SEARCH
 //! users         = count NUL count(name NUL ip NUL port NUL)
 //! files         = count NUL count(file NUL)
+//! hits          = count NUL count(owner NUL file NUL description NUL)
 //! addr          = ip NUL port NUL
 //! count, port   = 1*DIGIT                   ; ASCII decimal
 //! ip            = IPv4 or IPv6 address as text, e.g. "127.0.0.1"
@@ -20,8 +21,8 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::BufMut;
 
 use super::wire::{self, PResult};
-use super::{DecodeError, MAX_LIST_ENTRIES, OpCode};
-use crate::field::{FileName, UserName};
+use super::{DecodeError, MAX_LIST_ENTRIES, MAX_SEARCH_RESULTS, OpCode};
+use crate::field::{Description, FileName, UserName};
 
 /// How many listing entries are allocated up front at most: the announced
 /// count is only a claim, so the vector grows with the entries that actually arrive.
@@ -158,6 +159,20 @@ result_enum! {
         NotPublished = 3,
         /// 4: any other error.
         Other = 4,
+    }
+}
+
+result_enum! {
+    /// The result of `PING` (extension, §6.3).
+    PingResult => Ping {
+        /// 0: the user's liveness was recorded.
+        Ok = 0,
+        /// 1: no such user.
+        UserDoesNotExist = 1,
+        /// 2: the user is not connected.
+        NotConnected = 2,
+        /// 3: any other error (including a PING from another IP than the user's CONNECT).
+        Other = 3,
     }
 }
 
@@ -425,6 +440,102 @@ impl GetUserInfoReply {
     }
 }
 
+/// One result of a `SEARCH`: `OWNER\0FILE\0DESCRIPTION\0`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct SearchEntry {
+    /// The user who published the file (its owner, to `GET_FILE` from).
+    pub owner: UserName,
+    /// The published file's name.
+    pub file: FileName,
+    /// The description published with it (may be empty).
+    pub description: Description,
+}
+
+impl SearchEntry {
+    fn encode(&self, buf: &mut impl BufMut) {
+        wire::put_field(buf, self.owner.as_bytes());
+        wire::put_field(buf, self.file.as_bytes());
+        wire::put_field(buf, self.description.as_bytes());
+    }
+
+    fn encoded_len(&self) -> usize {
+        wire::field_len(self.owner.len())
+            + wire::field_len(self.file.len())
+            + wire::field_len(self.description.len())
+    }
+
+    fn parse(input: &[u8]) -> PResult<'_, Self> {
+        let (rest, owner) = wire::user_name(input, "OWNER")?;
+        let (rest, file) = wire::file_name(rest)?;
+        let (rest, description) = wire::description(rest)?;
+        Ok((
+            rest,
+            Self {
+                owner,
+                file,
+                description,
+            },
+        ))
+    }
+}
+
+/// The reply to `SEARCH` (extension, §6.2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum SearchReply {
+    /// 0: the matching publications, most recently published first, then `N` and
+    /// N × `OWNER FILE DESCRIPTION` (at most [`MAX_SEARCH_RESULTS`] decode).
+    Ok(Vec<SearchEntry>),
+    /// 1: the requester does not exist.
+    UserDoesNotExist,
+    /// 2: the requester is not connected.
+    NotConnected,
+    /// 3: the query is bad ([`SearchQuery::terms`](super::SearchQuery::terms) refused it).
+    BadQuery,
+    /// 4: any other error.
+    Other,
+}
+
+impl SearchReply {
+    /// The result byte on the wire.
+    #[must_use]
+    pub const fn code(&self) -> u8 {
+        match self {
+            Self::Ok(_) => 0,
+            Self::UserDoesNotExist => 1,
+            Self::NotConnected => 2,
+            Self::BadQuery => 3,
+            Self::Other => 4,
+        }
+    }
+
+    /// The failure reply for a non-zero result byte. `None` for 0 (whose reply
+    /// carries a listing) and for codes the operation does not define.
+    #[must_use]
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            1 => Some(Self::UserDoesNotExist),
+            2 => Some(Self::NotConnected),
+            3 => Some(Self::BadQuery),
+            4 => Some(Self::Other),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the success reply.
+    #[must_use]
+    pub const fn is_ok(&self) -> bool {
+        matches!(self, Self::Ok(_))
+    }
+}
+
+impl From<SearchReply> for Reply {
+    fn from(reply: SearchReply) -> Self {
+        Self::Search(reply)
+    }
+}
+
 impl From<ListUsersReply> for Reply {
     fn from(reply: ListUsersReply) -> Self {
         Self::ListUsers(reply)
@@ -465,6 +576,10 @@ pub enum Reply {
     ListContent(ListContentReply),
     /// Answers `GET_USER_INFO`.
     GetUserInfo(GetUserInfoReply),
+    /// Answers `SEARCH`.
+    Search(SearchReply),
+    /// Answers `PING`.
+    Ping(PingResult),
 }
 
 impl Reply {
@@ -481,6 +596,8 @@ impl Reply {
             Self::ListUsers(_) => OpCode::ListUsers,
             Self::ListContent(_) => OpCode::ListContent,
             Self::GetUserInfo(_) => OpCode::GetUserInfo,
+            Self::Search(_) => OpCode::Search,
+            Self::Ping(_) => OpCode::Ping,
         }
     }
 
@@ -497,6 +614,8 @@ impl Reply {
             Self::ListUsers(r) => r.code(),
             Self::ListContent(r) => r.code(),
             Self::GetUserInfo(r) => r.code(),
+            Self::Search(r) => r.code(),
+            Self::Ping(r) => r.code(),
         }
     }
 
@@ -519,6 +638,8 @@ impl Reply {
             OpCode::ListUsers => Self::ListUsers(ListUsersReply::Other),
             OpCode::ListContent => Self::ListContent(ListContentReply::Other),
             OpCode::GetUserInfo => Self::GetUserInfo(GetUserInfoReply::Other),
+            OpCode::Search => Self::Search(SearchReply::Other),
+            OpCode::Ping => Self::Ping(PingResult::Other),
         }
     }
 
@@ -539,6 +660,12 @@ impl Reply {
                 }
             }
             Self::GetUserInfo(GetUserInfoReply::Ok(addr)) => addr.encode(buf),
+            Self::Search(SearchReply::Ok(entries)) => {
+                wire::put_decimal(buf, entries.len() as u64);
+                for entry in entries {
+                    entry.encode(buf);
+                }
+            }
             _ => {}
         }
     }
@@ -559,6 +686,10 @@ impl Reply {
                         .sum::<usize>()
             }
             Self::GetUserInfo(GetUserInfoReply::Ok(addr)) => addr.encoded_len(),
+            Self::Search(SearchReply::Ok(entries)) => {
+                wire::decimal_len(entries.len() as u64)
+                    + entries.iter().map(SearchEntry::encoded_len).sum::<usize>()
+            }
             _ => 0,
         }
     }
@@ -567,7 +698,8 @@ impl Reply {
     ///
     /// Returns `Ok(None)` when `buf` is a strict prefix of a reply, and
     /// `Ok(Some((reply, consumed)))` otherwise. A listing count above
-    /// [`MAX_LIST_ENTRIES`] is refused before anything is allocated for it.
+    /// [`MAX_LIST_ENTRIES`] ([`MAX_SEARCH_RESULTS`] for `SEARCH`) is refused before anything
+    /// is allocated for it.
     ///
     /// # Errors
     /// A [`DecodeError`]: an undefined result byte, a malformed count, name,
@@ -581,7 +713,7 @@ impl Reply {
         let (rest, code) = wire::byte(input)?;
         let reply = match (op, code) {
             (OpCode::ListUsers, 0) => {
-                let (rest, users) = list(rest, |input| {
+                let (rest, users) = list(rest, MAX_LIST_ENTRIES, |input| {
                     let (rest, name) = wire::user_name(input, "NAME")?;
                     let (rest, addr) = PeerAddr::parse(rest)?;
                     Ok((rest, UserEntry { name, addr }))
@@ -589,12 +721,16 @@ impl Reply {
                 return Ok((rest, Self::ListUsers(ListUsersReply::Ok(users))));
             }
             (OpCode::ListContent, 0) => {
-                let (rest, files) = list(rest, wire::file_name)?;
+                let (rest, files) = list(rest, MAX_LIST_ENTRIES, wire::file_name)?;
                 return Ok((rest, Self::ListContent(ListContentReply::Ok(files))));
             }
             (OpCode::GetUserInfo, 0) => {
                 let (rest, addr) = PeerAddr::parse(rest)?;
                 return Ok((rest, Self::GetUserInfo(GetUserInfoReply::Ok(addr))));
+            }
+            (OpCode::Search, 0) => {
+                let (rest, entries) = list(rest, MAX_SEARCH_RESULTS, SearchEntry::parse)?;
+                return Ok((rest, Self::Search(SearchReply::Ok(entries))));
             }
             (OpCode::Register, _) => RegisterResult::from_code(code).map(Self::Register),
             (OpCode::Unregister, _) => UnregisterResult::from_code(code).map(Self::Unregister),
@@ -605,6 +741,8 @@ impl Reply {
             (OpCode::ListUsers, _) => ListUsersReply::from_code(code).map(Self::ListUsers),
             (OpCode::ListContent, _) => ListContentReply::from_code(code).map(Self::ListContent),
             (OpCode::GetUserInfo, _) => GetUserInfoReply::from_code(code).map(Self::GetUserInfo),
+            (OpCode::Search, _) => SearchReply::from_code(code).map(Self::Search),
+            (OpCode::Ping, _) => PingResult::from_code(code).map(Self::Ping),
         };
         match reply {
             Some(reply) => Ok((rest, reply)),
@@ -614,19 +752,17 @@ impl Reply {
 }
 
 /// `list = count NUL count(entry)`, with the count checked against
-/// [`MAX_LIST_ENTRIES`] before any allocation.
-fn list<'a, T>(
+/// `max` before any allocation.
+pub(crate) fn list<'a, T>(
     input: &'a [u8],
+    max: usize,
     mut entry: impl FnMut(&'a [u8]) -> PResult<'a, T>,
 ) -> PResult<'a, Vec<T>> {
     let (mut rest, count) = wire::number(input, "COUNT", wire::MAX_NUMBER_DIGITS)?;
     let count = match usize::try_from(count) {
-        Ok(n) if n <= MAX_LIST_ENTRIES => n,
+        Ok(n) if n <= max => n,
         _ => {
-            return wire::fail(DecodeError::CountTooLarge {
-                count,
-                max: MAX_LIST_ENTRIES,
-            });
+            return wire::fail(DecodeError::CountTooLarge { count, max });
         }
     };
     let mut entries = Vec::with_capacity(count.min(LIST_PREALLOC));
@@ -766,7 +902,7 @@ mod tests {
 
     #[test]
     fn other_error_is_the_last_code() {
-        let expected = [2, 2, 3, 3, 4, 4, 3, 4, 4];
+        let expected = [2, 2, 3, 3, 4, 4, 3, 4, 4, 4, 3];
         for (op, code) in OpCode::ALL.into_iter().zip(expected) {
             let reply = Reply::other_error(op);
             assert_eq!(reply.op(), op);
@@ -777,6 +913,87 @@ mod tests {
                 Err(DecodeError::InvalidResult { op, code: code + 1 })
             );
         }
+    }
+
+    fn hit(owner: &str, file: &str, description: &str) -> SearchEntry {
+        SearchEntry {
+            owner: owner.parse().unwrap(),
+            file: file.parse().unwrap(),
+            description: description.parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn search_and_ping_known_answers() {
+        kat(
+            &hex("00 \
+                 32 00 \
+                 62 6f 62 00 \
+                 2f 6d 2f 54 68 65 5f 42 65 61 74 6c 65 73 2d 48 65 6c 70 2e 6d 70 33 00 \
+                 6c 69 76 65 00 \
+                 63 61 72 6f 6c 00 \
+                 2f 62 65 61 74 2e 6f 67 67 00 \
+                 00"),
+            // 0, "2", bob /m/The_Beatles-Help.mp3 live, carol /beat.ogg "" (empty description)
+            SearchReply::Ok(vec![
+                hit("bob", "/m/The_Beatles-Help.mp3", "live"),
+                hit("carol", "/beat.ogg", ""),
+            ]),
+        );
+        kat(&hex("00 30 00"), SearchReply::Ok(vec![]));
+        kat(&hex("01"), SearchReply::UserDoesNotExist);
+        kat(&hex("02"), SearchReply::NotConnected);
+        kat(&hex("03"), SearchReply::BadQuery);
+        kat(&hex("04"), SearchReply::Other);
+        for (code, result) in (0..).zip(PingResult::ALL) {
+            assert_eq!(result.code(), code);
+            kat(&[code], *result);
+        }
+        assert_eq!(PingResult::from_code(4), None);
+        assert_eq!(SearchReply::from_code(0), None);
+        assert_eq!(SearchReply::from_code(5), None);
+        assert!(SearchReply::Ok(vec![]).is_ok());
+    }
+
+    #[test]
+    fn malformed_search_replies() {
+        let decode = |b: &[u8]| Reply::decode(OpCode::Search, b);
+        assert_eq!(
+            decode(b"\x00100001\x00"),
+            Err(DecodeError::CountTooLarge {
+                count: 100_001,
+                max: MAX_SEARCH_RESULTS
+            })
+        );
+        assert_eq!(decode(b"\x00100000\x00"), Ok(None));
+        assert_eq!(
+            decode(b"\x001\x00b ob\x00"),
+            Err(DecodeError::InvalidField {
+                field: "OWNER",
+                error: FieldError::Whitespace
+            })
+        );
+        assert_eq!(
+            decode(b"\x001\x00bob\x00\x00"),
+            Err(DecodeError::InvalidField {
+                field: "FILE",
+                error: FieldError::Empty
+            })
+        );
+        assert_eq!(
+            decode(b"\x001\x00bob\x00/f\x00\xc3\x00"),
+            Err(DecodeError::InvalidField {
+                field: "DESCRIPTION",
+                error: FieldError::NotUtf8
+            })
+        );
+        assert_eq!(
+            decode(b"\x05"),
+            Err(DecodeError::InvalidResult {
+                op: OpCode::Search,
+                code: 5
+            })
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::num::NonZeroU16;
 use bytes::BufMut;
 
 use super::wire::{self, PResult};
-use super::{OpCode, RequestError};
+use super::{OpCode, RequestError, SearchQuery};
 use crate::field::{Description, FileName, MAX_FIELD_LEN, UserName};
 use crate::timestamp::Timestamp;
 
@@ -18,6 +18,8 @@ use crate::timestamp::Timestamp;
 ///          / file NUL description NUL            ; PUBLISH
 ///          / file NUL                            ; DELETE
 ///          / target NUL                          ; LIST_CONTENT GET_USER_INFO
+///          / query NUL                           ; SEARCH (any bytes but NUL, see SearchQuery)
+///          / ""                                  ; PING
 /// ```
 ///
 /// compat: the `DATETIME` field is optional (older clients omit it). The field
@@ -74,6 +76,13 @@ pub enum RequestBody {
         /// The user to locate.
         target: UserName,
     },
+    /// `SEARCH QUERY` (extension, §6.2).
+    Search {
+        /// The query as sent; the decoder does not judge it ([`SearchQuery::terms`] does).
+        query: SearchQuery,
+    },
+    /// `PING` (extension, §6.3).
+    Ping,
 }
 
 impl RequestBody {
@@ -90,6 +99,8 @@ impl RequestBody {
             Self::ListUsers => OpCode::ListUsers,
             Self::ListContent { .. } => OpCode::ListContent,
             Self::GetUserInfo { .. } => OpCode::GetUserInfo,
+            Self::Search { .. } => OpCode::Search,
+            Self::Ping => OpCode::Ping,
         }
     }
 
@@ -104,7 +115,8 @@ impl RequestBody {
 
     fn encode(&self, buf: &mut impl BufMut) {
         match self {
-            Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers => {}
+            Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers | Self::Ping => {
+            }
             Self::Connect { port } => wire::put_decimal(buf, u64::from(port.get())),
             Self::Publish { file, description } => {
                 wire::put_field(buf, file.as_bytes());
@@ -114,12 +126,15 @@ impl RequestBody {
             Self::ListContent { target } | Self::GetUserInfo { target } => {
                 wire::put_field(buf, target.as_bytes());
             }
+            Self::Search { query } => wire::put_field(buf, query.as_bytes()),
         }
     }
 
     fn encoded_len(&self) -> usize {
         match self {
-            Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers => 0,
+            Self::Register | Self::Unregister | Self::Disconnect | Self::ListUsers | Self::Ping => {
+                0
+            }
             Self::Connect { port } => wire::decimal_len(u64::from(port.get())),
             Self::Publish { file, description } => {
                 wire::field_len(file.len()) + wire::field_len(description.len())
@@ -128,6 +143,7 @@ impl RequestBody {
             Self::ListContent { target } | Self::GetUserInfo { target } => {
                 wire::field_len(target.len())
             }
+            Self::Search { query } => wire::field_len(query.len()),
         }
     }
 
@@ -138,6 +154,7 @@ impl RequestBody {
             OpCode::Unregister => (input, Self::Unregister),
             OpCode::Disconnect => (input, Self::Disconnect),
             OpCode::ListUsers => (input, Self::ListUsers),
+            OpCode::Ping => (input, Self::Ping),
             OpCode::Connect => {
                 let (rest, port) = wire::listening_port(input)?;
                 (rest, Self::Connect { port })
@@ -158,6 +175,10 @@ impl RequestBody {
             OpCode::GetUserInfo => {
                 let (rest, target) = wire::user_name(input, "TARGET")?;
                 (rest, Self::GetUserInfo { target })
+            }
+            OpCode::Search => {
+                let (rest, query) = wire::search_query(input)?;
+                (rest, Self::Search { query })
             }
         })
     }
@@ -429,6 +450,67 @@ mod tests {
             },
             b"carol\0",
         );
+        check_both_forms("SEARCH", &query(b"Beat HELP"), b"Beat HELP\0");
+        check_both_forms("SEARCH", &query(b""), b"\0");
+        check_both_forms("PING", &RequestBody::Ping, b"");
+    }
+
+    fn query(bytes: &[u8]) -> RequestBody {
+        RequestBody::Search {
+            query: SearchQuery::from_bytes(bytes).unwrap(),
+        }
+    }
+
+    #[test]
+    fn extension_requests_known_answers() {
+        // S  E  A  R  C  H  NUL
+        // 2  4  /  1  1  /  2  0  2  6  ␠  2  0  :  4  2  :  3  5  NUL
+        // a  l  i  c  e  NUL
+        // b  e  a  t  ␠  h  e  l  p  NUL
+        let search = hex("53 45 41 52 43 48 00 \
+             32 34 2f 31 31 2f 32 30 32 36 20 32 30 3a 34 32 3a 33 35 00 \
+             61 6c 69 63 65 00 \
+             62 65 61 74 20 68 65 6c 70 00");
+        check_kat(
+            &search,
+            &req(Some(TS), "alice", query(b"beat help")),
+            Request::decode,
+            encode,
+        );
+        // P  I  N  G  NUL  DATETIME NUL  a  l  i  c  e  NUL
+        let ping = hex("50 49 4e 47 00 \
+             32 34 2f 31 31 2f 32 30 32 36 20 32 30 3a 34 32 3a 33 35 00 \
+             61 6c 69 63 65 00");
+        check_kat(
+            &ping,
+            &req(Some(TS), "alice", RequestBody::Ping),
+            Request::decode,
+            encode,
+        );
+    }
+
+    /// The decoder keeps any QUERY a field may hold: judging it is the server's (result 3).
+    #[test]
+    fn bad_queries_are_valid_requests() {
+        let nine = b"a b c d e f g h i";
+        let long_term = [b'x'; 255];
+        for raw in [
+            &b""[..],
+            b" \t ",
+            nine,
+            &long_term,
+            b"beat \xff\xfe",
+            b"AC/DC",
+            b"\x01\x7f",
+        ] {
+            let tail = [raw, b"\0"].concat();
+            check_both_forms("SEARCH", &query(raw), &tail);
+            let body = query(raw);
+            let RequestBody::Search { query } = &body else {
+                unreachable!()
+            };
+            assert!(query.terms().is_err(), "{raw:?} is a bad query");
+        }
     }
 
     #[test]
@@ -494,6 +576,8 @@ mod tests {
             (b"DELETE\0alice\0", "FILE"),
             (b"PUBLISH\0alice\0/f\0", "DESCRIPTION"),
             (b"LIST_CONTENT\0alice\0", "TARGET"),
+            (b"SEARCH\0alice\0", "QUERY"),
+            (b"SEARCH\x0024/11/2026 20:42:35\0alice\0", "QUERY"),
         ] {
             let op = prefix
                 .split(|&b| b == 0)

@@ -8,11 +8,12 @@ use proptest::option;
 use proptest::prelude::*;
 
 use super::{
-    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
-    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, Request, RequestBody,
-    UnregisterResult, UserEntry,
+    CapabilitiesReply, ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply,
+    ListContentReply, ListUsersReply, PeerAddr, PingResult, PublishResult, RegisterResult, Reply,
+    Request, RequestBody, SearchEntry, SearchQuery, SearchReply, ServerMessage, UnregisterResult,
+    UserEntry,
 };
-use crate::field::strategy::{description, file_name, user_name};
+use crate::field::strategy::{description, file_name, operation_name, user_name};
 use crate::timestamp::strategy::timestamp;
 
 /// Any request body, every operation.
@@ -28,6 +29,42 @@ pub(crate) fn request_body() -> impl Strategy<Value = RequestBody> {
         Just(RequestBody::ListUsers),
         user_name().prop_map(|target| RequestBody::ListContent { target }),
         user_name().prop_map(|target| RequestBody::GetUserInfo { target }),
+        search_query().prop_map(|query| RequestBody::Search { query }),
+        Just(RequestBody::Ping),
+    ]
+}
+
+/// Any `QUERY` field: good queries, bad ones (empty, too many terms, long terms) and bytes
+/// that are not UTF-8, up to the 255-byte maximum.
+pub(crate) fn search_query() -> impl Strategy<Value = SearchQuery> {
+    prop_oneof![
+        "[a-zA-Z0-9éß ]{0,40}".prop_map(|s| SearchQuery::new(&s)),
+        "[^\u{0}]{0,20}".prop_map(|s| SearchQuery::new(&s)),
+        vec(1_u8..=255, 0..=255).prop_map(|b| SearchQuery::from_bytes(&b)),
+        "[a-z]{255}".prop_map(|s| SearchQuery::new(&s)),
+    ]
+    .prop_filter_map("valid QUERY field", Result::ok)
+}
+
+/// Any `SEARCH` result.
+pub(crate) fn search_entry() -> impl Strategy<Value = SearchEntry> {
+    (user_name(), file_name(), description()).prop_map(|(owner, file, description)| SearchEntry {
+        owner,
+        file,
+        description,
+    })
+}
+
+/// Any `CAPABILITIES` reply, unknown names included.
+pub(crate) fn capabilities_reply() -> impl Strategy<Value = CapabilitiesReply> {
+    vec(operation_name(), 0..8).prop_map(CapabilitiesReply::new)
+}
+
+/// Any message a server reads: a request or `CAPABILITIES`.
+pub(crate) fn server_message() -> impl Strategy<Value = ServerMessage> {
+    prop_oneof![
+        4 => request().prop_map(ServerMessage::Request),
+        1 => Just(ServerMessage::Capabilities),
     ]
 }
 
@@ -79,5 +116,8 @@ pub(crate) fn reply() -> impl Strategy<Value = Reply> {
         code(4, ListContentReply::from_code).prop_map(Reply::ListContent),
         peer_addr().prop_map(|addr| Reply::GetUserInfo(GetUserInfoReply::Ok(addr))),
         code(4, GetUserInfoReply::from_code).prop_map(Reply::GetUserInfo),
+        vec(search_entry(), 0..8).prop_map(|hits| Reply::Search(SearchReply::Ok(hits))),
+        code(4, SearchReply::from_code).prop_map(Reply::Search),
+        code(3, PingResult::from_code).prop_map(Reply::Ping),
     ]
 }

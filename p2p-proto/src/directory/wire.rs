@@ -13,7 +13,7 @@ use std::num::NonZeroU16;
 use bytes::BufMut;
 use nom::{IResult, Needed};
 
-use super::{DecodeError, MAX_IP_LEN, MAX_OP_LEN, MAX_PORT_DIGITS, OpCode};
+use super::{DecodeError, MAX_IP_LEN, MAX_OP_LEN, MAX_PORT_DIGITS, OpCode, SearchQuery};
 use crate::field::{Description, FieldError, FileName, MAX_FIELD_LEN, UserName};
 
 /// The result of a streaming parser of this crate.
@@ -109,6 +109,13 @@ pub(crate) fn description(input: &[u8]) -> PResult<'_, Description> {
     let (rest, raw) = nul_field(input, "DESCRIPTION", MAX_FIELD_LEN)?;
     let text = Description::from_bytes(raw).map_err(invalid("DESCRIPTION"))?;
     Ok((rest, text))
+}
+
+/// A `QUERY` field: any bytes but NUL, judged later ([`SearchQuery::terms`]).
+pub(crate) fn search_query(input: &[u8]) -> PResult<'_, SearchQuery> {
+    let (rest, raw) = nul_field(input, "QUERY", MAX_FIELD_LEN)?;
+    let query = SearchQuery::from_bytes(raw).map_err(invalid("QUERY"))?;
+    Ok((rest, query))
 }
 
 /// `number = 1*max_digits DIGIT %x00`: strictly ASCII decimal (no sign, no spaces).
