@@ -56,8 +56,8 @@ use p2p_core::directory::{
 };
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
-    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, Request, RequestBody,
-    UnregisterResult, UserEntry,
+    ListUsersReply, PeerAddr, PingResult, PublishResult, RegisterResult, Reply, Request,
+    RequestBody, SearchEntry, SearchReply, UnregisterResult, UserEntry, matches,
 };
 use p2p_proto::field::{FileName, UserName};
 use postgres::PgCluster;
@@ -204,8 +204,43 @@ impl Model {
                     Some(addr) => GetUserInfoReply::Ok(addr).into(),
                 },
             },
-            // issue 14: server/peer side pending (the server answers "other" for now).
-            RequestBody::Search { .. } | RequestBody::Ping => Reply::other_error(request.op()),
+            RequestBody::Search { query } => {
+                let acting = self.acting(name);
+                let Ok(terms) = query.terms() else {
+                    // The query is judged before the requester (PROTOCOL.md §6.2 lists
+                    // "bad query" as its own result; the server checks it first).
+                    return SearchReply::BadQuery.into();
+                };
+                match acting {
+                    Err(1) => SearchReply::UserDoesNotExist.into(),
+                    Err(_) => SearchReply::NotConnected.into(),
+                    Ok(_) => {
+                        let mut hits: Vec<SearchEntry> = self
+                            .users
+                            .iter()
+                            .filter(|(owner, u)| *owner != name && u.addr.is_some())
+                            .flat_map(|(owner, u)| u.files.iter().map(move |f| (owner, f)))
+                            .filter(|(_, f)| {
+                                matches(&terms, f.as_str(), description_of(f.as_str()))
+                            })
+                            .map(|(owner, f)| SearchEntry {
+                                owner: owner.clone(),
+                                file: f.clone(),
+                                description: desc(description_of(f.as_str())),
+                            })
+                            .collect();
+                        sort_hits(&mut hits);
+                        SearchReply::Ok(hits).into()
+                    }
+                }
+            }
+            // Liveness is not modelled (expiry is off in these tests): PING
+            // only checks the user; every client sends from 127.0.0.1.
+            RequestBody::Ping => match self.acting(name) {
+                Err(1) => PingResult::UserDoesNotExist.into(),
+                Err(_) => PingResult::NotConnected.into(),
+                Ok(_) => PingResult::Ok.into(),
+            },
         }
     }
 
@@ -269,16 +304,55 @@ impl Model {
     }
 }
 
-/// LIST_USERS in name order (PROTOCOL.md does not fix its order).
+/// LIST_USERS in name order (PROTOCOL.md does not fix its order); SEARCH
+/// results in (owner, file) order: the model does not keep the order of
+/// publications across users (`search_store.rs` checks SEARCH's order).
 fn normalize(reply: Reply) -> Reply {
     match reply {
         Reply::ListUsers(ListUsersReply::Ok(mut entries)) => {
             entries.sort_by(|a, b| a.name.cmp(&b.name));
             ListUsersReply::Ok(entries).into()
         }
+        Reply::Search(SearchReply::Ok(mut hits)) => {
+            sort_hits(&mut hits);
+            SearchReply::Ok(hits).into()
+        }
         other => other,
     }
 }
+
+fn sort_hits(hits: &mut [SearchEntry]) {
+    hits.sort_by(|a, b| (&a.owner, &a.file).cmp(&(&b.owner, &b.file)));
+}
+
+/// Each file of the pool is always published with the same description, so
+/// the model (read back from LIST_CONTENT, which shows no descriptions) knows
+/// every publication's description.
+fn description_of(file: &str) -> &'static str {
+    match file {
+        "f1" | "f3" => "a song",
+        "f2" | "f4" => "notes",
+        "f5" => "a song, notes",
+        _ => "",
+    }
+}
+
+/// SEARCH queries: prefixes of file names and description words, several
+/// terms, no match, and bad queries (empty, a non-word character).
+const QUERIES: &[&str] = &[
+    "f",
+    "F1",
+    "f2",
+    "song",
+    "NOT",
+    "a",
+    "song notes",
+    "f5 so",
+    "zzz",
+    "",
+    "x/y",
+    "s s s s s s s s s",
+];
 
 /// The connected users in name order.
 fn normalize_snapshot(mut snapshot: Snapshot) -> Snapshot {
@@ -495,7 +569,11 @@ struct Frame {
 fn changes_state(reply: &Reply) -> bool {
     let mutating = !matches!(
         reply,
-        Reply::ListUsers(_) | Reply::ListContent(_) | Reply::GetUserInfo(_)
+        Reply::ListUsers(_)
+            | Reply::ListContent(_)
+            | Reply::GetUserInfo(_)
+            | Reply::Search(_)
+            | Reply::Ping(_)
     );
     mutating && reply.is_ok()
 }
@@ -505,22 +583,29 @@ fn random_request(rng: &mut Rng) -> Request {
     let name = rng.choose(USERS);
     let target = user(rng.choose(USERS));
     let body = match rng.below(100) {
-        0..12 => RequestBody::Register,
-        12..17 => RequestBody::Unregister,
-        17..33 => RequestBody::Connect {
+        0..11 => RequestBody::Register,
+        11..16 => RequestBody::Unregister,
+        16..31 => RequestBody::Connect {
             port: (1 + rng.below(65_535) as u16).try_into().unwrap(),
         },
-        33..41 => RequestBody::Disconnect,
-        41..61 => RequestBody::Publish {
+        31..38 => RequestBody::Disconnect,
+        38..56 => {
+            let name = rng.choose(FILES);
+            RequestBody::Publish {
+                file: file(name),
+                description: desc(description_of(name)),
+            }
+        }
+        56..65 => RequestBody::Delete {
             file: file(rng.choose(FILES)),
-            description: desc(rng.choose(&["", "a song", "notes"])),
         },
-        61..71 => RequestBody::Delete {
-            file: file(rng.choose(FILES)),
+        65..73 => RequestBody::ListUsers,
+        73..83 => RequestBody::ListContent { target },
+        83..89 => RequestBody::GetUserInfo { target },
+        89..96 => RequestBody::Search {
+            query: rng.choose(QUERIES).parse().unwrap(),
         },
-        71..81 => RequestBody::ListUsers,
-        81..93 => RequestBody::ListContent { target },
-        _ => RequestBody::GetUserInfo { target },
+        _ => RequestBody::Ping,
     };
     request(name, body, rng.chance(1, 2))
 }
@@ -533,7 +618,10 @@ struct Round {
 }
 
 fn config() -> ServerConfig {
-    support::config_with_read_timeout(Duration::from_secs(30))
+    let mut config = support::config_with_read_timeout(Duration::from_secs(30));
+    // Liveness is not part of the model: nobody expires.
+    config.expire_after = None;
+    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use p2p_core::directory::{
     MemoryStore, PingAnswer, PostgresOptions, PostgresStore, SearchAnswer, SqliteOptions,
     SqliteStore, Store,
 };
-use p2p_proto::directory::{ConnectResult, DeleteResult, PeerAddr, PublishResult};
+use p2p_proto::directory::{ConnectResult, DeleteResult, PeerAddr, PublishResult, SearchTerm};
 use postgres::PgCluster;
 use support::{desc, file, user};
 
@@ -42,7 +42,7 @@ async fn search(
     query: &[&str],
     limit: usize,
 ) -> Vec<(String, String)> {
-    let terms: Vec<String> = query.iter().map(|t| t.to_lowercase()).collect();
+    let terms: Vec<SearchTerm> = query.iter().map(|t| SearchTerm::new(t).unwrap()).collect();
     match store.search(&user(who), &terms, limit).await.unwrap() {
         SearchAnswer::Ok(hits) => hits
             .into_iter()
@@ -168,7 +168,7 @@ async fn semantics(store: &dyn Store) {
         pairs(&[("cy", "beat-it.mp3"), ("bob", "The_Beatles-Help.mp3")])
     );
     // The requester must exist and be connected.
-    let terms = vec!["beat".to_owned()];
+    let terms = vec![SearchTerm::new("beat").unwrap()];
     assert_eq!(
         store.search(&user("zed"), &terms, 10).await.unwrap(),
         SearchAnswer::UserDoesNotExist

@@ -339,7 +339,10 @@ pub fn search_query(data: &[u8]) {
     for (term, raw) in terms.iter().zip(sent) {
         assert!(!term.as_str().is_empty() && raw.len() <= MAX_SEARCH_TERM_LEN);
         assert!(raw.chars().all(char::is_alphanumeric), "{raw:?}");
-        assert!(search_words(raw).eq([term.as_str().to_owned()]), "{raw:?}");
+        assert!(
+            search_words(raw).eq([std::borrow::Cow::Borrowed(term.as_str())]),
+            "{raw:?}"
+        );
     }
     assert!(matches(&terms, text, ""), "{text:?} does not match itself");
     assert!(matches(&terms, "", text), "{text:?} does not match itself");

@@ -75,12 +75,11 @@ async fn run(args: Args) -> ExitCode {
     let log = args
         .log_rpc
         .map(|target| LogShipper::spawn(LogShipperConfig::new(target)));
-    let handler = Arc::new(Handler::new(store, console, log));
+    let handler = Arc::new(Handler::new(store, console, log).with_search_limit(args.search_limit));
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
     config.read_timeout = Duration::from_secs(args.read_timeout);
     config.expire_after = Some(Duration::from_secs(args.expire_after));
-    config.search_limit = args.search_limit;
     let served = directory::run(
         listener,
         handler.clone(),

@@ -7,12 +7,15 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use metrics::{Counter, Histogram};
 
-use p2p_proto::directory::{OpCode, PeerAddr, Reply, Request, RequestBody};
+use p2p_proto::directory::{
+    MAX_SEARCH_RESULTS, OpCode, PeerAddr, PingResult, Reply, Request, RequestBody, SearchEntry,
+    SearchReply,
+};
 use p2p_proto::rpc::log::LogEntry;
 use p2p_proto::timestamp::Timestamp;
 
 use super::lines::LineWriter;
-use super::store::{Store, StoreError};
+use super::store::{PingAnswer, SearchAnswer, Store, StoreError};
 use crate::console::{ExpiredLine, OperationLine};
 use crate::log::LogShipper;
 use crate::monitor::names;
@@ -24,8 +27,13 @@ pub struct Handler {
     store: Arc<dyn Store>,
     console: LineWriter,
     log: Option<LogShipper>,
+    search_limit: usize,
     metrics: RequestMetrics,
 }
+
+/// SEARCH results per reply unless [`Handler::with_search_limit`] says
+/// otherwise (`p2p-server --search-limit`).
+pub const DEFAULT_SEARCH_LIMIT: usize = 100;
 
 impl Handler {
     /// A handler over `store`, printing to `console` and shipping records to
@@ -35,8 +43,18 @@ impl Handler {
             store,
             console,
             log,
+            search_limit: DEFAULT_SEARCH_LIMIT,
             metrics: RequestMetrics::default(),
         }
+    }
+
+    /// At most `limit` results per SEARCH (PROTOCOL.md §6.2; default
+    /// [`DEFAULT_SEARCH_LIMIT`]), capped at what clients accept
+    /// ([`MAX_SEARCH_RESULTS`]).
+    #[must_use]
+    pub fn with_search_limit(mut self, limit: usize) -> Self {
+        self.search_limit = limit.min(MAX_SEARCH_RESULTS);
+        self
     }
 
     /// Takes the log shipper out, to shut it down after the last request.
@@ -108,8 +126,28 @@ impl Handler {
             RequestBody::GetUserInfo { target } => {
                 Reply::GetUserInfo(store.get_user_info(user, target).await?)
             }
-            // issue 14: server/peer side pending
-            RequestBody::Search { .. } | RequestBody::Ping => Reply::other_error(request.op()),
+            RequestBody::Search { query } => Reply::Search(match query.terms() {
+                Err(_) => SearchReply::BadQuery,
+                Ok(terms) => match store.search(user, &terms, self.search_limit).await? {
+                    SearchAnswer::Ok(hits) => SearchReply::Ok(
+                        hits.into_iter()
+                            .map(|hit| SearchEntry {
+                                owner: hit.owner,
+                                file: hit.file,
+                                description: hit.description,
+                            })
+                            .collect(),
+                    ),
+                    SearchAnswer::UserDoesNotExist => SearchReply::UserDoesNotExist,
+                    SearchAnswer::NotConnected => SearchReply::NotConnected,
+                },
+            }),
+            RequestBody::Ping => Reply::Ping(match store.ping(user, peer_ip).await? {
+                PingAnswer::Ok => PingResult::Ok,
+                PingAnswer::UserDoesNotExist => PingResult::UserDoesNotExist,
+                PingAnswer::NotConnected => PingResult::NotConnected,
+                PingAnswer::WrongAddress => PingResult::Other,
+            }),
         })
     }
 
@@ -134,14 +172,24 @@ impl Handler {
     }
 
     fn report(&self, request: &Request) {
+        // PROTOCOL.md §6.3: PING prints no line and sends no record.
+        if let RequestBody::Ping = request.body {
+            return;
+        }
         self.console.line(OperationLine {
             op: request.op(),
             user: request.user.as_str(),
             timestamp: request.timestamp.as_ref(),
         });
         let Some(log) = &self.log else { return };
+        // SEARCH logs its query in the `file` field (§6.2).
+        let query;
         let file = match &request.body {
             RequestBody::Publish { file, .. } | RequestBody::Delete { file } => file.as_str(),
+            RequestBody::Search { query: q } => {
+                query = q.to_string_lossy();
+                &*query
+            }
             _ => "",
         };
         // A request without DATETIME (an older client) is logged with the

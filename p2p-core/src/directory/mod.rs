@@ -12,12 +12,12 @@ pub mod server;
 pub mod store;
 pub mod view;
 
-pub use handler::Handler;
+pub use handler::{DEFAULT_SEARCH_LIMIT, Handler};
 pub use lines::{COALESCE, LINE_BUFFER_LIMIT, LineWriter, LineWriterThread};
 pub use server::{ServerConfig, bind, run};
 pub use store::{
     MemoryStore, POSTGRES_SCHEMA_VERSION, PingAnswer, PostgresOptions, PostgresStore,
     SQLITE_SCHEMA_VERSION, SearchAnswer, SearchHit, SqliteOptions, SqliteStore, Store, StoreError,
-    StoreStats, StoreUrl, search,
+    StoreStats, StoreUrl,
 };
 pub use view::{ConnectedUser, DirectoryView};

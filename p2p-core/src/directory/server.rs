@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use p2p_proto::directory::{MAX_REQUEST_LEN, OpCode, Reply, RequestDecoder};
+use p2p_proto::directory::{
+    CapabilitiesReply, MAX_REQUEST_LEN, OpCode, Reply, ServerMessage, ServerMessageDecoder,
+};
 use rustix::net::{SendFlags, Shutdown};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -41,8 +43,6 @@ pub struct ServerConfig {
     /// disconnected (PROTOCOL.md §6.3); `None` never expires anyone. Default
     /// 90 s.
     pub expire_after: Option<Duration>,
-    /// Most results of one SEARCH (PROTOCOL.md §6.2). Default 100.
-    pub search_limit: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,7 +52,6 @@ impl Default for ServerConfig {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             expire_after: Some(Duration::from_secs(90)),
-            search_limit: 100,
         }
     }
 }
@@ -163,6 +162,8 @@ async fn accept_loop(
 /// What the read phase ended with.
 enum Outcome {
     Request(p2p_proto::directory::Request),
+    /// `CAPABILITIES` (PROTOCOL.md §6.1).
+    Capabilities,
     /// Refused: answer the operation's "other error" byte when it is known.
     Refused(Option<OpCode>),
     /// The client went away before a whole request; nothing to answer.
@@ -198,10 +199,11 @@ async fn serve_connection(
     // never delays, and the option would cost a syscall per request.
     let deadline = Instant::now() + config.read_timeout;
     let mut buf = BytesMut::with_capacity(256);
-    let mut decoder = RequestDecoder::default();
+    let mut decoder = ServerMessageDecoder::default();
     let outcome = loop {
         match decoder.decode(&buf) {
-            Ok(Some((request, _))) => break Outcome::Request(request),
+            Ok(Some((ServerMessage::Request(request), _))) => break Outcome::Request(request),
+            Ok(Some((ServerMessage::Capabilities, _))) => break Outcome::Capabilities,
             Ok(None) => {}
             Err(e) => {
                 refused(peer, RefusedReason::Malformed, &buf, Some(&e));
@@ -235,6 +237,8 @@ async fn serve_connection(
     let mut out = buf;
     match outcome {
         Outcome::Request(request) => handler.handle_into(&request, peer.ip(), &mut out).await,
+        // PROTOCOL.md §6.1: the extension operations this server accepts.
+        Outcome::Capabilities => CapabilitiesReply::from_ops(OpCode::EXTENSIONS).encode(&mut out),
         Outcome::Refused(Some(op)) => Reply::other_error(op).encode(&mut out),
         Outcome::Refused(None) | Outcome::Gone => return Ok(()),
     }

@@ -262,13 +262,29 @@ fn lowercase(text: &str) -> String {
 
 /// The words of a `FILE` or `DESCRIPTION` that terms are matched against: the maximal runs of
 /// letters and digits ([`char::is_alphanumeric`]), lowercased, in order (duplicates kept).
+/// A word that is already lowercase is borrowed from `text`, so an index built from millions of
+/// names allocates only for the words it keeps.
 ///
 /// A search index built from these words, with terms from [`SearchQuery::terms`], agrees with
 /// [`matches`].
-pub fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
+pub fn search_words(text: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
-        .map(lowercase)
+        .map(|word| {
+            let unchanged = if word.is_ascii() {
+                !word.bytes().any(|b| b.is_ascii_uppercase())
+            } else {
+                word.chars().all(|c| {
+                    let mut lower = c.to_lowercase();
+                    lower.next() == Some(c) && lower.next().is_none()
+                })
+            };
+            if unchanged {
+                Cow::Borrowed(word)
+            } else {
+                Cow::Owned(lowercase(word))
+            }
+        })
 }
 
 /// The reference meaning of a `SEARCH` (§6.2): whether every term is a prefix of some word of
@@ -277,7 +293,7 @@ pub fn search_words(text: &str) -> impl Iterator<Item = String> + '_ {
 /// Straightforward rather than fast: a server's index must agree with it.
 #[must_use]
 pub fn matches(terms: &[SearchTerm], file: &str, description: &str) -> bool {
-    let words: Vec<String> = search_words(file)
+    let words: Vec<Cow<'_, str>> = search_words(file)
         .chain(search_words(description))
         .collect();
     terms
@@ -305,7 +321,7 @@ mod tests {
     }
 
     fn words(text: &str) -> Vec<String> {
-        search_words(text).collect()
+        search_words(text).map(Cow::into_owned).collect()
     }
 
     #[test]

@@ -13,45 +13,42 @@
 //! Connection state is not indexed: CONNECT and DISCONNECT change nothing
 //! here, and the caller skips candidates whose owner is not connected.
 
+use std::borrow::Cow;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::ops::Bound;
+use std::sync::Arc;
 
+use p2p_proto::directory::{SearchTerm, search_words};
 use p2p_proto::field::UserName;
-
-/// The words of `text` as SEARCH compares them: maximal runs of letters and
-/// digits, lowercased.
-pub fn words(text: &str) -> impl Iterator<Item = String> + '_ {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-}
-
-/// Whether every term is a prefix of some word of `file` or `description`.
-pub fn matches(terms: &[String], file: &str, description: &str) -> bool {
-    let words: Vec<String> = words(file).chain(words(description)).collect();
-    terms
-        .iter()
-        .all(|term| words.iter().any(|word| word.starts_with(term.as_str())))
-}
 
 /// See the module documentation.
 #[derive(Debug, Default)]
 pub(crate) struct SearchIndex {
     /// Word → sequence numbers of the publications that have it, ascending.
     words: BTreeMap<Box<str>, Vec<u64>>,
-    /// Sequence number → the publication's owner.
-    owners: HashMap<u64, UserName>,
+    /// Sequence number → the publication's owner (one shared name per user).
+    owners: HashMap<u64, Arc<str>>,
+    /// Each owner's shared name and how many publications use it.
+    names: HashMap<Arc<str>, usize>,
 }
 
 impl SearchIndex {
     /// Indexes publication `seq` of `owner`.
     pub(crate) fn insert(&mut self, seq: u64, owner: &UserName, file: &str, description: &str) {
-        let mut own: Vec<String> = words(file).chain(words(description)).collect();
+        let mut own: Vec<Cow<'_, str>> = search_words(file)
+            .chain(search_words(description))
+            .collect();
         own.sort_unstable();
         own.dedup();
         for word in own {
-            let postings = self.words.entry(word.into_boxed_str()).or_default();
+            let postings = match self.words.get_mut(&*word) {
+                Some(postings) => postings,
+                None => self
+                    .words
+                    .entry(word.into_owned().into_boxed_str())
+                    .or_default(),
+            };
             // Publications arrive in sequence order (PUBLISH, or a durable
             // store's load ordered by sequence); stay correct otherwise.
             match postings.last() {
@@ -63,7 +60,20 @@ impl SearchIndex {
                 _ => postings.push(seq),
             }
         }
-        self.owners.insert(seq, owner.clone());
+        let name = match self.names.get_key_value(owner.as_str()) {
+            Some((name, _)) => name.clone(),
+            None => Arc::from(owner.as_str()),
+        };
+        *self.names.entry(name.clone()).or_default() += 1;
+        self.owners.insert(seq, name);
+    }
+
+    /// Gives back the room the postings grew into (after a bulk load).
+    pub(crate) fn compact(&mut self) {
+        for postings in self.words.values_mut() {
+            postings.shrink_to_fit();
+        }
+        self.owners.shrink_to_fit();
     }
 
     /// Forgets the publications `(seq, file, description)`, in one pass over
@@ -74,9 +84,16 @@ impl SearchIndex {
     ) {
         let mut by_word: HashMap<String, Vec<u64>> = HashMap::new();
         for (seq, file, description) in publications {
-            self.owners.remove(&seq);
-            for word in words(file).chain(words(description)) {
-                by_word.entry(word).or_default().push(seq);
+            if let Some(name) = self.owners.remove(&seq) {
+                if let Some(count) = self.names.get_mut(&name) {
+                    *count -= 1;
+                    if *count == 0 {
+                        self.names.remove(&name);
+                    }
+                }
+            }
+            for word in search_words(file).chain(search_words(description)) {
+                by_word.entry(word.into_owned()).or_default().push(seq);
             }
         }
         for (word, mut gone) in by_word {
@@ -102,12 +119,13 @@ impl SearchIndex {
     }
 
     /// The owner of publication `seq`.
-    pub(crate) fn owner(&self, seq: u64) -> Option<&UserName> {
-        self.owners.get(&seq)
+    pub(crate) fn owner(&self, seq: u64) -> Option<&str> {
+        self.owners.get(&seq).map(|name| &**name)
     }
 
     /// Words that start with `term`, with their postings.
-    fn range<'a>(&'a self, term: &'a str) -> impl Iterator<Item = &'a Vec<u64>> + 'a {
+    fn range<'a>(&'a self, term: &'a SearchTerm) -> impl Iterator<Item = &'a Vec<u64>> + 'a {
+        let term = term.as_str();
         self.words
             .range::<str, _>((Bound::Included(term), Bound::Unbounded))
             .take_while(move |(word, _)| word.starts_with(term))
@@ -117,10 +135,10 @@ impl SearchIndex {
     /// The publications that may match every term, most recent first, each
     /// once: those of the term with the fewest postings. Callers check the
     /// other terms (and the owner) on each candidate.
-    pub(crate) fn candidates<'a>(&'a self, terms: &'a [String]) -> Candidates<'a> {
+    pub(crate) fn candidates<'a>(&'a self, terms: &'a [SearchTerm]) -> Candidates<'a> {
         // The most selective term: counting stops at the best so far, so a
         // term as short as "a" costs no more than the winner.
-        let mut best: Option<(usize, &str)> = None;
+        let mut best: Option<(usize, &SearchTerm)> = None;
         for term in terms {
             let limit = best.map_or(usize::MAX, |(n, _)| n);
             let mut n = 0usize;
@@ -186,23 +204,11 @@ impl Iterator for Candidates<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p2p_proto::directory::matches;
     use proptest::prelude::*;
 
-    fn terms(t: &[&str]) -> Vec<String> {
-        t.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn words_are_runs_of_letters_and_digits_lowercased() {
-        let w: Vec<String> = words("The_Beatles-Help.mp3 ÉCOLE straße 2024x").collect();
-        assert_eq!(
-            w,
-            ["the", "beatles", "help", "mp3", "école", "straße", "2024x"]
-        );
-        assert!(matches(&terms(&["beat"]), "The_Beatles-Help.mp3", ""));
-        assert!(!matches(&terms(&["tles"]), "The_Beatles-Help.mp3", ""));
-        assert!(matches(&terms(&["help", "song"]), "Help.mp3", "a song"));
-        assert!(!matches(&terms(&["help", "song"]), "Help.mp3", "a tune"));
+    fn terms(t: &[&str]) -> Vec<SearchTerm> {
+        t.iter().map(|s| SearchTerm::new(s).unwrap()).collect()
     }
 
     #[test]
@@ -223,24 +229,24 @@ mod tests {
         assert_eq!(got, [1]);
         assert_eq!(index.candidates(&terms(&["zzz"])).count(), 0);
         index.remove([(1, "beatles help", ""), (5, "bee", ""), (3, "other", "")]);
-        assert!(index.words.is_empty() && index.owners.is_empty());
+        assert!(index.words.is_empty() && index.owners.is_empty() && index.names.is_empty());
     }
 
     proptest! {
         /// The index finds exactly the publications the plain definition
-        /// matches, newest first.
+        /// (`p2p_proto::directory::matches`) matches, newest first.
         #[test]
         fn the_index_agrees_with_the_definition(
             pubs in proptest::collection::vec(("[a-cA-C _é0-2]{0,12}", "[a-c _-]{0,8}"), 0..40),
             removed in proptest::collection::vec(any::<proptest::sample::Index>(), 0..10),
-            query in proptest::collection::vec("[a-cé0-2]{1,3}", 1..4),
+            query in proptest::collection::vec("[a-cAé0-2]{1,3}", 1..4),
         ) {
-            let owner: UserName = "u".parse().unwrap();
+            let owners: [UserName; 2] = ["u".parse().unwrap(), "v".parse().unwrap()];
             let mut index = SearchIndex::default();
             let mut live: BTreeMap<u64, (String, String)> = BTreeMap::new();
             for (i, (file, description)) in pubs.iter().enumerate() {
                 let seq = i as u64 + 1;
-                index.insert(seq, &owner, file, description);
+                index.insert(seq, &owners[i % 2], file, description);
                 live.insert(seq, (file.clone(), description.clone()));
             }
             for r in removed {
@@ -251,7 +257,7 @@ mod tests {
                 let (file, description) = live.remove(&seq).unwrap();
                 index.remove([(seq, file.as_str(), description.as_str())]);
             }
-            let query: Vec<String> = query.iter().map(|t| t.to_lowercase()).collect();
+            let query: Vec<SearchTerm> = query.iter().map(|t| SearchTerm::new(t).unwrap()).collect();
             let found: Vec<u64> = index
                 .candidates(&query)
                 .filter(|seq| {
@@ -266,6 +272,10 @@ mod tests {
                 .map(|(&seq, _)| seq)
                 .collect();
             prop_assert_eq!(found, expected);
+            for seq in live.keys() {
+                prop_assert!(index.owner(*seq).is_some());
+            }
+            prop_assert_eq!(index.owners.len(), live.len());
         }
     }
 }

@@ -11,14 +11,14 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, EncodedUserEntry, GetUserInfoReply,
-    ListContentReply, ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply,
-    UnregisterResult, UserEntry,
+    ListContentReply, ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, SearchTerm,
+    UnregisterResult, UserEntry, matches,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 
 use async_trait::async_trait;
 
-use super::index::{self, SearchIndex};
+use super::index::SearchIndex;
 use super::{PingAnswer, SearchAnswer, SearchHit, Store, StoreError, StoreStats};
 use crate::directory::view::{ConnectedUser, DirectoryView};
 
@@ -326,7 +326,7 @@ impl MemoryStore {
     /// that the term is a prefix of; most recently published first, at most
     /// `limit`. `terms` are lowercased and non-empty (the caller checks the
     /// query).
-    pub fn search(&self, user: &UserName, terms: &[String], limit: usize) -> SearchAnswer {
+    pub fn search(&self, user: &UserName, terms: &[SearchTerm], limit: usize) -> SearchAnswer {
         let state = self.read();
         connected_user!(
             state,
@@ -342,10 +342,10 @@ impl MemoryStore {
             let Some(owner) = state.search.owner(seq) else {
                 continue;
             };
-            if owner == user {
+            if owner == user.as_str() {
                 continue;
             }
-            let Some(record) = state.users.get(owner.as_str()) else {
+            let Some((owner, record)) = state.users.get_key_value(owner) else {
                 continue;
             };
             if record.connection.is_none() {
@@ -357,7 +357,7 @@ impl MemoryStore {
             let Some((_, description)) = record.index.get(file.as_str()) else {
                 continue;
             };
-            if index::matches(terms, file.as_str(), description.as_str()) {
+            if matches(terms, file.as_str(), description.as_str()) {
                 hits.push(SearchHit {
                     owner: owner.clone(),
                     file: file.clone(),
@@ -426,6 +426,11 @@ impl MemoryStore {
         record.last_ping = None;
         state.connected.remove(&seq);
         true
+    }
+
+    /// Gives back memory the index grew into while a durable store loaded.
+    pub(crate) fn compact(&self) {
+        self.write().search.compact();
     }
 
     /// Adds a user as a durable store read it back: `connection` carries the
@@ -544,7 +549,7 @@ impl Store for MemoryStore {
     async fn search(
         &self,
         user: &UserName,
-        terms: &[String],
+        terms: &[SearchTerm],
         limit: usize,
     ) -> Result<SearchAnswer, StoreError> {
         Ok(Self::search(self, user, terms, limit))

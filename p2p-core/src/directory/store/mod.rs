@@ -33,18 +33,13 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
-    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, UnregisterResult,
+    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, SearchTerm, UnregisterResult,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 
 use super::view::DirectoryView;
 
 pub use memory::MemoryStore;
-
-/// Words and matching as SEARCH defines them (PROTOCOL.md §6.2).
-pub mod search {
-    pub use super::index::{matches, words};
-}
 pub use postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use sqlite::{SCHEMA_VERSION as SQLITE_SCHEMA_VERSION, SqliteOptions, SqliteStore};
 
@@ -96,13 +91,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         target: &UserName,
     ) -> Result<GetUserInfoReply, StoreError>;
     /// `SEARCH` (PROTOCOL.md §6.2): the publications of connected users other
-    /// than `user` that match every term ([`search::matches`]), most recently
-    /// published first, at most `limit`. `terms` are 1 to 8 lowercased words
-    /// (the caller checks the query).
+    /// than `user` that match every term ([`matches`](p2p_proto::directory::matches)), most recently
+    /// published first, at most `limit`. The caller checks the query
+    /// ([`SearchQuery::terms`](p2p_proto::directory::SearchQuery::terms)).
     async fn search(
         &self,
         user: &UserName,
-        terms: &[String],
+        terms: &[SearchTerm],
         limit: usize,
     ) -> Result<SearchAnswer, StoreError>;
     /// `PING` (PROTOCOL.md §6.3) from `from`: the connected `user` is alive.

@@ -34,13 +34,13 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
-    ListUsersReply, PeerAddr, PublishResult, RegisterResult, UnregisterResult, UserEntry,
+    ListUsersReply, PeerAddr, PublishResult, RegisterResult, SearchTerm, UnregisterResult,
+    UserEntry, search_words,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
-use super::index::words;
 use super::{PingAnswer, SearchAnswer, SearchHit, Store, StoreError, StoreStats};
 use crate::directory::view::{ConnectedUser, DirectoryView};
 
@@ -99,7 +99,7 @@ const DISCONNECT: &str = "UPDATE p2p_users SET conn_seq = NULL, ip = NULL, port 
                           WHERE name = $1 AND conn_seq IS NOT NULL";
 const PING: &str = "UPDATE p2p_users SET last_ping = now() \
                     WHERE name = $1 AND conn_seq IS NOT NULL AND ip = $2";
-const PING_STATE: &str = "SELECT conn_seq IS NOT NULL FROM p2p_users WHERE name = $1";
+const PING_STATE: &str = "SELECT conn_seq IS NOT NULL, ip FROM p2p_users WHERE name = $1";
 const EXPIRE: &str = "UPDATE p2p_users SET conn_seq = NULL, ip = NULL, port = NULL, last_ping = NULL \
                       WHERE conn_seq IS NOT NULL AND last_ping < now() - make_interval(secs => $1) \
                       RETURNING name";
@@ -359,7 +359,10 @@ impl PostgresStore {
 
 /// The distinct words of a publication, as the index keeps them.
 fn publication_words(file: &str, description: &str) -> Vec<String> {
-    let mut all: Vec<String> = words(file).chain(words(description)).collect();
+    let mut all: Vec<String> = search_words(file)
+        .chain(search_words(description))
+        .map(std::borrow::Cow::into_owned)
+        .collect();
     all.sort_unstable();
     all.dedup();
     all
@@ -614,11 +617,11 @@ impl Store for PostgresStore {
     async fn search(
         &self,
         user: &UserName,
-        terms: &[String],
+        terms: &[SearchTerm],
         limit: usize,
     ) -> Result<SearchAnswer, StoreError> {
         let sql = search_sql(terms.len());
-        let patterns: Vec<String> = terms.iter().map(|t| prefix_pattern(t)).collect();
+        let patterns: Vec<String> = terms.iter().map(|t| prefix_pattern(t.as_str())).collect();
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.timed(async {
             let name = user.as_str();
@@ -650,15 +653,23 @@ impl Store for PostgresStore {
     async fn ping(&self, user: &UserName, from: IpAddr) -> Result<PingAnswer, StoreError> {
         let ip = from.to_canonical().to_string();
         self.timed(async {
-            if self.execute(PING, &[&user.as_str(), &ip]).await? == 1 {
-                return Ok(PingAnswer::Ok);
+            for _ in 0..MAX_ATTEMPTS {
+                if self.execute(PING, &[&user.as_str(), &ip]).await? == 1 {
+                    return Ok(PingAnswer::Ok);
+                }
+                let rows = self.query(PING_STATE, &[&user.as_str()]).await?;
+                let Some(row) = rows.first() else {
+                    return Ok(PingAnswer::UserDoesNotExist);
+                };
+                if !row.get::<_, bool>(0) {
+                    return Ok(PingAnswer::NotConnected);
+                }
+                if row.get::<_, Option<String>>(1).as_deref() != Some(ip.as_str()) {
+                    return Ok(PingAnswer::WrongAddress);
+                }
+                // Connected from this address since the UPDATE looked: again.
             }
-            let rows = self.query(PING_STATE, &[&user.as_str()]).await?;
-            Ok(match rows.first().map(|row| row.get::<_, bool>(0)) {
-                None => PingAnswer::UserDoesNotExist,
-                Some(false) => PingAnswer::NotConnected,
-                Some(true) => PingAnswer::WrongAddress,
-            })
+            Err(Self::contention())
         })
         .await
     }

@@ -39,7 +39,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
-    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, UnregisterResult,
+    ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, SearchTerm, UnregisterResult,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Transaction, params};
@@ -368,7 +368,7 @@ impl Store for SqliteStore {
     async fn search(
         &self,
         user: &UserName,
-        terms: &[String],
+        terms: &[SearchTerm],
         limit: usize,
     ) -> Result<SearchAnswer, StoreError> {
         Ok(self.mirror.search(user, terms, limit))
@@ -517,6 +517,7 @@ fn load(conn: &Connection, mirror: &MemoryStore) -> Result<i64, MigrateError> {
         }
         max_seq = max_seq.max(seq);
     }
+    mirror.compact();
     Ok(max_seq + 1)
 }
 
