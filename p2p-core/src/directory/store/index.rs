@@ -84,12 +84,12 @@ impl SearchIndex {
     ) {
         let mut by_word: HashMap<String, Vec<u64>> = HashMap::new();
         for (seq, file, description) in publications {
-            if let Some(name) = self.owners.remove(&seq) {
-                if let Some(count) = self.names.get_mut(&name) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.names.remove(&name);
-                    }
+            if let Some(name) = self.owners.remove(&seq)
+                && let Some(count) = self.names.get_mut(&name)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    self.names.remove(&name);
                 }
             }
             for word in search_words(file).chain(search_words(description)) {
