@@ -38,6 +38,8 @@ pub enum Command {
     ListContent,
     /// `GET_FILE user remote_file local_file`
     GetFile,
+    /// `SEARCH term...` (PROTOCOL.md §6.2)
+    Search,
 }
 
 impl Command {
@@ -91,6 +93,13 @@ impl Command {
                 "GET_FILE FAIL, FILE NOT EXIST",
                 "GET_FILE FAIL",
             ],
+            Self::Search => &[
+                "SEARCH OK",
+                "SEARCH FAIL, USER DOES NOT EXIST",
+                "SEARCH FAIL, USER NOT CONNECTED",
+                "SEARCH FAIL, BAD QUERY",
+                "SEARCH FAIL",
+            ],
         }
     }
 
@@ -119,7 +128,8 @@ impl Command {
             | Self::Publish
             | Self::Delete
             | Self::ListUsers
-            | Self::ListContent => self.text(2),
+            | Self::ListContent
+            | Self::Search => self.text(2),
             _ => self.fail(),
         }
     }
@@ -138,9 +148,13 @@ impl Command {
             Self::GetFile => {
                 "Syntax error. Usage: GET_FILE <userName> <remote_fileName> <local_fileName>"
             }
+            Self::Search => "Syntax error. Usage: SEARCH <term> [<term>...]",
         }
     }
 }
+
+/// `SEARCH` against a server without it (a classic server, or `--classic`).
+pub const SEARCH_NOT_SUPPORTED: &str = "SEARCH FAIL, NOT SUPPORTED BY THE SERVER";
 
 /// Text for a command word the shell does not know.
 pub fn unknown_command(word: &str) -> String {

@@ -17,6 +17,8 @@ fn main() -> ExitCode {
     let mut config = PeerConfig::new(args.server, args.port);
     config.datetime_url = args.datetime_url;
     config.listen = SocketAddr::new(args.listen_addr, args.listen_port);
+    config.classic = args.classic;
+    config.ping_interval = std::time::Duration::from_secs(args.ping_interval);
     match runtime.block_on(run_shell(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => p2p_bins::fail(NAME, e),

@@ -28,4 +28,12 @@ pub struct Args {
     /// Port of the transfer listener (0 picks a free one).
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub listen_port: u16,
+    /// Send only the classic operations (no CAPABILITIES, SEARCH, PING or
+    /// GET_USER_INFO): for classic servers that crash on an unknown one.
+    #[arg(long)]
+    pub classic: bool,
+    /// Seconds between PINGs while connected to a server that lists PING
+    /// (at least 1).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = super::timeout_secs)]
+    pub ping_interval: u64,
 }

@@ -399,11 +399,23 @@ impl Peer {
     /// Starts `p2p-peer -s 127.0.0.1 -p PORT --datetime-url URL
     /// --listen-addr 127.0.0.1 --listen-port 0` in `dir`.
     pub(crate) fn start(name: &str, server_port: u16, datetime_url: &str, dir: &Path) -> Self {
+        Self::start_with(name, server_port, datetime_url, dir, &[])
+    }
+
+    /// [`Self::start`] with more arguments.
+    pub(crate) fn start_with(
+        name: &str,
+        server_port: u16,
+        datetime_url: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Self {
         let mut command = Command::new(peer_bin());
         command
             .args(["-s", "127.0.0.1", "-p", &server_port.to_string()])
             .args(["--datetime-url", datetime_url])
             .args(["--listen-addr", "127.0.0.1", "--listen-port", "0"])
+            .args(extra)
             .current_dir(dir)
             .env_remove("DATETIME_URL")
             .stdin(Stdio::piped());

@@ -4,7 +4,7 @@ use std::io;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use p2p_proto::directory::{DecodeError, Reply, Request};
+use p2p_proto::directory::{CapabilitiesReply, CapabilitiesRequest, DecodeError, Reply, Request};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -98,20 +98,62 @@ impl DirectoryClient {
         request.encode(&mut out);
         stream.write_all(&out).await?;
         let op = request.op();
-        let mut buf = BytesMut::with_capacity(512);
-        loop {
-            if let Some((reply, _)) = Reply::decode(op, &buf)? {
-                return Ok(reply);
-            }
-            // Large reads keep re-decoding a big listing rare.
-            buf.reserve(READ_CHUNK);
-            if stream.read_buf(&mut buf).await? == 0 {
+        read_reply(&mut stream, |buf| Ok(Reply::decode(op, buf)?)).await
+    }
+
+    /// `CAPABILITIES` (PROTOCOL.md §6.1): the extension operations the server
+    /// accepts, or `None` when it closed without a reply byte (a classic
+    /// server, cleanly or with a reset).
+    pub async fn capabilities(&self) -> Result<Option<CapabilitiesReply>, ClientError> {
+        let exchange = async {
+            let mut stream =
+                TcpStream::connect(&self.server)
+                    .await
+                    .map_err(|source| ClientError::Connect {
+                        server: self.server.clone(),
+                        source,
+                    })?;
+            let mut out = BytesMut::with_capacity(CapabilitiesRequest.encoded_len());
+            CapabilitiesRequest.encode(&mut out);
+            stream.write_all(&out).await?;
+            read_reply(&mut stream, |buf| Ok(CapabilitiesReply::decode(buf)?)).await
+        };
+        match timeout(self.timeout, exchange).await {
+            Ok(Ok(reply)) => Ok(Some(reply)),
+            Ok(Err(ClientError::NoReply)) => Ok(None),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(ClientError::Timeout(self.timeout)),
+        }
+    }
+}
+
+/// Reads until `decode` yields a message. End of stream, or a reset, before
+/// any byte is [`ClientError::NoReply`] (how a classic server refuses an
+/// operation it does not know); after some bytes, [`ClientError::Truncated`].
+async fn read_reply<T>(
+    stream: &mut TcpStream,
+    decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, ClientError>,
+) -> Result<T, ClientError> {
+    let mut buf = BytesMut::with_capacity(512);
+    loop {
+        if let Some((message, _)) = decode(&buf)? {
+            return Ok(message);
+        }
+        // Large reads keep re-decoding a big listing rare.
+        buf.reserve(READ_CHUNK);
+        match stream.read_buf(&mut buf).await {
+            Ok(0) => {
                 return Err(if buf.is_empty() {
                     ClientError::NoReply
                 } else {
                     ClientError::Truncated
                 });
             }
+            Ok(_) => {}
+            Err(e) if buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(ClientError::NoReply);
+            }
+            Err(e) => return Err(e.into()),
         }
     }
 }

@@ -9,9 +9,11 @@ use std::io::{self, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use p2p_proto::directory::{
-    GetUserInfoReply, ListContentReply, ListUsersReply, PeerAddr, Reply, Request, RequestBody,
+    CapabilitiesReply, GetUserInfoReply, ListContentReply, ListUsersReply, OpCode, PeerAddr,
+    PingResult, Reply, Request, RequestBody, SearchQuery, SearchReply,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 use tokio::sync::mpsc;
@@ -19,8 +21,11 @@ use tokio::sync::mpsc;
 use super::client::{ClientError, DirectoryClient};
 use super::download::{DownloadError, DownloadOptions, download};
 use super::file_server::{FileServer, FileServerConfig, Library};
-use crate::console::{Command, PEER_PROMPT, QUIT_USAGE, unknown_command};
+use crate::console::{Command, PEER_PROMPT, QUIT_USAGE, SEARCH_NOT_SUPPORTED, unknown_command};
 use crate::datetime::DatetimeClient;
+
+/// PROTOCOL.md §6.3: a connected peer pings every 30 s.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
 
 /// What the peer needs to know.
 #[derive(Clone, Debug)]
@@ -35,6 +40,13 @@ pub struct PeerConfig {
     /// Where the transfer listener binds (port 0 = any free port). Default
     /// `0.0.0.0:0`.
     pub listen: SocketAddr,
+    /// Send only PROTOCOL.md §1's classic operations (no CAPABILITIES,
+    /// SEARCH, PING or GET_USER_INFO): some classic servers crash on an
+    /// unknown OP. Default false.
+    pub classic: bool,
+    /// How often a connected peer sends PING to a server that lists it.
+    /// Default 30 s (PROTOCOL.md §6.3).
+    pub ping_interval: Duration,
 }
 
 impl PeerConfig {
@@ -45,6 +57,8 @@ impl PeerConfig {
             server_port,
             datetime_url: crate::datetime::DEFAULT_DATETIME_URL.to_owned(),
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
+            classic: false,
+            ping_interval: DEFAULT_PING_INTERVAL,
         }
     }
 }
@@ -82,6 +96,7 @@ enum Line {
     ListUsers,
     ListContent(UserName),
     GetFile(UserName, FileName, PathBuf),
+    Search(SearchQuery),
 }
 
 /// Parses one command line, or returns the text to print instead.
@@ -133,6 +148,12 @@ fn parse(line: &str) -> Result<Line, String> {
                 _ => Err(usage(Command::Publish)),
             }
         }
+        // The query is the rest of the line, as typed (the server splits it).
+        "SEARCH" if args.is_empty() => Err(usage(Command::Search)),
+        "SEARCH" => rest
+            .parse()
+            .map(Line::Search)
+            .map_err(|_| usage(Command::Search)),
         "GET_FILE" => match args.as_slice() {
             [user, remote, local] => match (user.parse(), remote.parse()) {
                 (Ok(user), Ok(remote)) => Ok(Line::GetFile(user, remote, PathBuf::from(local))),
@@ -144,11 +165,32 @@ fn parse(line: &str) -> Result<Line, String> {
     }
 }
 
-/// The connected user and its transfer listener.
+/// The connected user, its transfer listener, and its PING loop when the
+/// server lists PING.
 #[derive(Debug)]
 struct Connected {
     user: UserName,
     server: FileServer,
+    pinger: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The extension operations the server accepts (PROTOCOL.md §6.1), as far
+/// as this session knows.
+#[derive(Clone, Copy, Debug, Default)]
+struct Extensions {
+    get_user_info: bool,
+    search: bool,
+    ping: bool,
+}
+
+impl Extensions {
+    fn of(reply: &CapabilitiesReply) -> Self {
+        Self {
+            get_user_info: reply.supports(OpCode::GetUserInfo),
+            search: reply.supports(OpCode::Search),
+            ping: reply.supports(OpCode::Ping),
+        }
+    }
 }
 
 /// The shell's state between commands.
@@ -162,6 +204,9 @@ pub struct Session {
     /// Each user's published files, kept across DISCONNECT/CONNECT like the
     /// directory keeps the publications.
     libraries: std::collections::HashMap<UserName, Library>,
+    ping_interval: Duration,
+    /// The server's extensions once asked (once per session).
+    extensions: Option<Extensions>,
 }
 
 impl Session {
@@ -174,6 +219,30 @@ impl Session {
             download: DownloadOptions::default(),
             connected: None,
             libraries: std::collections::HashMap::new(),
+            ping_interval: config.ping_interval,
+            // --classic: known to have none, never asked.
+            extensions: config.classic.then(Extensions::default),
+        }
+    }
+
+    /// The server's extensions: asked with CAPABILITIES before the first
+    /// operation that could use one, and remembered for the session. A
+    /// server that closes without a reply has none; one that cannot be
+    /// reached is asked again next time.
+    async fn extensions(&mut self) -> Extensions {
+        if let Some(known) = self.extensions {
+            return known;
+        }
+        match self.client.capabilities().await {
+            Ok(reply) => {
+                let known = reply.as_ref().map(Extensions::of).unwrap_or_default();
+                self.extensions = Some(known);
+                known
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "CAPABILITIES failed; asking again later");
+                Extensions::default()
+            }
         }
     }
 
@@ -207,6 +276,7 @@ impl Session {
             Line::ListUsers => self.list_users().await,
             Line::ListContent(target) => self.list_content(target).await,
             Line::GetFile(user, remote, local) => self.get_file(user, remote, local).await,
+            Line::Search(query) => self.search(query).await,
         };
         (out, false)
     }
@@ -279,7 +349,21 @@ impl Session {
         };
         let reply = self.call(user.clone(), RequestBody::Connect { port }).await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
-            self.connected = Some(Connected { user, server });
+            let pinger = if self.extensions().await.ping {
+                Some(tokio::spawn(ping_loop(
+                    self.client.clone(),
+                    self.datetime.clone(),
+                    user.clone(),
+                    self.ping_interval,
+                )))
+            } else {
+                None
+            };
+            self.connected = Some(Connected {
+                user,
+                server,
+                pinger,
+            });
         } else {
             server.stop().await;
         }
@@ -303,6 +387,9 @@ impl Session {
         if self.connected_user() == Some(user)
             && let Some(connected) = self.connected.take()
         {
+            if let Some(pinger) = connected.pinger {
+                pinger.abort();
+            }
             connected.server.stop().await;
         }
     }
@@ -416,20 +503,47 @@ impl Session {
         }
     }
 
+    /// SEARCH (PROTOCOL.md §6.2): `c> SEARCH OK` and one line per result,
+    /// `\tOWNER\tFILE\tDESCRIPTION`.
+    async fn search(&mut self, query: SearchQuery) -> Vec<Output> {
+        let user = match self.acting(Command::Search) {
+            Ok((user, _)) => user,
+            Err(out) => return out,
+        };
+        if !self.extensions().await.search {
+            return vec![Output::Result(SEARCH_NOT_SUPPORTED.to_owned())];
+        }
+        let reply = self.call(user, RequestBody::Search { query }).await;
+        let mut out = vec![Output::Result(text_of(Command::Search, &reply))];
+        if let Ok(Reply::Search(SearchReply::Ok(hits))) = reply {
+            out.extend(hits.into_iter().map(|hit| {
+                Output::Entry(format!("{}\t{}\t{}", hit.owner, hit.file, hit.description))
+            }));
+        }
+        out
+    }
+
     /// Where `owner` serves files: GET_USER_INFO, or LIST_USERS when the server
-    /// does not know that operation (a classic server closes without a reply).
-    async fn locate(&self, user: UserName, owner: UserName) -> Option<PeerAddr> {
-        let reply = self
-            .call(
+    /// does not know that operation (a classic server closes without a reply,
+    /// cleanly or with a reset; remembered for the session).
+    async fn locate(&mut self, user: UserName, owner: UserName) -> Option<PeerAddr> {
+        let reply = if self.extensions.is_some_and(|e| !e.get_user_info) {
+            Err(ClientError::NoReply)
+        } else {
+            self.call(
                 user.clone(),
                 RequestBody::GetUserInfo {
                     target: owner.clone(),
                 },
             )
-            .await;
+            .await
+        };
         match reply {
             Ok(Reply::GetUserInfo(GetUserInfoReply::Ok(addr))) => return Some(addr),
-            Err(ClientError::NoReply) => {}
+            Err(ClientError::NoReply) => {
+                let known = self.extensions.get_or_insert_with(Extensions::default);
+                known.get_user_info = false;
+            }
             Ok(other) => {
                 eprintln!(
                     "GET_FILE: {owner} is not reachable (GET_USER_INFO answered {})",
@@ -448,6 +562,39 @@ impl Session {
                 found
             }
             _ => None,
+        }
+    }
+}
+
+/// Sends PING for `user` every `interval` while the shell is connected (the
+/// task is aborted at DISCONNECT). Stops, saying so on stderr, when the
+/// server no longer has the user connected (it expired it).
+async fn ping_loop(
+    client: DirectoryClient,
+    datetime: DatetimeClient,
+    user: UserName,
+    interval: Duration,
+) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let request = Request {
+            timestamp: Some(datetime.now().await),
+            user: user.clone(),
+            body: RequestBody::Ping,
+        };
+        match client.call(&request).await {
+            Ok(Reply::Ping(PingResult::Ok)) => {}
+            Ok(Reply::Ping(PingResult::NotConnected | PingResult::UserDoesNotExist)) => {
+                eprintln!(
+                    "the directory server no longer lists {user} as connected (no PING reached it in time): CONNECT again"
+                );
+                return;
+            }
+            Ok(other) => tracing::debug!(%user, ?other, "PING refused"),
+            // The server is unreachable for now: the next PING may get through.
+            Err(e) => tracing::debug!(%user, error = %e, "PING failed"),
         }
     }
 }
