@@ -1746,6 +1746,27 @@ fn scale(args: &ScaleArgs) -> Res<()> {
         }
         timings.push((label, entries, bytes, s));
     }
+    // SEARCH (PROTOCOL.md §6.2) under 16 concurrent clients: one term that
+    // matches every publication, one that matches one track number per user,
+    // and three terms.
+    for query in ["track", "000042", "track 00004 concert"] {
+        let wire = encode(&sample::request(
+            &name(1),
+            RequestBody::Search {
+                query: query.parse().map_err(|e| format!("query {query:?}: {e}"))?,
+            },
+        ));
+        let (mut lat, bad, results) =
+            rt.block_on(search_sampling(addr, wire, 16, args.samples.max(50)));
+        let s = lat.summary();
+        println!(
+            "  SEARCH {query:?}: {results} results, 16 clients, {} samples: {s}, failures {bad}",
+            s.count
+        );
+        if bad > 0 {
+            problems.push(format!("SEARCH {query:?}: {bad} failed samples"));
+        }
+    }
     let r4 = rss_now();
 
     if let (Some(r0), Some(r1), Some(r2), Some(r3), Some(r4)) = (r0, r1, r2, r3, r4) {
@@ -1813,6 +1834,56 @@ fn scale(args: &ScaleArgs) -> Res<()> {
         }
     }
     verdict(problems)
+}
+
+/// `clients` tasks each send `per_client` copies of one SEARCH; latencies of the whole
+/// exchange, failures, and the result count of the last reply.
+async fn search_sampling(
+    addr: SocketAddr,
+    (op, wire): (OpCode, Vec<u8>),
+    clients: usize,
+    per_client: usize,
+) -> (Latencies, usize, usize) {
+    let wire = Arc::new(wire);
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let wire = wire.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Latencies::with_capacity(per_client);
+            let (mut bad, mut results) = (0, 0);
+            let mut buf = Vec::new();
+            for _ in 0..per_client {
+                buf.clear();
+                let started = Instant::now();
+                match directory_op(addr, op, &wire, &mut buf).await {
+                    Outcome::Ok => {
+                        lat.record(started.elapsed());
+                        if let Ok(Some((
+                            Reply::Search(p2p_proto::directory::SearchReply::Ok(hits)),
+                            _,
+                        ))) = Reply::decode(op, &buf)
+                        {
+                            results = hits.len();
+                        }
+                    }
+                    _ => bad += 1,
+                }
+            }
+            (lat, bad, results)
+        }));
+    }
+    let mut all = Latencies::with_capacity(clients * per_client);
+    let (mut bad, mut results) = (0, 0);
+    for task in tasks {
+        if let Ok((lat, b, r)) = task.await {
+            all.merge(lat);
+            bad += b;
+            results = r;
+        } else {
+            bad += per_client;
+        }
+    }
+    (all, bad, results)
 }
 
 // ---------------------------------------------------------------------------------------------
