@@ -26,6 +26,12 @@ pub fn file(name: &str) -> FileName {
     FileName::new(name).expect("valid sample file name")
 }
 
+/// A SEARCH query of the sample data (panics on an invalid one).
+#[must_use]
+pub fn query(text: &str) -> p2p_proto::directory::SearchQuery {
+    text.parse().expect("a query of the sample data")
+}
+
 /// A request with the sample `DATETIME`.
 #[must_use]
 pub fn request(user_name: &str, body: RequestBody) -> Request {

@@ -185,6 +185,9 @@ struct CompareArgs {
     /// Files each client publishes during setup.
     #[arg(long, default_value_t = 5)]
     files: usize,
+    /// One LIST_CONTENT of each client's ten operations becomes a SEARCH (10 % of the mix).
+    #[arg(long)]
+    with_search: bool,
     /// p2p-servers on our side, all on the same store (use a postgres:// --store), clients
     /// spread over them.
     #[arg(long, default_value_t = 1)]
@@ -490,7 +493,24 @@ struct Script {
     cleanup: Vec<(OpCode, Vec<u8>)>,
 }
 
-fn script(prefix: &str, i: usize, clients: usize, files: usize) -> Script {
+/// What each client does beyond the fixed mix.
+#[derive(Clone, Copy, Debug)]
+struct Mix {
+    /// Files each client publishes during setup.
+    files: usize,
+    /// One of the four LIST_CONTENTs becomes a SEARCH (10 % of the mix).
+    search: bool,
+}
+
+impl Mix {
+    const BASELINE: Self = Self {
+        files: 0,
+        search: false,
+    };
+}
+
+fn script(prefix: &str, i: usize, clients: usize, mix: Mix) -> Script {
+    let files = mix.files;
     let me = user_name(prefix, i);
     let req = |body| sample::request(&me, body);
     let other = |k: usize| sample::user(&user_name(prefix, (i + k) % clients));
@@ -519,7 +539,14 @@ fn script(prefix: &str, i: usize, clients: usize, files: usize) -> Script {
         encode(&req(RequestBody::ListContent { target: other(3) })),
         encode(&req(RequestBody::Disconnect)),
         encode(&req(RequestBody::Connect { port: port_for(i) })),
-        encode(&req(RequestBody::ListContent { target: other(4) })),
+        if mix.search {
+            // Words of the clients' files: one file of every other client matches.
+            encode(&req(RequestBody::Search {
+                query: sample::query(&format!("track {:06}", i % files.max(1))),
+            }))
+        } else {
+            encode(&req(RequestBody::ListContent { target: other(4) }))
+        },
     ];
     let cleanup = vec![
         encode(&req(RequestBody::Disconnect)),
@@ -538,7 +565,7 @@ async fn drive_directory(
     addrs: &[SocketAddr],
     clients: usize,
     duration: Duration,
-    files: usize,
+    mix: Mix,
     prefix: &str,
     baseline: bool,
 ) -> RunResult {
@@ -547,7 +574,7 @@ async fn drive_directory(
     for i in 0..clients {
         // Clients spread over the servers (several servers on one store).
         let addr = addrs[i % addrs.len()];
-        let script = script(prefix, i, clients, files);
+        let script = script(prefix, i, clients, mix);
         let barrier = barrier.clone();
         tasks.push(tokio::spawn(async move {
             let mut t = Tally {
@@ -1148,14 +1175,17 @@ fn run_one(args: &RunArgs) -> Res<()> {
                     &[addr],
                     args.clients,
                     duration,
-                    args.files,
+                    Mix {
+                        files: args.files,
+                        search: false,
+                    },
                     &run_prefix("s"),
                     false,
                 )
                 .await
             }
             Target::Baseline => {
-                drive_directory(&[addr], args.clients, duration, 0, "b", true).await
+                drive_directory(&[addr], args.clients, duration, Mix::BASELINE, "b", true).await
             }
             Target::Log => drive_log(addr, args.clients, duration, args.window).await,
         }
@@ -1251,6 +1281,10 @@ fn compare(args: &CompareArgs) -> Res<()> {
         work.display()
     );
     let duration = Duration::from_secs_f64(args.seconds);
+    let mix = Mix {
+        files: args.files,
+        search: args.with_search,
+    };
     let mut handled = 0usize;
     let mut rows = Vec::new();
     let mut run_id = 0;
@@ -1268,15 +1302,22 @@ fn compare(args: &CompareArgs) -> Res<()> {
                         &[base],
                         clients,
                         duration,
-                        args.files,
+                        mix,
                         &prefix,
                         false,
                     ));
                 } else if side == 0 {
-                    b = rt.block_on(drive_directory(&[base], clients, duration, 0, "b", true));
+                    b = rt.block_on(drive_directory(
+                        &[base],
+                        clients,
+                        duration,
+                        Mix::BASELINE,
+                        "b",
+                        true,
+                    ));
                 } else {
                     o = rt.block_on(drive_directory(
-                        &ours, clients, duration, args.files, &prefix, false,
+                        &ours, clients, duration, mix, &prefix, false,
                     ));
                     handled += o.handled;
                 }

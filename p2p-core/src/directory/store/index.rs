@@ -15,7 +15,7 @@
 
 use std::borrow::Cow;
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -26,7 +26,11 @@ use p2p_proto::field::UserName;
 #[derive(Debug, Default)]
 pub(crate) struct SearchIndex {
     /// Word → sequence numbers of the publications that have it, ascending.
-    words: BTreeMap<Box<str>, Vec<u64>>,
+    /// Hashed, so that indexing a publication costs a hash per word rather
+    /// than a string comparison per level of a tree.
+    words: HashMap<Arc<str>, Vec<u64>>,
+    /// The same words in order, for the range of words a term is a prefix of.
+    sorted: BTreeSet<Arc<str>>,
     /// Sequence number → the publication's owner (one shared name per user).
     owners: HashMap<u64, Arc<str>>,
     /// Each owner's shared name and how many publications use it.
@@ -44,10 +48,11 @@ impl SearchIndex {
         for word in own {
             let postings = match self.words.get_mut(&*word) {
                 Some(postings) => postings,
-                None => self
-                    .words
-                    .entry(word.into_owned().into_boxed_str())
-                    .or_default(),
+                None => {
+                    let word: Arc<str> = Arc::from(&*word);
+                    self.sorted.insert(word.clone());
+                    self.words.entry(word).or_default()
+                }
             };
             // Publications arrive in sequence order (PUBLISH, or a durable
             // store's load ordered by sequence); stay correct otherwise.
@@ -114,6 +119,7 @@ impl SearchIndex {
             };
             if emptied {
                 self.words.remove(word.as_str());
+                self.sorted.remove(word.as_str());
             }
         }
     }
@@ -126,10 +132,10 @@ impl SearchIndex {
     /// Words that start with `term`, with their postings.
     fn range<'a>(&'a self, term: &'a SearchTerm) -> impl Iterator<Item = &'a Vec<u64>> + 'a {
         let term = term.as_str();
-        self.words
+        self.sorted
             .range::<str, _>((Bound::Included(term), Bound::Unbounded))
-            .take_while(move |(word, _)| word.starts_with(term))
-            .map(|(_, postings)| postings)
+            .take_while(move |word| word.starts_with(term))
+            .filter_map(|word| self.words.get(word))
     }
 
     /// The publications that may match every term, most recent first, each
@@ -206,6 +212,7 @@ mod tests {
     use super::*;
     use p2p_proto::directory::matches;
     use proptest::prelude::*;
+    use std::collections::BTreeMap;
 
     fn terms(t: &[&str]) -> Vec<SearchTerm> {
         t.iter().map(|s| SearchTerm::new(s).unwrap()).collect()
@@ -229,7 +236,8 @@ mod tests {
         assert_eq!(got, [1]);
         assert_eq!(index.candidates(&terms(&["zzz"])).count(), 0);
         index.remove([(1, "beatles help", ""), (5, "bee", ""), (3, "other", "")]);
-        assert!(index.words.is_empty() && index.owners.is_empty() && index.names.is_empty());
+        assert!(index.words.is_empty() && index.sorted.is_empty());
+        assert!(index.owners.is_empty() && index.names.is_empty());
     }
 
     proptest! {

@@ -471,13 +471,17 @@ impl MemoryStore {
         let Some(record) = state.users.get_mut(user.as_str()) else {
             return false;
         };
-        if record.index.contains_key(file.as_str()) || record.files.contains_key(&seq) {
+        // One lookup each; a failed load is discarded whole, so a repeat may
+        // leave its half-inserted entry behind.
+        match record.index.entry(file.clone()) {
+            std::collections::hash_map::Entry::Occupied(_) => return false,
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert((seq, description.clone()));
+            }
+        }
+        if record.files.insert(seq, file.clone()).is_some() {
             return false;
         }
-        record.files.insert(seq, file.clone());
-        record
-            .index
-            .insert(file.clone(), (seq, description.clone()));
         state.publications += 1;
         state
             .search
