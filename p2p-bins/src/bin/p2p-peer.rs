@@ -17,6 +17,9 @@ fn main() -> ExitCode {
     let mut config = PeerConfig::new(args.server, args.port);
     config.datetime_url = args.datetime_url;
     config.listen = SocketAddr::new(args.listen_addr, args.listen_port);
+    if let Some(dir) = args.state_dir {
+        config.state_dir = Some(dir);
+    }
     match runtime.block_on(run_shell(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => p2p_bins::fail(NAME, e),

@@ -1,6 +1,7 @@
 //! `p2p-peer`'s command line.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 use clap::builder::NonEmptyStringValueParser;
@@ -28,4 +29,8 @@ pub struct Args {
     /// Port of the transfer listener (0 picks a free one).
     #[arg(long, value_name = "PORT", default_value_t = 0)]
     pub listen_port: u16,
+    /// Directory of the peer's state (digests of published files) [default:
+    /// $XDG_STATE_HOME/p2p-peer, else ~/.local/state/p2p-peer].
+    #[arg(long, env = "P2P_STATE_DIR", value_name = "DIR", value_parser = clap::builder::PathBufValueParser::new())]
+    pub state_dir: Option<PathBuf>,
 }
