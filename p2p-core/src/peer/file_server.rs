@@ -209,6 +209,7 @@ async fn serve(
         TransferRequest::GetFile(r) => (&r.file, None),
         TransferRequest::GetFileFrom(r) => (&r.file, Some(r.offset)),
     };
+    tracing::debug!(%peer, file = %file_name, offset = offset.unwrap_or(0), from = offset.is_some(), "transfer requested");
     let path = library.get(file_name.as_str());
     let opened = match &path {
         Some(path) => open_regular(path).await,
