@@ -258,6 +258,11 @@ fn serving_peer_killed_at_half_then_resumed() {
         "the part file holds what arrived: {kept}"
     );
     assert!(!bob_dir.path().join("copy.bin").exists());
+    // The part's description keeps the BLAKE3 chaining value of each whole
+    // MiB that arrived, so the resume does not read them again.
+    let meta = std::fs::read_to_string(bob_dir.path().join(".copy.bin.part.meta")).unwrap();
+    let leaves = meta.lines().skip(5).count() as u64;
+    assert_eq!(leaves, kept / MIB as u64, "{meta}");
 
     // alice again, same state directory: her file is not hashed again.
     let mut alice = start_alice();

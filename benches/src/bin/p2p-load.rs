@@ -34,7 +34,8 @@ use p2p_benches::proc::rss;
 use p2p_benches::sample;
 use p2p_benches::stats::{Latencies, Summary, median};
 use p2p_core::peer::{
-    DigestCache, DownloadOptions, FileServer, FileServerConfig, Library, TransferProtocol, download,
+    BodyHashing, DigestCache, DownloadOptions, FileServer, FileServerConfig, Library,
+    TransferProtocol, download,
 };
 use p2p_proto::directory::{OpCode, Reply, Request, RequestBody};
 use p2p_proto::field::{Description, FileName};
@@ -161,7 +162,7 @@ enum Cmd {
         name: String,
         #[arg(long)]
         dest: PathBuf,
-        #[arg(long, value_enum, default_value_t = FetchMode::Verified)]
+        #[arg(long, value_enum, default_value_t = FetchMode::Follow)]
         mode: FetchMode,
     },
     /// Receive with a plain 1 MiB read/write loop (or splice); print bytes, seconds and VmHWM.
@@ -268,10 +269,12 @@ struct ScaleArgs {
 enum FetchMode {
     /// Plain GET_FILE (splice, no digest): the path before GET_FILE_FROM.
     Classic,
-    /// GET_FILE_FROM, hashing in user space as the bytes arrive.
-    Verified,
-    /// GET_FILE_FROM, splice into the part file, then hash it from disk.
-    VerifiedAfter,
+    /// GET_FILE_FROM, read into user space, hash and write as the bytes arrive.
+    AsItArrives,
+    /// GET_FILE_FROM, splice into the part file, hashed by a thread right behind the writes.
+    Follow,
+    /// GET_FILE_FROM, splice into the part file, then hash it.
+    After,
 }
 
 #[derive(Debug, Args)]
@@ -2021,16 +2024,18 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     };
 
     let gbps = |secs: f64| size as f64 / secs / 1e9;
-    const LABELS: [&str; 6] = [
+    const LABELS: [&str; 7] = [
         "plain 1 MiB read/write",
         "plain sendfile + splice",
         "ours GET_FILE (no digest: the path before §6.4)",
-        "ours GET_FILE_FROM, hashed as it arrives",
-        "ours GET_FILE_FROM, splice then hash from disk",
-        "ours GET_FILE_FROM resumed at 90 % (hashed as it arrives)",
+        "ours GET_FILE_FROM, read + hash + write as it arrives",
+        "ours GET_FILE_FROM, splice + hash following the writes (default)",
+        "ours GET_FILE_FROM, splice then hash",
+        "ours GET_FILE_FROM resumed at 90 % (default)",
     ];
+    const RESUME: usize = 6;
     let resume_at = size / 10 * 9;
-    let mut rows: Vec<[TransferRun; 6]> = Vec::new();
+    let mut rows: Vec<[TransferRun; 7]> = Vec::new();
     let mut hash_secs = Vec::new();
     for run in 0..args.runs {
         // Hashing at PUBLISH: what the serving peer does once per file.
@@ -2040,11 +2045,11 @@ fn transfer(args: &TransferArgs) -> Res<()> {
         if hashed != digest {
             return Err("the digest changed between runs".into());
         }
-        let mut r = [TransferRun::default(); 6];
+        let mut r = [TransferRun::default(); 7];
         let order: &[usize] = if run % 2 == 0 {
-            &[0, 1, 2, 3, 4, 5]
+            &[0, 1, 2, 3, 4, 5, 6]
         } else {
-            &[5, 4, 3, 2, 1, 0]
+            &[6, 5, 4, 3, 2, 1, 0]
         };
         for &side in order {
             let _ = fs::remove_file(&dest);
@@ -2052,30 +2057,32 @@ fn transfer(args: &TransferArgs) -> Res<()> {
                 0 => plain(false)?,
                 1 => plain(true)?,
                 2 => ours("classic", None)?,
-                3 => ours("verified", None)?,
-                4 => ours("verified-after", None)?,
-                _ => ours("verified", Some(resume_at))?,
+                3 => ours("as-it-arrives", None)?,
+                4 => ours("follow", None)?,
+                5 => ours("after", None)?,
+                _ => ours("follow", Some(resume_at))?,
             };
         }
         let _ = fs::remove_file(&dest);
         println!(
-            "[run {}] GB/s: read/write {:.2} | sendfile+splice {:.2} | GET_FILE {:.2} | verified {:.2} | verified-after {:.2} | resume 90 % {:.3} s | hash {:.2} GB/s | verified/GET_FILE {:.3} | resume/whole {:.3}",
+            "[run {}] GB/s: read/write {:.2} | sendfile+splice {:.2} | GET_FILE {:.2} | as-it-arrives {:.2} | follow {:.2} | after {:.2} | resume 90 % {:.3} s | hash {:.2} GB/s | follow/GET_FILE {:.3} | resume/whole {:.3}",
             run + 1,
             gbps(r[0].secs),
             gbps(r[1].secs),
             gbps(r[2].secs),
             gbps(r[3].secs),
             gbps(r[4].secs),
-            r[5].secs,
+            gbps(r[5].secs),
+            r[RESUME].secs,
             gbps(hash_secs[run]),
-            r[2].secs / r[3].secs,
-            r[5].secs / r[3].secs,
+            r[2].secs / r[4].secs,
+            r[RESUME].secs / r[4].secs,
         );
         rows.push(r);
     }
     let med =
-        |f: &dyn Fn(&[TransferRun; 6]) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
-    let max = |f: &dyn Fn(&[TransferRun; 6]) -> f64| rows.iter().map(f).fold(0.0, f64::max);
+        |f: &dyn Fn(&[TransferRun; 7]) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
+    let max = |f: &dyn Fn(&[TransferRun; 7]) -> f64| rows.iter().map(f).fold(0.0, f64::max);
     println!();
     println!(
         "| {} bytes, loopback | GB/s (median of {}) | GET_FILE time / its time (median of per-run ratios) | peak RSS sender (max) | peak RSS receiver (max) |",
@@ -2083,8 +2090,8 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     );
     println!("|---|---|---|---|---|");
     for (i, label) in LABELS.iter().enumerate() {
-        let rate = if i == 5 {
-            format!("{:.3} s", med(&|r| r[5].secs))
+        let rate = if i == RESUME {
+            format!("{:.3} s", med(&|r| r[RESUME].secs))
         } else {
             format!("{:.2}", med(&|r| gbps(r[i].secs)))
         };
@@ -2097,10 +2104,11 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     }
     println!();
     println!(
-        "verified / GET_FILE throughput: {:.3} (as it arrives), {:.3} (splice then hash); resumed 10 % / whole verified transfer: {:.3}",
+        "verified / GET_FILE throughput: {:.3} (as it arrives), {:.3} (following the splice), {:.3} (splice then hash); resumed 10 % / whole verified transfer: {:.3}",
         med(&|r| r[2].secs / r[3].secs),
         med(&|r| r[2].secs / r[4].secs),
-        med(&|r| r[5].secs / r[3].secs),
+        med(&|r| r[2].secs / r[5].secs),
+        med(&|r| r[RESUME].secs / r[4].secs),
     );
     println!(
         "hashing at PUBLISH: {:.2} GB/s, {:.3} s for this file (median of {})",
@@ -2187,8 +2195,9 @@ fn fetch(from: SocketAddr, name: &str, dest: &Path, mode: FetchMode) -> Res<()> 
     options.max_attempts = 1;
     match mode {
         FetchMode::Classic => options.protocol = TransferProtocol::Classic,
-        FetchMode::Verified => options.hash_while_receiving = true,
-        FetchMode::VerifiedAfter => options.hash_while_receiving = false,
+        FetchMode::AsItArrives => options.hashing = BodyHashing::AsItArrives,
+        FetchMode::Follow => options.hashing = BodyHashing::FollowSplice,
+        FetchMode::After => options.hashing = BodyHashing::AfterReceiving,
     }
     let started = Instant::now();
     let got = rt.block_on(download(from, &name, dest, &options))?;

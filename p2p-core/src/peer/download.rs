@@ -20,9 +20,11 @@ use std::collections::HashSet;
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use blake3::hazmat::{self, ChainingValue};
 use bytes::BytesMut;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use p2p_proto::directory::DecodeError;
@@ -32,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::state::{digest_of_hasher, write_atomically};
+use super::state::{digest_of_hasher, replace_file};
 
 /// Why a download failed. The destination is untouched in every case; a part
 /// file stays only where a later attempt can resume from it.
@@ -100,7 +102,7 @@ pub enum DownloadError {
 impl DownloadError {
     /// Whether another attempt in the same command may succeed: the connection
     /// broke, the peer was unreachable or stalled.
-    fn retryable(&self) -> bool {
+    pub(crate) fn retryable(&self) -> bool {
         matches!(
             self,
             Self::Connect { .. }
@@ -122,6 +124,23 @@ pub enum TransferProtocol {
     Classic,
 }
 
+/// How a verified download hashes the body (all three give the same digest;
+/// they differ in speed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BodyHashing {
+    /// Read the socket into user space, hash, write (a writer thread hashes and
+    /// writes while this task reads): no second read, but every byte is copied
+    /// into and out of user space.
+    AsItArrives,
+    /// `splice` the socket into the part file (no user-space copy) while a
+    /// thread hashes the part file from the page cache right behind it; on a
+    /// resume it hashes the part's prefix while the rest arrives.
+    FollowSplice,
+    /// `splice` the whole body, then hash the part file.
+    AfterReceiving,
+}
+
 /// How downloads behave.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -139,10 +158,9 @@ pub struct DownloadOptions {
     pub retry_backoff: Duration,
     /// Which request to start with. Default [`TransferProtocol::Auto`].
     pub protocol: TransferProtocol,
-    /// Hash the body in user space as it arrives (plain reads) rather than
-    /// receiving it with `splice` and hashing the part file afterwards. Default
-    /// `true` (faster here: docs/PERFORMANCE.md, goal 6).
-    pub hash_while_receiving: bool,
+    /// How the body is hashed on its way to the part file. Default
+    /// [`BodyHashing::FollowSplice`] (the fastest here: docs/PERFORMANCE.md, goal 6).
+    pub hashing: BodyHashing,
 }
 
 /// How long a transfer runs before its progress bar appears.
@@ -157,7 +175,7 @@ impl Default for DownloadOptions {
             max_attempts: 3,
             retry_backoff: Duration::from_millis(250),
             protocol: TransferProtocol::Auto,
-            hash_while_receiving: true,
+            hashing: BodyHashing::FollowSplice,
         }
     }
 }
@@ -221,6 +239,9 @@ struct PartMeta {
     file: String,
     size: u64,
     digest: Digest,
+    /// BLAKE3 chaining values of the part's first complete [`LEAF`] blocks,
+    /// so a resume need not read them again.
+    leaves: Vec<ChainingValue>,
 }
 
 const PART_META_HEADER: &str = "# p2p-peer part v1";
@@ -248,23 +269,41 @@ impl Part {
         if lines.next()? != PART_META_HEADER {
             return None;
         }
+        let source = lines.next()?.to_owned();
+        let file = lines.next()?.to_owned();
+        let size = lines.next()?.parse().ok()?;
+        let digest = lines.next()?.parse().ok()?;
+        // Leaf lines are 64 hex digits; the first that is not ends them.
+        let leaves = lines
+            .map_while(|l| format!("blake3:{l}").parse::<Digest>().ok())
+            .map(|cv| *cv.as_bytes())
+            .collect();
         Some(PartMeta {
-            source: lines.next()?.to_owned(),
-            file: lines.next()?.to_owned(),
-            size: lines.next()?.parse().ok()?,
-            digest: lines.next()?.parse().ok()?,
+            source,
+            file,
+            size,
+            digest,
+            leaves,
         })
     }
 
     fn write_meta(&self, meta: &PartMeta) -> io::Result<()> {
-        let text = format!(
+        let mut text = format!(
             "{PART_META_HEADER}\n{}\n{}\n{}\n{}\n",
             meta.source.replace('\n', " "),
             meta.file,
             meta.size,
             meta.digest
         );
-        write_atomically(&self.meta, text.as_bytes())
+        for cv in &meta.leaves {
+            let hex = Digest::from_bytes(*cv).to_string();
+            text.push_str(hex.trim_start_matches(p2p_proto::transfer::DIGEST_PREFIX));
+            text.push('\n');
+        }
+        // Not fsynced: a description lost in a crash costs a resume, never a
+        // wrong file (the digest is checked at the end), and an fsync per
+        // download costs more than a small transfer.
+        replace_file(&self.meta, text.as_bytes(), false)
     }
 
     fn remove(&self) {
@@ -358,7 +397,7 @@ impl Downloader {
             }
             _ => 0,
         };
-        let known = part.read_meta().filter(|_| offset > 0);
+        let mut known = part.read_meta().filter(|_| offset > 0);
         loop {
             let mut stream = connect(addr, limit).await?;
             let request = GetFileFrom {
@@ -393,6 +432,7 @@ impl Downloader {
                 GetFileFromHeader::OffsetBeyondSize if offset > 0 => {
                     tracing::info!(%addr, %file, offset, "the part is longer than the file: starting over");
                     offset = 0;
+                    known = None;
                     continue;
                 }
                 GetFileFromHeader::OffsetBeyondSize => return Err(DownloadError::Refused),
@@ -404,11 +444,25 @@ impl Downloader {
             {
                 tracing::info!(%addr, %file, "the file changed since the part was written: starting over");
                 offset = 0;
+                known = None;
                 continue;
             }
             let _ = buf.split_to(used);
             return self
-                .receive_from(stream, buf, &part, source, file, dest, offset, size, digest)
+                .receive_from(
+                    stream,
+                    buf,
+                    &part,
+                    PartMeta {
+                        source: source.to_owned(),
+                        file: file.as_str().to_owned(),
+                        size,
+                        digest,
+                        leaves: known.map(|k| k.leaves).unwrap_or_default(),
+                    },
+                    dest,
+                    offset,
+                )
                 .await
                 .map(FromOutcome::Done);
         }
@@ -416,32 +470,25 @@ impl Downloader {
 
     /// Receives bytes `offset..size` into the part file, checks the digest of
     /// the whole, renames it to `dest`.
-    #[allow(
-        clippy::too_many_arguments,
-        reason = "one call site, each argument a distinct fact"
-    )]
     async fn receive_from(
         &self,
         mut stream: TcpStream,
         buf: BytesMut,
         part: &Part,
-        source: &str,
-        file: &FileName,
+        mut meta: PartMeta,
         dest: &Path,
         offset: u64,
-        size: u64,
-        digest: Digest,
     ) -> Result<u64, DownloadError> {
         let options = &self.options;
         let limit = options.stall_timeout;
+        let (size, digest) = (meta.size, meta.digest);
         if offset == 0 {
-            part.write_meta(&PartMeta {
-                source: source.to_owned(),
-                file: file.as_str().to_owned(),
-                size,
-                digest,
-            })?;
+            meta.leaves.clear();
+            part.write_meta(&meta)?;
         }
+        // Leaves recorded for blocks the part still holds whole.
+        let kept_leaves = usize::try_from(offset / LEAF).unwrap_or(usize::MAX);
+        meta.leaves.truncate(kept_leaves);
         let out_std = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -449,10 +496,12 @@ impl Downloader {
             .read(true)
             .open(&part.data)?;
         out_std.set_len(offset)?;
-        // The part's prefix is hashed from disk once; what arrives is hashed as
-        // it arrives (or, without user-space copies, from disk afterwards).
+        let mode = options.hashing;
+        // AsItArrives hashes the part's prefix from disk first, then what
+        // arrives; FollowSplice hashes the whole part file from its start on
+        // a thread that trails the writes; AfterReceiving hashes it at the end.
         let mut hasher = blake3::Hasher::new();
-        if offset > 0 && options.hash_while_receiving {
+        if offset > 0 && mode == BodyHashing::AsItArrives {
             hasher = hash_prefix(&part.data, offset, hasher).await?;
         }
         let mut out = tokio::fs::File::from_std(out_std);
@@ -463,12 +512,26 @@ impl Downloader {
         let mut progress = Progress::new(size, options.progress);
         let take = usize::try_from(size - offset).map_or(buf.len(), |l| l.min(buf.len()));
         out.write_all(&buf[..take]).await?;
-        if options.hash_while_receiving {
+        out.flush().await?;
+        if mode == BodyHashing::AsItArrives {
             hasher.update(&buf[..take]);
         }
         let extra = buf.len() > take;
         let mut received = offset + take as u64;
         progress.update(received);
+        let follower = match mode {
+            BodyHashing::FollowSplice => {
+                // Small files are hashed whole; larger ones by LEAF blocks,
+                // from the first block without a recorded leaf.
+                let first = if size > LEAF {
+                    meta.leaves.len() as u64 * LEAF
+                } else {
+                    0
+                };
+                Some(Follower::start(part.data.clone(), first, received, size)?)
+            }
+            _ => None,
+        };
         let result = if extra {
             Err(DownloadError::TrailingBytes { size })
         } else {
@@ -478,13 +541,27 @@ impl Downloader {
                 &mut received,
                 size,
                 options,
-                options.hash_while_receiving.then_some(&mut hasher),
+                (mode == BodyHashing::AsItArrives).then_some(&mut hasher),
+                follower.as_ref(),
                 &mut progress,
             )
             .await
         };
         out.flush().await?;
         drop(out);
+        let followed = match follower {
+            Some(f) => Some(f.finish(received).await?),
+            None => None,
+        };
+        if let (Err(e), Some(Followed::Leaves(leaves))) = (&result, &followed)
+            && e.retryable()
+        {
+            // What the next attempt need not hash again.
+            meta.leaves.extend_from_slice(leaves);
+            if let Err(e) = part.write_meta(&meta) {
+                tracing::debug!(error = %e, "cannot record the part's leaves");
+            }
+        }
         match result {
             Ok(()) => {}
             Err(e @ DownloadError::TrailingBytes { .. }) => {
@@ -503,12 +580,23 @@ impl Downloader {
             part.remove();
             return Err(e.with_size(size));
         }
-        let actual = if options.hash_while_receiving {
-            digest_of_hasher(&hasher)
-        } else {
-            hash_prefix(&part.data, size, blake3::Hasher::new())
+        let actual = match (mode, followed) {
+            (BodyHashing::AsItArrives, _) => digest_of_hasher(&hasher),
+            (_, Some(Followed::Whole(digest))) => digest,
+            (_, Some(Followed::Leaves(leaves))) => {
+                meta.leaves.extend_from_slice(&leaves);
+                match root_from_leaves(&meta.leaves, size) {
+                    Some(root) => Digest::from_bytes(*root.as_bytes()),
+                    None => {
+                        return Err(DownloadError::Io(io::Error::other(
+                            "the part's leaves do not cover the file",
+                        )));
+                    }
+                }
+            }
+            _ => hash_prefix(&part.data, size, blake3::Hasher::new())
                 .await
-                .map(|h| digest_of_hasher(&h))?
+                .map(|h| digest_of_hasher(&h))?,
         };
         if actual != digest {
             progress.abandon();
@@ -521,7 +609,7 @@ impl Downloader {
         std::fs::rename(&part.data, dest)?;
         let _ = std::fs::remove_file(&part.meta);
         progress.finish();
-        tracing::debug!(file = %file, offset, size, "file received and verified");
+        tracing::debug!(file = %meta.file, offset, size, "file received and verified");
         Ok(size)
     }
 }
@@ -619,16 +707,24 @@ async fn read_header<H>(
 
 /// Receives the body until `received == size`: with `splice` when nothing needs
 /// to see the bytes, else read, hash, write.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "three call sites; each argument is a distinct fact of the transfer"
+)]
 async fn receive_body(
     stream: &mut TcpStream,
     out: &mut tokio::fs::File,
     received: &mut u64,
     size: u64,
     options: &DownloadOptions,
-    mut hasher: Option<&mut blake3::Hasher>,
+    hasher: Option<&mut blake3::Hasher>,
+    follower: Option<&Follower>,
     progress: &mut Progress,
 ) -> Result<(), DownloadError> {
     let limit = options.stall_timeout;
+    // Elsewhere the follower hashes at the end (it is told the final length).
+    #[cfg(not(target_os = "linux"))]
+    let _ = follower;
     #[cfg(target_os = "linux")]
     if hasher.is_none() && *received < size {
         out.flush().await?;
@@ -636,6 +732,9 @@ async fn receive_body(
         let base = *received;
         let spliced = super::zerocopy::receive_file(stream, &std_out, size - base, limit, |n| {
             progress.update(base + n);
+            if let Some(follower) = follower {
+                follower.written(base + n);
+            }
         })
         .await;
         match spliced {
@@ -655,29 +754,254 @@ async fn receive_body(
             Err(e) => return Err(DownloadError::Network(e)),
         }
     }
-    // The portable path, also taken where splice is not available.
-    let mut chunk = BytesMut::with_capacity(options.chunk_size.max(4096));
+    // The portable path, also taken where splice is not available: this task
+    // reads the socket; a blocking thread hashes and writes, so hashing and
+    // disk writes overlap the network. WRITE_QUEUE buffers of `chunk_size`
+    // go round between the two (reused: no allocation, no page faults).
+    out.flush().await?;
+    let std_out = out.try_clone().await?.into_std().await;
+    let (full_tx, mut full_rx) = tokio::sync::mpsc::channel::<(Vec<u8>, usize)>(WRITE_QUEUE);
+    let (free_tx, mut free_rx) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+    let mut own = hasher.as_deref().cloned();
+    let writer = tokio::task::spawn_blocking(move || -> io::Result<Option<blake3::Hasher>> {
+        use std::io::Write;
+        let mut file = std_out;
+        while let Some((buf, n)) = full_rx.blocking_recv() {
+            if let Some(hasher) = own.as_mut() {
+                hasher.update(&buf[..n]);
+            }
+            file.write_all(&buf[..n])?;
+            let _ = free_tx.blocking_send(buf);
+        }
+        Ok(own)
+    });
+    let read = read_chunks(
+        stream,
+        &full_tx,
+        &mut free_rx,
+        received,
+        size,
+        options,
+        progress,
+    )
+    .await;
+    drop(full_tx);
+    let written = writer.await.map_err(io::Error::other)??;
+    if let (Some(hasher), Some(written)) = (hasher, written) {
+        *hasher = written;
+    }
+    read
+}
+
+/// Buffers going round between the reading task and the writer thread.
+const WRITE_QUEUE: usize = 4;
+
+/// Reads the body in chunks of up to `chunk_size` and queues them for the
+/// writer; `received` counts what was queued.
+async fn read_chunks(
+    stream: &mut TcpStream,
+    full: &tokio::sync::mpsc::Sender<(Vec<u8>, usize)>,
+    free: &mut tokio::sync::mpsc::Receiver<Vec<u8>>,
+    received: &mut u64,
+    size: u64,
+    options: &DownloadOptions,
+    progress: &mut Progress,
+) -> Result<(), DownloadError> {
+    let limit = options.stall_timeout;
+    let cap = options.chunk_size.max(4096);
+    let mut made = 0;
     while *received < size {
-        chunk.clear();
-        chunk.reserve(options.chunk_size.max(4096));
-        if timed(limit, stream.read_buf(&mut chunk)).await? == 0 {
+        let left = size - *received;
+        let want = usize::try_from(left).map_or(cap, |l| l.min(cap));
+        let mut buf = match free.try_recv() {
+            Ok(buf) => buf,
+            Err(_) if made < WRITE_QUEUE => {
+                made += 1;
+                vec![0u8; cap]
+            }
+            Err(_) => match free.recv().await {
+                Some(buf) => buf,
+                // The writer stopped: its error is the one to report.
+                None => return Ok(()),
+            },
+        };
+        let mut n = 0;
+        let mut closed = false;
+        while n < want {
+            let got = timed(limit, stream.read(&mut buf[n..want])).await?;
+            if got == 0 {
+                closed = true;
+                break;
+            }
+            n += got;
+        }
+        if n > 0 {
+            if full.send((buf, n)).await.is_err() {
+                return Ok(());
+            }
+            *received += n as u64;
+            progress.update(*received);
+        }
+        if closed {
             return Err(DownloadError::Short {
                 expected: size,
                 received: *received,
             });
         }
-        let left = size - *received;
-        if chunk.len() as u64 > left {
-            return Err(DownloadError::TrailingBytes { size });
-        }
-        if let Some(hasher) = hasher.as_deref_mut() {
-            hasher.update(&chunk);
-        }
-        out.write_all(&chunk).await?;
-        *received += chunk.len() as u64;
-        progress.update(*received);
     }
     Ok(())
+}
+
+/// Bytes per BLAKE3 subtree whose chaining value a part's description keeps
+/// (a power of two of at least one chunk, so every leaf is a valid subtree).
+const LEAF: u64 = 1 << 20;
+
+/// The root hash of a file of `len` bytes (more than [`LEAF`]) from the
+/// chaining values of its `LEAF` blocks, the last one possibly shorter; `None`
+/// when there are not exactly that many.
+fn root_from_leaves(leaves: &[ChainingValue], len: u64) -> Option<blake3::Hash> {
+    fn subtree(leaves: &[ChainingValue], offset: u64, len: u64) -> Option<ChainingValue> {
+        if len <= LEAF {
+            return leaves.get(usize::try_from(offset / LEAF).ok()?).copied();
+        }
+        let left = hazmat::left_subtree_len(len);
+        Some(hazmat::merge_subtrees_non_root(
+            &subtree(leaves, offset, left)?,
+            &subtree(leaves, offset + left, len - left)?,
+            hazmat::Mode::Hash,
+        ))
+    }
+    if len <= LEAF || leaves.len() as u64 != len.div_ceil(LEAF) {
+        return None;
+    }
+    let left = hazmat::left_subtree_len(len);
+    Some(hazmat::merge_subtrees_root(
+        &subtree(leaves, 0, left)?,
+        &subtree(leaves, left, len - left)?,
+        hazmat::Mode::Hash,
+    ))
+}
+
+/// The chaining value of the block of the file that starts at `offset` (a
+/// multiple of [`LEAF`]); `bytes` is not empty and at most `LEAF` long.
+fn leaf(offset: u64, bytes: &[u8]) -> ChainingValue {
+    use hazmat::HasherExt;
+    let mut hasher = blake3::Hasher::new();
+    hasher.set_input_offset(offset);
+    hasher.update(bytes);
+    hasher.finalize_non_root()
+}
+
+/// What a [`Follower`] hashed.
+enum Followed {
+    /// A file of at most one leaf, hashed whole from its start.
+    Whole(Digest),
+    /// The chaining values of the complete blocks from the first one it read
+    /// (and of the last, shorter block once the whole file was there).
+    Leaves(Vec<ChainingValue>),
+}
+
+/// A thread that hashes the part file from `first`, never past what has been
+/// written (reads come from the page cache, right behind the writes).
+struct Follower {
+    state: Arc<FollowState>,
+    thread: std::thread::Thread,
+    handle: std::thread::JoinHandle<io::Result<Followed>>,
+}
+
+#[derive(Debug)]
+struct FollowState {
+    written: AtomicU64,
+    done: AtomicBool,
+}
+
+impl Follower {
+    /// Starts hashing `path` of a `size`-byte file from `first` (0, or a
+    /// multiple of [`LEAF`] for a file larger than one); `written` bytes are
+    /// there already.
+    fn start(path: PathBuf, first: u64, written: u64, size: u64) -> io::Result<Self> {
+        let state = Arc::new(FollowState {
+            written: AtomicU64::new(written),
+            done: AtomicBool::new(false),
+        });
+        let shared = state.clone();
+        let handle = std::thread::Builder::new()
+            .name("hash-follow".into())
+            .spawn(move || follow(&path, first, size, &shared))?;
+        Ok(Self {
+            state,
+            thread: handle.thread().clone(),
+            handle,
+        })
+    }
+
+    /// The part file now holds `upto` bytes.
+    fn written(&self, upto: u64) {
+        self.state.written.store(upto, Ordering::Release);
+        self.thread.unpark();
+    }
+
+    /// No more bytes come: the part file holds `upto`.
+    async fn finish(self, upto: u64) -> Result<Followed, DownloadError> {
+        self.state.written.store(upto, Ordering::Release);
+        self.state.done.store(true, Ordering::Release);
+        self.thread.unpark();
+        let handle = self.handle;
+        tokio::task::spawn_blocking(move || handle.join())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|_| io::Error::other("the hashing thread panicked"))?
+            .map_err(DownloadError::Io)
+    }
+}
+
+fn follow(path: &Path, first: u64, size: u64, state: &FollowState) -> io::Result<Followed> {
+    use std::io::{Read, Seek};
+    let mut file = std::fs::File::open(path)?;
+    file.seek(io::SeekFrom::Start(first))?;
+    let whole = size <= LEAF;
+    let mut hasher = blake3::Hasher::new();
+    let mut leaves = Vec::new();
+    // One LEAF block at a time.
+    let mut block = vec![0u8; usize::try_from(LEAF).unwrap_or(1 << 20)];
+    let mut filled = 0usize;
+    let mut hashed = first;
+    loop {
+        // `done` first: once it is set, `written` is final.
+        let done = state.done.load(Ordering::Acquire);
+        let upto = state.written.load(Ordering::Acquire).min(size);
+        if hashed < upto {
+            let room = block.len() - filled;
+            let want = usize::try_from(upto - hashed).map_or(room, |l| l.min(room));
+            let n = file.read(&mut block[filled..filled + want])?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the part file is shorter than what was written",
+                ));
+            }
+            if whole {
+                hasher.update(&block[filled..filled + n]);
+            }
+            filled += n;
+            hashed += n as u64;
+            let block_start = hashed - filled as u64;
+            if !whole && (filled == block.len() || hashed == size) {
+                leaves.push(leaf(block_start, &block[..filled]));
+                filled = 0;
+            } else if whole {
+                filled = 0;
+            }
+        } else if done {
+            return Ok(if whole {
+                Followed::Whole(digest_of_hasher(&hasher))
+            } else {
+                Followed::Leaves(leaves)
+            });
+        } else {
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+    }
 }
 
 /// One plain GET_FILE (§2): no digest, so no resume; nothing is kept unless
@@ -731,6 +1055,7 @@ async fn download_plain(
         &mut received,
         size,
         options,
+        None,
         None,
         &mut progress,
     )
@@ -797,5 +1122,50 @@ impl Progress {
         if let Some(bar) = self.bar.take() {
             bar.abandon();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The leaves of `data`, merged, give BLAKE3 of the whole.
+    #[test]
+    fn leaves_merge_to_the_whole_hash() {
+        let leaf_len = usize::try_from(LEAF).unwrap();
+        for len in [
+            leaf_len + 1,
+            2 * leaf_len,
+            2 * leaf_len + 1,
+            3 * leaf_len + 5,
+            5 * leaf_len - 1,
+            8 * leaf_len,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let leaves: Vec<ChainingValue> = data
+                .chunks(leaf_len)
+                .enumerate()
+                .map(|(i, block)| leaf(i as u64 * LEAF, block))
+                .collect();
+            let root = root_from_leaves(&leaves, len as u64).unwrap();
+            assert_eq!(root, blake3::hash(&data), "{len} bytes");
+            assert!(root_from_leaves(&leaves[1..], len as u64).is_none());
+        }
+        assert!(root_from_leaves(&[], LEAF).is_none());
+    }
+
+    #[test]
+    fn part_meta_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = Part::beside(&dir.path().join("x.bin"));
+        let meta = PartMeta {
+            source: "alice".into(),
+            file: "a b.txt".into(),
+            size: 3 << 20,
+            digest: Digest::from_bytes([7; 32]),
+            leaves: vec![[1; 32], [2; 32]],
+        };
+        part.write_meta(&meta).unwrap();
+        assert_eq!(part.read_meta(), Some(meta));
     }
 }

@@ -11,7 +11,9 @@ pub mod state;
 mod zerocopy;
 
 pub use client::{ClientError, DirectoryClient};
-pub use download::{DownloadError, DownloadOptions, Downloader, TransferProtocol, download};
+pub use download::{
+    BodyHashing, DownloadError, DownloadOptions, Downloader, TransferProtocol, download,
+};
 pub use file_server::{FileServer, FileServerConfig, Library};
 pub use shell::{PeerConfig, Session, run_shell};
 pub use state::{DigestCache, StateDir};

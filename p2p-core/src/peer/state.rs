@@ -337,6 +337,15 @@ fn parse_record(line: &str) -> Option<(PathBuf, Record)> {
 /// # Errors
 /// Any file-system error; `path` then still holds its previous content.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    replace_file(path, bytes, true)
+}
+
+/// Replaces `path` with `bytes` through a temporary file and a rename; with
+/// `durable`, fsyncs the file and the directory too ([`write_atomically`]).
+///
+/// # Errors
+/// Any file-system error; `path` then still holds its previous content.
+pub fn replace_file(path: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -344,10 +353,15 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut temp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     temp.write_all(bytes)?;
-    temp.as_file().sync_all()?;
+    if durable {
+        temp.as_file().sync_all()?;
+    }
     temp.persist(path).map_err(|e| e.error)?;
     // The rename itself is durable only once the directory is.
-    File::open(dir)?.sync_all()
+    if durable {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
