@@ -1982,7 +1982,7 @@ fn transfer(args: &TransferArgs) -> Res<()> {
             client_hwm,
         })
     };
-    let ours = |mode: &str, resume_at: Option<u64>| -> Res<TransferRun> {
+    let ours = |mode: &str, resume_at: Option<(u64, bool)>| -> Res<TransferRun> {
         let server = ServingChild::start(&[
             "serve-file".into(),
             "--file".into(),
@@ -1990,18 +1990,32 @@ fn transfer(args: &TransferArgs) -> Res<()> {
             "--name".into(),
             name.clone(),
         ])?;
-        if let Some(at) = resume_at {
-            // What an interrupted GET_FILE leaves: the first `at` bytes and their description.
+        if let Some((at, with_leaves)) = resume_at {
+            // What an interrupted GET_FILE leaves: the first `at` bytes and their description,
+            // with the chaining value of each whole MiB (or without: a part from elsewhere).
             let part = dir.join(".dest.bin.part");
             let mut from = File::open(&src)?;
             io::copy(&mut (&mut from).take(at), &mut File::create(&part)?)?;
-            fs::write(
-                dir.join(".dest.bin.part.meta"),
-                format!(
-                    "# p2p-peer part v1\n{}\n{name}\n{size}\n{digest}\n",
-                    server.addr
-                ),
-            )?;
+            let mut meta = format!(
+                "# p2p-peer part v1\n{}\n{name}\n{size}\n{digest}\n",
+                server.addr
+            );
+            if with_leaves {
+                use blake3::hazmat::HasherExt;
+                let prefix = fs::read(&part)?;
+                for (i, block) in prefix.chunks(1 << 20).enumerate() {
+                    if block.len() == 1 << 20 {
+                        let mut hasher = blake3::Hasher::new();
+                        hasher.set_input_offset(i as u64 * (1 << 20));
+                        hasher.update(block);
+                        for b in hasher.finalize_non_root() {
+                            let _ = write!(meta, "{b:02x}");
+                        }
+                        meta.push('\n');
+                    }
+                }
+            }
+            fs::write(dir.join(".dest.bin.part.meta"), meta)?;
         }
         let (secs, client_hwm) = fetch_child(&[
             "fetch".into(),
@@ -2024,18 +2038,19 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     };
 
     let gbps = |secs: f64| size as f64 / secs / 1e9;
-    const LABELS: [&str; 7] = [
+    const LABELS: [&str; 8] = [
         "plain 1 MiB read/write",
         "plain sendfile + splice",
         "ours GET_FILE (no digest: the path before §6.4)",
         "ours GET_FILE_FROM, read + hash + write as it arrives",
         "ours GET_FILE_FROM, splice + hash following the writes (default)",
         "ours GET_FILE_FROM, splice then hash",
-        "ours GET_FILE_FROM resumed at 90 % (default)",
+        "ours GET_FILE_FROM resumed at 90 % (leaves recorded, as a broken transfer leaves it)",
+        "ours GET_FILE_FROM resumed at 90 % (no leaves: the prefix is hashed again)",
     ];
     const RESUME: usize = 6;
     let resume_at = size / 10 * 9;
-    let mut rows: Vec<[TransferRun; 7]> = Vec::new();
+    let mut rows: Vec<[TransferRun; 8]> = Vec::new();
     let mut hash_secs = Vec::new();
     for run in 0..args.runs {
         // Hashing at PUBLISH: what the serving peer does once per file.
@@ -2045,11 +2060,11 @@ fn transfer(args: &TransferArgs) -> Res<()> {
         if hashed != digest {
             return Err("the digest changed between runs".into());
         }
-        let mut r = [TransferRun::default(); 7];
+        let mut r = [TransferRun::default(); 8];
         let order: &[usize] = if run % 2 == 0 {
-            &[0, 1, 2, 3, 4, 5, 6]
+            &[0, 1, 2, 3, 4, 5, 6, 7]
         } else {
-            &[6, 5, 4, 3, 2, 1, 0]
+            &[7, 6, 5, 4, 3, 2, 1, 0]
         };
         for &side in order {
             let _ = fs::remove_file(&dest);
@@ -2060,7 +2075,8 @@ fn transfer(args: &TransferArgs) -> Res<()> {
                 3 => ours("as-it-arrives", None)?,
                 4 => ours("follow", None)?,
                 5 => ours("after", None)?,
-                _ => ours("follow", Some(resume_at))?,
+                6 => ours("follow", Some((resume_at, true)))?,
+                _ => ours("follow", Some((resume_at, false)))?,
             };
         }
         let _ = fs::remove_file(&dest);
@@ -2081,8 +2097,8 @@ fn transfer(args: &TransferArgs) -> Res<()> {
         rows.push(r);
     }
     let med =
-        |f: &dyn Fn(&[TransferRun; 7]) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
-    let max = |f: &dyn Fn(&[TransferRun; 7]) -> f64| rows.iter().map(f).fold(0.0, f64::max);
+        |f: &dyn Fn(&[TransferRun; 8]) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
+    let max = |f: &dyn Fn(&[TransferRun; 8]) -> f64| rows.iter().map(f).fold(0.0, f64::max);
     println!();
     println!(
         "| {} bytes, loopback | GB/s (median of {}) | GET_FILE time / its time (median of per-run ratios) | peak RSS sender (max) | peak RSS receiver (max) |",
@@ -2090,8 +2106,8 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     );
     println!("|---|---|---|---|---|");
     for (i, label) in LABELS.iter().enumerate() {
-        let rate = if i == RESUME {
-            format!("{:.3} s", med(&|r| r[RESUME].secs))
+        let rate = if i >= RESUME {
+            format!("{:.3} s", med(&|r| r[i].secs))
         } else {
             format!("{:.2}", med(&|r| gbps(r[i].secs)))
         };
@@ -2104,11 +2120,12 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     }
     println!();
     println!(
-        "verified / GET_FILE throughput: {:.3} (as it arrives), {:.3} (following the splice), {:.3} (splice then hash); resumed 10 % / whole verified transfer: {:.3}",
+        "verified / GET_FILE throughput: {:.3} (as it arrives), {:.3} (following the splice), {:.3} (splice then hash); resumed 10 % / whole verified transfer: {:.3} (leaves recorded), {:.3} (no leaves)",
         med(&|r| r[2].secs / r[3].secs),
         med(&|r| r[2].secs / r[4].secs),
         med(&|r| r[2].secs / r[5].secs),
         med(&|r| r[RESUME].secs / r[4].secs),
+        med(&|r| r[RESUME + 1].secs / r[4].secs),
     );
     println!(
         "hashing at PUBLISH: {:.2} GB/s, {:.3} s for this file (median of {})",
