@@ -177,6 +177,20 @@ def seeds():
         "zero": b"\x000\x00",
         "max": b"\x0018446744073709551615\x00",
     }
+    empty = b"blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
+    out["transfer_request"] = {
+        "classic": h("4745545f46494c45002f7372762f646f63732f612e74787400"),
+        "from": b"GET_FILE_FROM\0/srv/docs/a.txt\0100\0",
+        "from-longest": b"GET_FILE_FROM\0" + b"/" * 255 + b"\0" + b"9" * 20 + b"\0",
+    }
+    out["transfer_from_header"] = {
+        "ok-empty": b"\x000\x00" + empty + b"\x00",
+        "ok-with-body": b"\x008\x00blake3:" + b"0f" * 32 + b"\x00abc\x00def\n",
+        "not-found": b"\x01",
+        "other": b"\x02",
+        "offset-beyond": b"\x03",
+        "classic-stream": b"\x005\x00hello world",
+    }
     out["timestamp"] = {
         "trace": TS,
         "unknown": b"00/00/0000 00:00:00",

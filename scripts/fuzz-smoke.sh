@@ -43,7 +43,8 @@ fi
 dict_for() {
     case $1 in
     directory_request | directory_reply | transfer_get_file | transfer_header | \
-        directory_server_message | capabilities_reply | search_query)
+        directory_server_message | capabilities_reply | search_query | transfer_request | \
+        transfer_from_header)
         echo "-dict=$fuzz_dir/dict/directory.dict"
         ;;
     rpc_call | rpc_reply | rpc_dispatch | xdr_log_entry | rpcbind | record_reassembler)

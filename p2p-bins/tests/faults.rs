@@ -302,18 +302,18 @@ fn serving_peer_killed_mid_transfer() {
         bob.result_within("GET_FILE", LINE_TIMEOUT),
         "c> GET_FILE FAIL"
     );
-    assert!(
-        dir_names(bob_dir.path()).is_empty(),
-        "no file and no temporary file: {:?}",
-        dir_names(bob_dir.path())
-    );
+    // No file; the part file and its description stay for a resume (§6.4).
+    let part_only: std::collections::BTreeSet<String> = [".copy.bin.part", ".copy.bin.part.meta"]
+        .map(String::from)
+        .into();
+    assert_eq!(dir_names(bob_dir.path()), part_only);
     // bob's shell keeps working.
     bob.expect("GET_FILE alice big.bin copy.bin", "c> GET_FILE FAIL");
     bob.expect("REGISTER carol", "c> REGISTER OK");
     bob.expect_listing("LIST_CONTENT alice", "c> LIST_CONTENT OK", &["big.bin"]);
     let (status, _) = bob.quit();
     assert!(status.success());
-    assert!(dir_names(bob_dir.path()).is_empty());
+    assert_eq!(dir_names(bob_dir.path()), part_only);
     let out = server.stop();
     assert!(out.status.success());
 }

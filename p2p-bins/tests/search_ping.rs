@@ -99,7 +99,7 @@ fn a_killed_pinging_peer_expires_and_a_classic_one_does_not() {
     let url = dead_datetime_url();
     let (a_dir, b_dir) = (temp_dir(), temp_dir());
     write_file(a_dir.path(), "song.mp3");
-    let mut alice = Peer::start_with(
+    let mut alice = Peer::start_args(
         "alice",
         server.port,
         &url,
@@ -110,7 +110,7 @@ fn a_killed_pinging_peer_expires_and_a_classic_one_does_not() {
     alice.expect("CONNECT alice", "c> CONNECT OK");
     alice.expect("PUBLISH song.mp3 a song", "c> PUBLISH OK");
     classic_register_and_connect(server.port, "carol");
-    let mut bob = Peer::start_with(
+    let mut bob = Peer::start_args(
         "bob",
         server.port,
         &url,
@@ -249,7 +249,7 @@ fn against_a_classic_server_extensions_are_asked_once_and_never_sent() {
 
     // --classic: nothing outside §1's classic operations, ever.
     let (port, seen) = classic_server();
-    let mut peer = Peer::start_with("eve", port, &url, dir.path(), &["--classic"]);
+    let mut peer = Peer::start_args("eve", port, &url, dir.path(), &["--classic"]);
     peer.expect("REGISTER eve", "c> REGISTER OK");
     peer.expect("CONNECT eve", "c> CONNECT OK");
     peer.expect("SEARCH song", "c> SEARCH FAIL, NOT SUPPORTED BY THE SERVER");

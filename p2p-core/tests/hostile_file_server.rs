@@ -10,7 +10,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use p2p_core::peer::{
-    DownloadError, DownloadOptions, FileServer, FileServerConfig, Library, download,
+    DownloadError, DownloadOptions, FileServer, FileServerConfig, Library, TransferProtocol,
+    download,
 };
 use support::{exchange, file};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,6 +137,67 @@ async fn only_published_names_are_served() {
     // The published name is still served, and only its content.
     let got = exchange(addr, &get_file(b"a.txt"), false, PATIENCE).await;
     assert_eq!(got.reply, b"\x005\x00alpha");
+    // GET_FILE_FROM follows the same name rules.
+    for name in &not_served {
+        let request = [b"GET_FILE_FROM\0".as_slice(), name, b"\x000\0"].concat();
+        let got = exchange(addr, &request, false, PATIENCE).await;
+        assert_eq!(
+            got.reply,
+            b"\x01",
+            "GET_FILE_FROM {:?}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    server.stop().await;
+}
+
+fn get_file_from(name: &str, offset: u64) -> Vec<u8> {
+    format!("GET_FILE_FROM\0{name}\0{offset}\0").into_bytes()
+}
+
+/// GET_FILE_FROM: SIZE and DIGEST of the whole file, the bytes from OFFSET;
+/// 3 past the end; a file changed since it was hashed is hashed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_file_from_serves_digest_and_the_rest() {
+    let tree = tree();
+    let server = FileServer::start(server_config(), tree.library.clone())
+        .await
+        .unwrap();
+    let addr = server.local_addr();
+    let alpha = format!("blake3:{}", blake3::hash(b"alpha").to_hex());
+    for (offset, body) in [(0, "alpha"), (2, "pha"), (5, "")] {
+        let got = exchange(addr, &get_file_from("a.txt", offset), false, PATIENCE).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got.reply),
+            format!("\0{}\0{alpha}\0{body}", 5),
+            "offset {offset}"
+        );
+    }
+    let got = exchange(addr, &get_file_from("a.txt", 6), false, PATIENCE).await;
+    assert_eq!(got.reply, b"\x03");
+    // Same size, another content and mtime: hashed again before serving.
+    let path = tree.root.join("pub/a.txt");
+    std::fs::write(&path, b"ALPHA").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(std::time::UNIX_EPOCH + Duration::from_secs(86_400))
+        .unwrap();
+    let got = exchange(addr, &get_file_from("a.txt", 1), false, PATIENCE).await;
+    let upper = format!("blake3:{}", blake3::hash(b"ALPHA").to_hex());
+    assert_eq!(
+        String::from_utf8_lossy(&got.reply),
+        format!("\x005\0{upper}\0LPHA")
+    );
+    // Malformed offsets get no answer at all.
+    for bad in [
+        &b"GET_FILE_FROM\0a.txt\0-1\0"[..],
+        b"GET_FILE_FROM\0a.txt\0\0",
+    ] {
+        let got = exchange(addr, bad, false, PATIENCE).await;
+        assert!(got.reply.is_empty(), "{got:?}");
+    }
     server.stop().await;
 }
 
@@ -298,6 +360,10 @@ async fn hostile_serving_peer_leaves_no_file() {
             [b"\x001048576\x00".as_slice(), &body].concat(),
             true,
         ),
+        // A classic peer that streams its file without a header: the file
+        // starts with what looks like a header, and the rest follows SIZE.
+        ("streams a file", b"\x005\x00hello world".to_vec(), false),
+        ("bytes after SIZE", b"\x005\x00hello!".to_vec(), false),
     ];
     for (what, answer, stall) in cases {
         let out = tempfile::tempdir().unwrap();
@@ -306,17 +372,42 @@ async fn hostile_serving_peer_leaves_no_file() {
         let (addr, peer) = fake_peer(answer, stall).await;
         let mut options = download_options();
         options.stall_timeout = Duration::from_secs(1);
+        // These are GET_FILE answers; one connection per fake peer.
+        options.protocol = TransferProtocol::Classic;
+        options.max_attempts = 1;
         let result =
             tokio::time::timeout(PATIENCE, download(addr, &file("x.bin"), &dest, &options))
                 .await
                 .unwrap_or_else(|_| panic!("{what}: the download ends"));
         assert!(result.is_err(), "{what}: {result:?}");
-        if stall {
-            assert!(
-                matches!(result, Err(DownloadError::Timeout(_))),
-                "{what}: {result:?}"
-            );
-        }
+        let expected = match what {
+            "stalls mid-transfer" => matches!(result, Err(DownloadError::Timeout(_))),
+            "closes mid-transfer" => matches!(
+                result,
+                Err(DownloadError::Short {
+                    expected: 1_048_576,
+                    received: 1000
+                })
+            ),
+            "closes after the header" => matches!(
+                result,
+                Err(DownloadError::Short {
+                    expected: 10,
+                    received: 0
+                })
+            ),
+            "closes before the header ends" => {
+                matches!(result, Err(DownloadError::HeaderIncomplete { received: 3 }))
+            }
+            "closes at once" => {
+                matches!(result, Err(DownloadError::HeaderIncomplete { received: 0 }))
+            }
+            "streams a file" | "bytes after SIZE" => {
+                matches!(result, Err(DownloadError::TrailingBytes { size: 5 }))
+            }
+            _ => true,
+        };
+        assert!(expected, "{what}: {result:?}");
         assert_eq!(
             names(out.path()),
             ["keep.txt"],
@@ -324,4 +415,133 @@ async fn hostile_serving_peer_leaves_no_file() {
         );
         peer.abort();
     }
+}
+
+/// A serving peer that answers GET_FILE_FROM with `answer` and closes, for as
+/// many connections as `answers` holds; returns the requests it read.
+async fn fake_from_peer(
+    answers: Vec<Vec<u8>>,
+) -> (SocketAddr, tokio::task::JoinHandle<Vec<Vec<u8>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let mut requests = Vec::new();
+        for answer in answers {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 512];
+            let n = stream.read(&mut request).await.unwrap_or(0);
+            requests.push(request[..n].to_vec());
+            let _ = stream.write_all(&answer).await;
+        }
+        requests
+    });
+    (addr, task)
+}
+
+fn from_header(size: u64, content: &[u8]) -> Vec<u8> {
+    format!(
+        "\x00{size}\x00blake3:{}\x00",
+        blake3::hash(content).to_hex()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_get_file_from_peer() {
+    let content = b"0123456789";
+    let cases: Vec<(&str, Vec<u8>, &[&str])> = vec![
+        (
+            "other bytes than the digest says",
+            [from_header(10, content), b"0123456780".to_vec()].concat(),
+            &["keep.txt"],
+        ),
+        (
+            "bytes after SIZE",
+            [from_header(10, content), b"0123456789!".to_vec()].concat(),
+            &["keep.txt"],
+        ),
+        (
+            "digest in capitals",
+            format!("\x0010\x00blake3:{}\x000123456789", "AB".repeat(32)).into_bytes(),
+            &["keep.txt"],
+        ),
+        (
+            "closes mid-body",
+            [from_header(10, content), b"01234".to_vec()].concat(),
+            &[".dest.bin.part", ".dest.bin.part.meta", "keep.txt"],
+        ),
+        (
+            "offset beyond the file at 0",
+            b"\x03".to_vec(),
+            &["keep.txt"],
+        ),
+    ];
+    for (what, answer, kept) in cases {
+        let out = tempfile::tempdir().unwrap();
+        std::fs::write(out.path().join("keep.txt"), b"keep").unwrap();
+        let dest = out.path().join("dest.bin");
+        let (addr, peer) = fake_from_peer(vec![answer]).await;
+        let mut options = download_options();
+        options.stall_timeout = Duration::from_secs(1);
+        options.max_attempts = 1;
+        let result =
+            tokio::time::timeout(PATIENCE, download(addr, &file("x.bin"), &dest, &options))
+                .await
+                .unwrap_or_else(|_| panic!("{what}: the download ends"));
+        let expected = match what {
+            "other bytes than the digest says" => {
+                matches!(result, Err(DownloadError::Integrity { .. }))
+            }
+            "bytes after SIZE" => matches!(result, Err(DownloadError::TrailingBytes { size: 10 })),
+            "digest in capitals" => matches!(result, Err(DownloadError::Header(_))),
+            "closes mid-body" => matches!(
+                result,
+                Err(DownloadError::Short {
+                    expected: 10,
+                    received: 5
+                })
+            ),
+            _ => matches!(result, Err(DownloadError::Refused)),
+        };
+        assert!(expected, "{what}: {result:?}");
+        let mut got = names(out.path());
+        got.sort();
+        assert_eq!(got, kept, "{what}");
+        let requests = peer.await.unwrap();
+        assert_eq!(
+            requests,
+            [b"GET_FILE_FROM\0x.bin\0\x30\0".to_vec()],
+            "{what}"
+        );
+    }
+}
+
+/// A part file resumes at its length; a retry within one download resumes too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_file_from_resumes_and_retries() {
+    let content = b"0123456789";
+    // First connection: five bytes then a close; the retry asks for the rest.
+    let (addr, peer) = fake_from_peer(vec![
+        [from_header(10, content), b"01234".to_vec()].concat(),
+        [from_header(10, content), b"56789".to_vec()].concat(),
+    ])
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let dest = out.path().join("dest.bin");
+    let mut options = download_options();
+    options.retry_backoff = Duration::from_millis(1);
+    let size = download(addr, &file("x.bin"), &dest, &options)
+        .await
+        .unwrap();
+    assert_eq!(size, 10);
+    assert_eq!(std::fs::read(&dest).unwrap(), content);
+    assert_eq!(names(out.path()), ["dest.bin"]);
+    let requests = peer.await.unwrap();
+    assert_eq!(
+        requests,
+        [
+            b"GET_FILE_FROM\0x.bin\0\x30\0".to_vec(),
+            b"GET_FILE_FROM\0x.bin\x005\0".to_vec()
+        ]
+    );
 }

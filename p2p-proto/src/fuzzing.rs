@@ -43,7 +43,7 @@ use crate::rpc::message::{
 use crate::rpc::record::{MARK_LEN, RecordDecoder, RecordError, RecordMark};
 use crate::rpcbind::{self, Mapping, Rpcb};
 use crate::timestamp::Timestamp;
-use crate::transfer::{GetFile, TransferHeader};
+use crate::transfer::{GetFile, GetFileFromHeader, TransferHeader, TransferRequest};
 use crate::xdr::{self, XdrError};
 
 /// What every decoder of this crate returns.
@@ -414,6 +414,56 @@ pub fn transfer_header(data: &[u8]) {
         assert_eq!(data[0], header.code());
         if !matches!(header, TransferHeader::Ok { .. }) {
             assert_eq!(consumed, 1);
+        }
+    }
+}
+
+/// Either transfer request, as a serving peer reads it ([`TransferRequest::decode`]:
+/// `GET_FILE` and `GET_FILE_FROM`).
+///
+/// Expectation: no panic; a decoded request re-encodes to a value-equal request no longer than
+/// the bytes consumed (an `OFFSET` may carry leading zeros).
+pub fn transfer_request(data: &[u8]) {
+    if let Ok(Some((request, consumed))) = decode_streaming(data, TransferRequest::decode) {
+        let bytes = re_encode(
+            &request,
+            |r, b| r.encode(b),
+            TransferRequest::encoded_len,
+            TransferRequest::decode,
+        );
+        assert!(bytes.len() <= consumed, "{request:?} re-encoded longer");
+        assert!(bytes.len() <= crate::transfer::MAX_GET_FILE_FROM_LEN);
+        if let TransferRequest::GetFile(_) = request {
+            assert_eq!(&bytes[..], &data[..consumed]);
+        }
+    }
+}
+
+/// `GET_FILE_FROM` reply header decoder ([`GetFileFromHeader::decode`]).
+///
+/// Expectation: no panic; the body after the header is never consumed; a decoded header
+/// re-encodes to a value-equal header no longer than the bytes consumed; a digest is only ever
+/// its one canonical form, so it re-encodes to the very bytes received.
+pub fn transfer_from_header(data: &[u8]) {
+    if let Ok(Some((header, consumed))) = decode_streaming(data, GetFileFromHeader::decode) {
+        let bytes = re_encode(
+            &header,
+            |h, b| h.encode(b),
+            GetFileFromHeader::encoded_len,
+            GetFileFromHeader::decode,
+        );
+        assert!(bytes.len() <= consumed, "{header:?} re-encoded longer");
+        assert!(bytes.len() <= crate::transfer::MAX_FROM_HEADER_LEN);
+        assert_eq!(data[0], header.code());
+        match header {
+            GetFileFromHeader::Ok { .. } => {
+                let digest_at = consumed - crate::transfer::DIGEST_LEN - 1;
+                assert_eq!(
+                    &data[digest_at..consumed],
+                    &bytes[bytes.len() - crate::transfer::DIGEST_LEN - 1..]
+                );
+            }
+            _ => assert_eq!(consumed, 1),
         }
     }
 }
@@ -1090,7 +1140,7 @@ mod tests {
     /// Every target accepts the empty input and a few known answers (the fuzz seeds' shapes).
     #[test]
     fn targets_run_on_known_answers() {
-        let targets: [fn(&[u8]); 20] = [
+        let targets: [fn(&[u8]); 22] = [
             directory_request,
             directory_reply,
             directory_server_message,
@@ -1099,6 +1149,8 @@ mod tests {
             capabilities_to_bytes_and_back,
             transfer_get_file,
             transfer_header,
+            transfer_request,
+            transfer_from_header,
             timestamp,
             xdr_log_entry,
             rpc_call,
@@ -1116,7 +1168,8 @@ mod tests {
         let call = log::sendlog_call(7, &entry);
         let mut framed = vec![200, 0];
         crate::rpc::record::encode_record(&call, &mut framed);
-        let inputs: [&[u8]; 15] = [
+        let from_header = [b"\x003\x00blake3:".as_slice(), &[b'a'; 64], b"\x00abc"].concat();
+        let inputs: [&[u8]; 17] = [
             b"",
             b"CAPABILITIES\0",
             b"SEARCH\x0024/11/2026 20:42:35\0alice\0Beat HELP \xc3\x89cole\0",
@@ -1124,6 +1177,8 @@ mod tests {
             b"\x09\x002\x00bob\x00/The_Beatles-Help.mp3\x00live\x00carol\x00/b\x00\x00",
             b"\x003\x00GET_USER_INFO\x00SEARCH\x00PING\x00",
             b"beat  help STRA\xe1\xba\x9eE 2\xc3\xa8me",
+            b"GET_FILE_FROM\0a.txt\x00007\0",
+            &from_header,
             b"REGISTER\x0024/11/2026 20:42:35\x00alice\x00",
             b"CONNECT\0alice\x0000080\0",
             b"\x06\x002\x00bob\x0010.0.0.2\x001\x00carol\x00::ffff:0:0\x00045678\x00",

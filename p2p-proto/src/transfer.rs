@@ -1,5 +1,6 @@
 //! The peer ↔ peer transfer protocol (PROTOCOL.md §2): the `GET_FILE` request
-//! and the reply header.
+//! and the reply header; and its extension `GET_FILE_FROM` (§6.4: integrity and
+//! resume).
 //!
 //! ```text
 //! request = "GET_FILE" NUL file NUL
@@ -7,6 +8,13 @@
 //!         / %x01                             ; the file does not exist
 //!         / %x02                             ; other error
 //! size    = 1*20DIGIT                        ; ASCII decimal
+//!
+//! from-request = "GET_FILE_FROM" NUL file NUL offset NUL
+//! from-reply   = %x00 size NUL digest NUL <size - offset raw bytes>
+//!              / %x01 / %x02                 ; as above
+//!              / %x03                        ; offset is beyond the file's size
+//! offset       = 1*20DIGIT
+//! digest       = "blake3:" 64(%x30-39 / %x61-66)   ; lowercase hex
 //! ```
 //!
 //! There is no `DATETIME` here. The codec frames only the header: after
@@ -26,6 +34,9 @@
 //! assert_eq!(&reply[consumed..], b"abc\x00def\n"); // the body, for the IO layer
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+
+use std::fmt;
+use std::str::FromStr;
 
 use bytes::BufMut;
 
@@ -145,6 +156,290 @@ impl TransferHeader {
             1 => Ok((rest, Self::NotFound)),
             2 => Ok((rest, Self::Other)),
             code => wire::fail(DecodeError::InvalidTransferResult { code }),
+        }
+    }
+}
+
+/// The resuming request's operation name (PROTOCOL.md §6.4).
+pub const GET_FILE_FROM: &str = "GET_FILE_FROM";
+
+/// The longest valid `GET_FILE_FROM` request, NULs included (290 bytes).
+pub const MAX_GET_FILE_FROM_LEN: usize =
+    GET_FILE_FROM.len() + 1 + MAX_FIELD_LEN + 1 + wire::MAX_NUMBER_DIGITS + 1;
+
+/// The prefix of every `DIGEST` field.
+pub const DIGEST_PREFIX: &str = "blake3:";
+
+/// Length of a `DIGEST` field without its NUL: `blake3:` and 64 hex digits.
+pub const DIGEST_LEN: usize = DIGEST_PREFIX.len() + 64;
+
+/// The longest valid `GET_FILE_FROM` reply header: result, 20-digit size, digest, NULs.
+pub const MAX_FROM_HEADER_LEN: usize = 1 + wire::MAX_NUMBER_DIGITS + 1 + DIGEST_LEN + 1;
+
+/// The BLAKE3 hash of a whole file as served: on the wire `blake3:` and 64
+/// lowercase hex digits. Only that form parses; the value cannot be anything else.
+///
+/// ```
+/// use p2p_proto::transfer::Digest;
+///
+/// let text = format!("blake3:{}", "ab".repeat(32));
+/// let digest: Digest = text.parse()?;
+/// assert_eq!(digest.as_bytes(), &[0xab; 32]);
+/// assert_eq!(digest.to_string(), text);
+/// assert!(text.to_uppercase().parse::<Digest>().is_err());
+/// # Ok::<(), p2p_proto::directory::DecodeError>(())
+/// ```
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct Digest([u8; 32]);
+
+impl Digest {
+    /// The digest with these 32 hash bytes.
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The 32 hash bytes.
+    #[must_use]
+    pub const fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Parses the exact field bytes (without the NUL).
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidDigest`] for anything but `blake3:` and 64 lowercase hex digits.
+    pub fn from_field(raw: &[u8]) -> Result<Self, DecodeError> {
+        let hex = raw
+            .strip_prefix(DIGEST_PREFIX.as_bytes())
+            .filter(|hex| hex.len() == 64)
+            .ok_or(DecodeError::InvalidDigest)?;
+        let mut bytes = [0u8; 32];
+        for (out, pair) in bytes.iter_mut().zip(hex.chunks_exact(2)) {
+            *out = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        }
+        Ok(Self(bytes))
+    }
+
+    fn put(&self, buf: &mut impl BufMut) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        buf.put_slice(DIGEST_PREFIX.as_bytes());
+        for b in self.0 {
+            buf.put_u8(HEX[usize::from(b >> 4)]);
+            buf.put_u8(HEX[usize::from(b & 0x0f)]);
+        }
+    }
+}
+
+fn nibble(c: u8) -> Result<u8, DecodeError> {
+    match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        _ => Err(DecodeError::InvalidDigest),
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DecodeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_field(s.as_bytes())
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut text = Vec::with_capacity(DIGEST_LEN);
+        self.put(&mut text);
+        // Only ASCII was written.
+        f.write_str(&String::from_utf8_lossy(&text))
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Digest({self})")
+    }
+}
+
+/// `GET_FILE_FROM\0FILE\0OFFSET\0`: asks for a published file, its size and
+/// digest, and its bytes from `offset` on (PROTOCOL.md §6.4).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct GetFileFrom {
+    /// The published file name, exactly as the directory lists it.
+    pub file: FileName,
+    /// The first byte wanted: 0 for the whole file, the part's length to resume.
+    pub offset: u64,
+}
+
+impl GetFileFrom {
+    /// Writes the request.
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        wire::put_field(buf, GET_FILE_FROM.as_bytes());
+        wire::put_field(buf, self.file.as_bytes());
+        wire::put_decimal(buf, self.offset);
+    }
+
+    /// The exact number of bytes [`Self::encode`] writes.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        wire::field_len(GET_FILE_FROM.len())
+            + wire::field_len(self.file.len())
+            + wire::decimal_len(self.offset)
+    }
+
+    /// Decodes a request from the start of `buf`: `Ok(None)` while incomplete.
+    ///
+    /// # Errors
+    /// [`DecodeError::UnknownOp`] when the operation is not `GET_FILE_FROM`, or
+    /// what is wrong with `FILE` or `OFFSET`.
+    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        wire::finish(buf, Self::parse(buf))
+    }
+
+    fn parse(input: &[u8]) -> PResult<'_, Self> {
+        let (rest, op) = wire::nul_field(input, "OP", MAX_OP_LEN)?;
+        if op != GET_FILE_FROM.as_bytes() {
+            return wire::fail(DecodeError::UnknownOp);
+        }
+        Self::parse_fields(rest)
+    }
+
+    fn parse_fields(input: &[u8]) -> PResult<'_, Self> {
+        let (rest, file) = wire::file_name(input)?;
+        let (rest, offset) = wire::number(rest, "OFFSET", wire::MAX_NUMBER_DIGITS)?;
+        Ok((rest, Self { file, offset }))
+    }
+}
+
+/// Either transfer request, as a serving peer reads it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum TransferRequest {
+    /// Classic `GET_FILE` (§2).
+    GetFile(GetFile),
+    /// `GET_FILE_FROM` (§6.4).
+    GetFileFrom(GetFileFrom),
+}
+
+impl TransferRequest {
+    /// Writes the request.
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        match self {
+            Self::GetFile(r) => r.encode(buf),
+            Self::GetFileFrom(r) => r.encode(buf),
+        }
+    }
+
+    /// The exact number of bytes [`Self::encode`] writes.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        match self {
+            Self::GetFile(r) => r.encoded_len(),
+            Self::GetFileFrom(r) => r.encoded_len(),
+        }
+    }
+
+    /// Decodes either request from the start of `buf`: `Ok(None)` while incomplete.
+    ///
+    /// # Errors
+    /// [`DecodeError::UnknownOp`] for another operation, or what is wrong with a field.
+    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        wire::finish(buf, Self::parse(buf))
+    }
+
+    fn parse(input: &[u8]) -> PResult<'_, Self> {
+        let (rest, op) = wire::nul_field(input, "OP", MAX_OP_LEN)?;
+        if op == GET_FILE.as_bytes() {
+            let (rest, file) = wire::file_name(rest)?;
+            Ok((rest, Self::GetFile(GetFile { file })))
+        } else if op == GET_FILE_FROM.as_bytes() {
+            let (rest, request) = GetFileFrom::parse_fields(rest)?;
+            Ok((rest, Self::GetFileFrom(request)))
+        } else {
+            wire::fail(DecodeError::UnknownOp)
+        }
+    }
+}
+
+/// The serving peer's answer to [`GetFileFrom`], up to (not including) the file's bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum GetFileFromHeader {
+    /// 0: `size - offset` raw bytes from `offset` follow, then the connection closes.
+    Ok {
+        /// The whole file's size in bytes.
+        size: u64,
+        /// The BLAKE3 hash of the whole file as served.
+        digest: Digest,
+    },
+    /// 1: the file does not exist (or is not published by this peer's user).
+    NotFound,
+    /// 2: any other error.
+    Other,
+    /// 3: the requested offset is beyond the file's size.
+    OffsetBeyondSize,
+}
+
+impl GetFileFromHeader {
+    /// The result byte on the wire.
+    #[must_use]
+    pub const fn code(&self) -> u8 {
+        match self {
+            Self::Ok { .. } => 0,
+            Self::NotFound => 1,
+            Self::Other => 2,
+            Self::OffsetBeyondSize => 3,
+        }
+    }
+
+    /// Writes the header (the body, if any, is the caller's to send).
+    pub fn encode(&self, buf: &mut impl BufMut) {
+        buf.put_u8(self.code());
+        if let Self::Ok { size, digest } = self {
+            wire::put_decimal(buf, *size);
+            digest.put(buf);
+            buf.put_u8(0);
+        }
+    }
+
+    /// The exact number of bytes [`Self::encode`] writes.
+    #[must_use]
+    pub fn encoded_len(&self) -> usize {
+        1 + match self {
+            Self::Ok { size, .. } => wire::decimal_len(*size) + DIGEST_LEN + 1,
+            Self::NotFound | Self::Other | Self::OffsetBeyondSize => 0,
+        }
+    }
+
+    /// Decodes the header from the start of `buf`: `Ok(None)` while incomplete.
+    /// Only the header is consumed; the raw body that follows is left in `buf`.
+    ///
+    /// # Errors
+    /// [`DecodeError::InvalidGetFileFromResult`] for a result byte above 3; a
+    /// malformed or over-long `SIZE`; [`DecodeError::InvalidDigest`] or
+    /// [`DecodeError::FieldTooLong`] for a `DIGEST` not in its one form.
+    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        wire::finish(buf, Self::parse(buf))
+    }
+
+    fn parse(input: &[u8]) -> PResult<'_, Self> {
+        let (rest, code) = wire::byte(input)?;
+        match code {
+            0 => {
+                let (rest, size) = wire::number(rest, "SIZE", wire::MAX_NUMBER_DIGITS)?;
+                let (rest, raw) = wire::nul_field(rest, "DIGEST", DIGEST_LEN)?;
+                match Digest::from_field(raw) {
+                    Ok(digest) => Ok((rest, Self::Ok { size, digest })),
+                    Err(e) => wire::fail(e),
+                }
+            }
+            1 => Ok((rest, Self::NotFound)),
+            2 => Ok((rest, Self::Other)),
+            3 => Ok((rest, Self::OffsetBeyondSize)),
+            code => wire::fail(DecodeError::InvalidGetFileFromResult { code }),
         }
     }
 }
@@ -322,6 +617,220 @@ mod tests {
             for cut in 0..bytes.len() {
                 prop_assert_eq!(TransferHeader::decode(&bytes[..cut]), Ok(None));
             }
+        }
+    }
+
+    /// BLAKE3 of the empty input.
+    const EMPTY: &str = "blake3:af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+
+    fn encode_from(request: &GetFileFrom) -> Vec<u8> {
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        assert_eq!(request.encoded_len(), out.len());
+        out
+    }
+
+    fn encode_from_header(header: &GetFileFromHeader) -> Vec<u8> {
+        let mut out = Vec::new();
+        header.encode(&mut out);
+        assert_eq!(header.encoded_len(), out.len());
+        out
+    }
+
+    fn encode_any(request: &TransferRequest) -> Vec<u8> {
+        let mut out = Vec::new();
+        request.encode(&mut out);
+        assert_eq!(request.encoded_len(), out.len());
+        out
+    }
+
+    #[test]
+    fn get_file_from_known_answers() {
+        // "GET_FILE_FROM" NUL "/srv/docs/a.txt" NUL "100" NUL
+        let request = GetFileFrom {
+            file: "/srv/docs/a.txt".parse().unwrap(),
+            offset: 100,
+        };
+        let bytes = hex("4745545f46494c455f46524f4d00 2f7372762f646f63732f612e74787400 31303000");
+        check_kat(&bytes, &request, GetFileFrom::decode, encode_from);
+        check_kat(
+            &bytes,
+            &TransferRequest::GetFileFrom(request),
+            TransferRequest::decode,
+            encode_any,
+        );
+        check_kat(
+            b"GET_FILE\0a\0",
+            &TransferRequest::GetFile(GetFile {
+                file: "a".parse().unwrap(),
+            }),
+            TransferRequest::decode,
+            encode_any,
+        );
+        check_kat(
+            b"GET_FILE_FROM\0a\0\x30\0",
+            &GetFileFrom {
+                file: "a".parse().unwrap(),
+                offset: 0,
+            },
+            GetFileFrom::decode,
+            encode_from,
+        );
+
+        // %x00 "0" NUL DIGEST NUL: the empty file.
+        let mut empty = b"\x000\x00".to_vec();
+        empty.extend_from_slice(EMPTY.as_bytes());
+        empty.push(0);
+        assert_eq!(empty.len(), 1 + 2 + DIGEST_LEN + 1);
+        check_kat(
+            &empty,
+            &GetFileFromHeader::Ok {
+                size: 0,
+                digest: EMPTY.parse().unwrap(),
+            },
+            GetFileFromHeader::decode,
+            encode_from_header,
+        );
+        let mut with_body = hex("00 3800");
+        with_body.extend_from_slice(format!("blake3:{}\0", "0f".repeat(32)).as_bytes());
+        with_body.extend_from_slice(b"def\n");
+        let (header, used) = GetFileFromHeader::decode(&with_body).unwrap().unwrap();
+        assert_eq!(
+            header,
+            GetFileFromHeader::Ok {
+                size: 8,
+                digest: Digest::from_bytes([0x0f; 32])
+            }
+        );
+        assert_eq!(&with_body[used..], b"def\n");
+        for (bytes, header) in [
+            (&b"\x01"[..], GetFileFromHeader::NotFound),
+            (b"\x02", GetFileFromHeader::Other),
+            (b"\x03", GetFileFromHeader::OffsetBeyondSize),
+        ] {
+            check_kat(
+                bytes,
+                &header,
+                GetFileFromHeader::decode,
+                encode_from_header,
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_get_file_from() {
+        assert_eq!(
+            GetFileFrom::decode(b"GET_FILE\0a\0"),
+            Err(DecodeError::UnknownOp)
+        );
+        assert_eq!(
+            TransferRequest::decode(b"GET_FILE_FRO\0a\0"),
+            Err(DecodeError::UnknownOp)
+        );
+        assert_eq!(
+            GetFileFrom::decode(b"GET_FILE_FROM\0a\0-1\0"),
+            Err(DecodeError::InvalidNumber { field: "OFFSET" })
+        );
+        assert_eq!(
+            GetFileFrom::decode(b"GET_FILE_FROM\0a\0\0"),
+            Err(DecodeError::InvalidNumber { field: "OFFSET" })
+        );
+        assert_eq!(
+            GetFileFromHeader::decode(b"\x04"),
+            Err(DecodeError::InvalidGetFileFromResult { code: 4 })
+        );
+        let digest = |text: &str| {
+            let mut bytes = b"\x005\x00".to_vec();
+            bytes.extend_from_slice(text.as_bytes());
+            bytes.push(0);
+            GetFileFromHeader::decode(&bytes)
+        };
+        let upper = EMPTY.to_uppercase().replace("BLAKE3", "blake3");
+        assert_eq!(digest(&upper), Err(DecodeError::InvalidDigest));
+        assert_eq!(
+            digest(&EMPTY.replace("blake3", "sha256")),
+            Err(DecodeError::InvalidDigest)
+        );
+        assert_eq!(
+            digest(&EMPTY[..DIGEST_LEN - 1]),
+            Err(DecodeError::InvalidDigest)
+        );
+        assert_eq!(digest(""), Err(DecodeError::InvalidDigest));
+        assert_eq!(
+            digest(&format!("{EMPTY}0")),
+            Err(DecodeError::FieldTooLong {
+                field: "DIGEST",
+                max: DIGEST_LEN
+            })
+        );
+        // A classic peer that streams a file where the header should be.
+        assert_eq!(GetFileFromHeader::decode(b"\x005\x00hello world"), Ok(None));
+        assert_eq!(
+            GetFileFromHeader::decode(&[b"\x005\x00hello world".as_slice(), &[b'x'; 80]].concat()),
+            Err(DecodeError::FieldTooLong {
+                field: "DIGEST",
+                max: DIGEST_LEN
+            })
+        );
+        assert_eq!(
+            GetFileFromHeader::decode(b"\x005\x00hello\x00"),
+            Err(DecodeError::InvalidDigest)
+        );
+    }
+
+    #[test]
+    fn from_limits() {
+        let max = GetFileFrom {
+            file: "f".repeat(255).parse().unwrap(),
+            offset: u64::MAX,
+        };
+        assert_eq!(max.encoded_len(), MAX_GET_FILE_FROM_LEN);
+        let header = GetFileFromHeader::Ok {
+            size: u64::MAX,
+            digest: Digest::from_bytes([0xff; 32]),
+        };
+        assert_eq!(header.encoded_len(), MAX_FROM_HEADER_LEN);
+    }
+
+    fn digest() -> impl Strategy<Value = Digest> {
+        any::<[u8; 32]>().prop_map(Digest::from_bytes)
+    }
+
+    proptest! {
+        #[test]
+        fn get_file_from_round_trip(file in file_name(), offset in any::<u64>()) {
+            let request = GetFileFrom { file, offset };
+            let bytes = encode_from(&request);
+            prop_assert!(bytes.len() <= MAX_GET_FILE_FROM_LEN);
+            prop_assert_eq!(GetFileFrom::decode(&bytes), Ok(Some((request.clone(), bytes.len()))));
+            let any_request = TransferRequest::GetFileFrom(request);
+            prop_assert_eq!(TransferRequest::decode(&bytes), Ok(Some((any_request, bytes.len()))));
+            for cut in 0..bytes.len() {
+                prop_assert_eq!(GetFileFrom::decode(&bytes[..cut]), Ok(None));
+                prop_assert_eq!(TransferRequest::decode(&bytes[..cut]), Ok(None));
+            }
+        }
+
+        #[test]
+        fn get_file_from_header_round_trip(header in prop_oneof![
+            (any::<u64>(), digest()).prop_map(|(size, digest)| GetFileFromHeader::Ok { size, digest }),
+            Just(GetFileFromHeader::NotFound),
+            Just(GetFileFromHeader::Other),
+            Just(GetFileFromHeader::OffsetBeyondSize),
+        ]) {
+            let bytes = encode_from_header(&header);
+            prop_assert!(bytes.len() <= MAX_FROM_HEADER_LEN);
+            prop_assert_eq!(GetFileFromHeader::decode(&bytes), Ok(Some((header, bytes.len()))));
+            for cut in 0..bytes.len() {
+                prop_assert_eq!(GetFileFromHeader::decode(&bytes[..cut]), Ok(None));
+            }
+        }
+
+        #[test]
+        fn digest_text_round_trip(digest in digest()) {
+            let text = digest.to_string();
+            prop_assert_eq!(text.len(), DIGEST_LEN);
+            prop_assert_eq!(text.parse::<Digest>(), Ok(digest));
         }
     }
 }

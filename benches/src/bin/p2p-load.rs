@@ -9,7 +9,8 @@
 //! p2p-load compare --clients 16,256 --seconds 5 --runs 3        # ours vs baseline, ratios
 //! p2p-load log-compare --rpcgen-server ./log_server --clients 1  # our log service vs rpcgen's
 //! p2p-load scale                                                # 100k users, 1M publications
-//! p2p-load transfer --size 1GiB --runs 3                        # GET_FILE vs plain, peak RSS
+//! p2p-load transfer --size 1GiB --runs 3                        # GET_FILE(_FROM) vs plain, peak
+//!                                                               # RSS, verification, resume, hashing
 //! ```
 //!
 //! Every comparison runs the contenders back to back, alternating their order run by run, and
@@ -32,7 +33,10 @@ use p2p_benches::baseline::{self, MinimalServer};
 use p2p_benches::proc::rss;
 use p2p_benches::sample;
 use p2p_benches::stats::{Latencies, Summary, median};
-use p2p_core::peer::{DownloadOptions, FileServer, FileServerConfig, Library, download};
+use p2p_core::peer::{
+    BodyHashing, DigestCache, DownloadOptions, FileServer, FileServerConfig, Library,
+    TransferProtocol, download,
+};
 use p2p_proto::directory::{OpCode, Reply, Request, RequestBody};
 use p2p_proto::field::{Description, FileName};
 use p2p_proto::rpc::log::{LogEntry, decode_sendlog_reply, sendlog_call};
@@ -158,6 +162,8 @@ enum Cmd {
         name: String,
         #[arg(long)]
         dest: PathBuf,
+        #[arg(long, value_enum, default_value_t = FetchMode::Follow)]
+        mode: FetchMode,
     },
     /// Receive with a plain 1 MiB read/write loop (or splice); print bytes, seconds and VmHWM.
     #[command(hide = true)]
@@ -261,6 +267,19 @@ struct ScaleArgs {
     spawn_opts: SpawnOpts,
 }
 
+/// How `fetch` downloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FetchMode {
+    /// Plain GET_FILE (splice, no digest): the path before GET_FILE_FROM.
+    Classic,
+    /// GET_FILE_FROM, read into user space, hash and write as the bytes arrive.
+    AsItArrives,
+    /// GET_FILE_FROM, splice into the part file, hashed by a thread right behind the writes.
+    Follow,
+    /// GET_FILE_FROM, splice into the part file, then hash it.
+    After,
+}
+
 #[derive(Debug, Args)]
 struct TransferArgs {
     /// File size: bytes, or with a KiB/MiB/GiB suffix.
@@ -285,7 +304,12 @@ fn main() -> ExitCode {
         Some(Cmd::ServeBaseline { port, threads }) => serve_baseline(port, threads),
         Some(Cmd::ServeFile { file, name }) => serve_file(&file, &name),
         Some(Cmd::ServePlain { file, zero_copy }) => serve_plain(&file, zero_copy),
-        Some(Cmd::Fetch { from, name, dest }) => fetch(from, &name, &dest),
+        Some(Cmd::Fetch {
+            from,
+            name,
+            dest,
+            mode,
+        }) => fetch(from, &name, &dest, mode),
         Some(Cmd::FetchPlain {
             from,
             dest,
@@ -2044,6 +2068,7 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     let src_s = src.display().to_string();
     let dest_s = dest.display().to_string();
     let name = "/shared/big.bin".to_owned();
+    let (digest, _, _) = DigestCache::in_memory().digest_of(&src)?;
 
     let plain = |zero_copy: bool| -> Res<TransferRun> {
         let mut serve = vec!["serve-plain".into(), "--file".into(), src_s.clone()];
@@ -2069,7 +2094,7 @@ fn transfer(args: &TransferArgs) -> Res<()> {
             client_hwm,
         })
     };
-    let ours = || -> Res<TransferRun> {
+    let ours = |mode: &str, resume_at: Option<(u64, bool)>| -> Res<TransferRun> {
         let server = ServingChild::start(&[
             "serve-file".into(),
             "--file".into(),
@@ -2077,6 +2102,33 @@ fn transfer(args: &TransferArgs) -> Res<()> {
             "--name".into(),
             name.clone(),
         ])?;
+        if let Some((at, with_leaves)) = resume_at {
+            // What an interrupted GET_FILE leaves: the first `at` bytes and their description,
+            // with the chaining value of each whole MiB (or without: a part from elsewhere).
+            let part = dir.join(".dest.bin.part");
+            let mut from = File::open(&src)?;
+            io::copy(&mut (&mut from).take(at), &mut File::create(&part)?)?;
+            let mut meta = format!(
+                "# p2p-peer part v1\n{}\n{name}\n{size}\n{digest}\n",
+                server.addr
+            );
+            if with_leaves {
+                use blake3::hazmat::HasherExt;
+                let prefix = fs::read(&part)?;
+                for (i, block) in prefix.chunks(1 << 20).enumerate() {
+                    if block.len() == 1 << 20 {
+                        let mut hasher = blake3::Hasher::new();
+                        hasher.set_input_offset(i as u64 * (1 << 20));
+                        hasher.update(block);
+                        for b in hasher.finalize_non_root() {
+                            let _ = write!(meta, "{b:02x}");
+                        }
+                        meta.push('\n');
+                    }
+                }
+            }
+            fs::write(dir.join(".dest.bin.part.meta"), meta)?;
+        }
         let (secs, client_hwm) = fetch_child(&[
             "fetch".into(),
             "--from".into(),
@@ -2085,6 +2137,8 @@ fn transfer(args: &TransferArgs) -> Res<()> {
             name.clone(),
             "--dest".into(),
             dest_s.clone(),
+            "--mode".into(),
+            mode.into(),
         ])?;
         let server_hwm = server.finish()?;
         check_size(&dest, size)?;
@@ -2096,65 +2150,100 @@ fn transfer(args: &TransferArgs) -> Res<()> {
     };
 
     let gbps = |secs: f64| size as f64 / secs / 1e9;
-    // Per run: [read/write, sendfile+splice, ours].
-    let mut rows: Vec<[TransferRun; 3]> = Vec::new();
+    const LABELS: [&str; 8] = [
+        "plain 1 MiB read/write",
+        "plain sendfile + splice",
+        "ours GET_FILE (no digest: the path before §6.4)",
+        "ours GET_FILE_FROM, read + hash + write as it arrives",
+        "ours GET_FILE_FROM, splice + hash following the writes (default)",
+        "ours GET_FILE_FROM, splice then hash",
+        "ours GET_FILE_FROM resumed at 90 % (leaves recorded, as a broken transfer leaves it)",
+        "ours GET_FILE_FROM resumed at 90 % (no leaves: the prefix is hashed again)",
+    ];
+    const RESUME: usize = 6;
+    let resume_at = size / 10 * 9;
+    let mut rows: Vec<[TransferRun; 8]> = Vec::new();
+    let mut hash_secs = Vec::new();
     for run in 0..args.runs {
-        let mut r = [TransferRun::default(); 3];
-        let order: &[usize] = if run % 2 == 0 { &[0, 1, 2] } else { &[2, 1, 0] };
+        // Hashing at PUBLISH: what the serving peer does once per file.
+        let t = Instant::now();
+        let (hashed, _, _) = DigestCache::in_memory().digest_of(&src)?;
+        hash_secs.push(t.elapsed().as_secs_f64());
+        if hashed != digest {
+            return Err("the digest changed between runs".into());
+        }
+        let mut r = [TransferRun::default(); 8];
+        let order: &[usize] = if run % 2 == 0 {
+            &[0, 1, 2, 3, 4, 5, 6, 7]
+        } else {
+            &[7, 6, 5, 4, 3, 2, 1, 0]
+        };
         for &side in order {
             let _ = fs::remove_file(&dest);
             r[side] = match side {
                 0 => plain(false)?,
                 1 => plain(true)?,
-                _ => ours()?,
+                2 => ours("classic", None)?,
+                3 => ours("as-it-arrives", None)?,
+                4 => ours("follow", None)?,
+                5 => ours("after", None)?,
+                6 => ours("follow", Some((resume_at, true)))?,
+                _ => ours("follow", Some((resume_at, false)))?,
             };
         }
         let _ = fs::remove_file(&dest);
-        let best = r[0].secs.min(r[1].secs);
         println!(
-            "[run {}] read/write {:.2} GB/s | sendfile+splice {:.2} GB/s | ours {:.2} GB/s (RSS server {:.1} MiB, client {:.1} MiB) | ours/best {:.3}",
+            "[run {}] GB/s: read/write {:.2} | sendfile+splice {:.2} | GET_FILE {:.2} | as-it-arrives {:.2} | follow {:.2} | after {:.2} | resume 90 % {:.3} s | hash {:.2} GB/s | follow/GET_FILE {:.3} | resume/whole {:.3}",
             run + 1,
             gbps(r[0].secs),
             gbps(r[1].secs),
             gbps(r[2].secs),
-            mib(r[2].server_hwm),
-            mib(r[2].client_hwm),
-            best / r[2].secs
+            gbps(r[3].secs),
+            gbps(r[4].secs),
+            gbps(r[5].secs),
+            r[RESUME].secs,
+            gbps(hash_secs[run]),
+            r[2].secs / r[4].secs,
+            r[RESUME].secs / r[4].secs,
         );
         rows.push(r);
     }
     let med =
-        |f: &dyn Fn(&[TransferRun; 3]) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
+        |f: &dyn Fn(&[TransferRun; 8]) -> f64| median(&rows.iter().map(f).collect::<Vec<_>>());
+    let max = |f: &dyn Fn(&[TransferRun; 8]) -> f64| rows.iter().map(f).fold(0.0, f64::max);
     println!();
     println!(
-        "| {} bytes, loopback | GB/s (median of {}) | ours / it (median of per-run ratios) | peak RSS sender | peak RSS receiver |",
+        "| {} bytes, loopback | GB/s (median of {}) | GET_FILE time / its time (median of per-run ratios) | peak RSS sender (max) | peak RSS receiver (max) |",
         size, args.runs
     );
     println!("|---|---|---|---|---|");
-    for (i, label) in ["plain 1 MiB read/write", "plain sendfile + splice"]
-        .iter()
-        .enumerate()
-    {
+    for (i, label) in LABELS.iter().enumerate() {
+        let rate = if i >= RESUME {
+            format!("{:.3} s", med(&|r| r[i].secs))
+        } else {
+            format!("{:.2}", med(&|r| gbps(r[i].secs)))
+        };
         println!(
-            "| {label} | {:.2} | {:.3} | {:.1} MiB | {:.1} MiB |",
-            med(&|r| gbps(r[i].secs)),
-            med(&|r| r[i].secs / r[2].secs),
-            med(&|r| mib(r[i].server_hwm)),
-            med(&|r| mib(r[i].client_hwm))
+            "| {label} | {rate} | {:.3} | {:.1} MiB | {:.1} MiB |",
+            med(&|r| r[2].secs / r[i].secs),
+            max(&|r| mib(r[i].server_hwm)),
+            max(&|r| mib(r[i].client_hwm)),
         );
     }
+    println!();
     println!(
-        "| ours: FileServer → download | {:.2} | best plain / ours: {:.3} | {:.1} MiB (max {:.1}) | {:.1} MiB (max {:.1}) |",
-        med(&|r| gbps(r[2].secs)),
-        med(&|r| r[0].secs.min(r[1].secs) / r[2].secs),
-        med(&|r| mib(r[2].server_hwm)),
-        rows.iter()
-            .map(|r| mib(r[2].server_hwm))
-            .fold(0.0, f64::max),
-        med(&|r| mib(r[2].client_hwm)),
-        rows.iter()
-            .map(|r| mib(r[2].client_hwm))
-            .fold(0.0, f64::max),
+        "verified / GET_FILE throughput: {:.3} (as it arrives), {:.3} (following the splice), {:.3} (splice then hash); resumed 10 % / whole verified transfer: {:.3} (leaves recorded), {:.3} (no leaves)",
+        med(&|r| r[2].secs / r[3].secs),
+        med(&|r| r[2].secs / r[4].secs),
+        med(&|r| r[2].secs / r[5].secs),
+        med(&|r| r[RESUME].secs / r[4].secs),
+        med(&|r| r[RESUME + 1].secs / r[4].secs),
+    );
+    println!(
+        "hashing at PUBLISH: {:.2} GB/s, {:.3} s for this file (median of {})",
+        size as f64 / median(&hash_secs) / 1e9,
+        median(&hash_secs),
+        hash_secs.len()
     );
     let _ = fs::remove_file(&src);
     Ok(())
@@ -2183,7 +2272,10 @@ fn print_hwm() {
 fn serve_file(file: &Path, name: &str) -> Res<()> {
     let rt = runtime()?;
     let library = Library::new();
-    library.insert(FileName::new(name)?, fs::canonicalize(file)?);
+    let path = fs::canonicalize(file)?;
+    // As PUBLISH does: the digest is known before the first request.
+    library.digests().digest_of(&path)?;
+    library.insert(FileName::new(name)?, path);
     let server = rt.block_on(async {
         let mut config = FileServerConfig::default();
         config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -2224,11 +2316,18 @@ fn serve_plain(file: &Path, zero_copy: bool) -> Res<()> {
     Ok(())
 }
 
-fn fetch(from: SocketAddr, name: &str, dest: &Path) -> Res<()> {
+fn fetch(from: SocketAddr, name: &str, dest: &Path, mode: FetchMode) -> Res<()> {
     let rt = runtime()?;
     let name = FileName::new(name)?;
     let mut options = DownloadOptions::default();
     options.progress = false;
+    options.max_attempts = 1;
+    match mode {
+        FetchMode::Classic => options.protocol = TransferProtocol::Classic,
+        FetchMode::AsItArrives => options.hashing = BodyHashing::AsItArrives,
+        FetchMode::Follow => options.hashing = BodyHashing::FollowSplice,
+        FetchMode::After => options.hashing = BodyHashing::AfterReceiving,
+    }
     let started = Instant::now();
     let got = rt.block_on(download(from, &name, dest, &options))?;
     let secs = started.elapsed().as_secs_f64();

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     config.listen = SocketAddr::new(args.listen_addr, args.listen_port);
     config.classic = args.classic;
     config.ping_interval = std::time::Duration::from_secs(args.ping_interval);
+    if let Some(dir) = args.state_dir {
+        config.state_dir = Some(dir);
+    }
     match runtime.block_on(run_shell(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => p2p_bins::fail(NAME, e),

@@ -1,6 +1,7 @@
 //! `p2p-peer`'s command line.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use clap::Parser;
 use clap::builder::NonEmptyStringValueParser;
@@ -36,4 +37,8 @@ pub struct Args {
     /// (at least 1).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = super::timeout_secs)]
     pub ping_interval: u64,
+    /// Directory of the peer's state (digests of published files) [default:
+    /// $XDG_STATE_HOME/p2p-peer, else ~/.local/state/p2p-peer].
+    #[arg(long, env = "P2P_STATE_DIR", value_name = "DIR", value_parser = clap::builder::PathBufValueParser::new())]
+    pub state_dir: Option<PathBuf>,
 }

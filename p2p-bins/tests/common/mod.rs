@@ -389,6 +389,10 @@ pub(crate) struct Peer {
     /// The peer's current directory: relative PUBLISH and GET_FILE names
     /// resolve here.
     pub(crate) dir: PathBuf,
+    /// Its `--state-dir`.
+    pub(crate) state_dir: PathBuf,
+    /// Owns `state_dir` when the harness made it.
+    _state: Option<tempfile::TempDir>,
 }
 
 /// A command that is a syntax error: the shell prints one usage line and
@@ -398,16 +402,42 @@ const SENTINEL: &str = "REGISTER";
 impl Peer {
     /// Starts `p2p-peer -s 127.0.0.1 -p PORT --datetime-url URL
     /// --listen-addr 127.0.0.1 --listen-port 0` in `dir`.
+    /// Its state directory is a fresh temporary one.
     pub(crate) fn start(name: &str, server_port: u16, datetime_url: &str, dir: &Path) -> Self {
-        Self::start_with(name, server_port, datetime_url, dir, &[])
+        Self::start_args(name, server_port, datetime_url, dir, &[])
     }
 
-    /// [`Self::start`] with more arguments.
+    /// [`Self::start`] with more arguments; a fresh temporary state directory.
+    pub(crate) fn start_args(
+        name: &str,
+        server_port: u16,
+        datetime_url: &str,
+        dir: &Path,
+        extra: &[&str],
+    ) -> Self {
+        let state = temp_dir();
+        let mut peer = Self::start_with(
+            name,
+            server_port,
+            datetime_url,
+            dir,
+            state.path(),
+            &[],
+            extra,
+        );
+        peer._state = Some(state);
+        peer
+    }
+
+    /// [`Self::start`] with `--state-dir STATE`, extra environment variables
+    /// and extra arguments.
     pub(crate) fn start_with(
         name: &str,
         server_port: u16,
         datetime_url: &str,
         dir: &Path,
+        state: &Path,
+        env: &[(&str, &str)],
         extra: &[&str],
     ) -> Self {
         let mut command = Command::new(peer_bin());
@@ -415,9 +445,13 @@ impl Peer {
             .args(["-s", "127.0.0.1", "-p", &server_port.to_string()])
             .args(["--datetime-url", datetime_url])
             .args(["--listen-addr", "127.0.0.1", "--listen-port", "0"])
+            .arg("--state-dir")
+            .arg(state)
+            .envs(env.iter().copied())
             .args(extra)
             .current_dir(dir)
             .env_remove("DATETIME_URL")
+            .env_remove("P2P_STATE_DIR")
             .stdin(Stdio::piped());
         let mut proc = Proc::spawn(format!("p2p-peer ({name})"), &mut command);
         let stdin = Some(proc.take_stdin());
@@ -430,6 +464,8 @@ impl Peer {
             stdout,
             stderr,
             dir: dir.to_path_buf(),
+            state_dir: state.to_path_buf(),
+            _state: None,
         }
     }
 

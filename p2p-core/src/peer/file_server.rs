@@ -1,4 +1,5 @@
-//! Serves the user's published files to other peers (`GET_FILE`).
+//! Serves the user's published files to other peers: `GET_FILE` (§2) and
+//! `GET_FILE_FROM` (§6.4: size, BLAKE3 digest, and the bytes from an offset).
 //!
 //! Only names the user currently publishes are served, each from the absolute
 //! path recorded at PUBLISH: the requested name is a key, never a path, so
@@ -13,23 +14,40 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use p2p_proto::field::FileName;
-use p2p_proto::transfer::{GetFile, TransferHeader};
+use p2p_proto::transfer::{GetFileFromHeader, TransferHeader, TransferRequest};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
-/// The files a user publishes: protocol name → absolute local path.
+use super::state::DigestCache;
+
+/// The files a user publishes: protocol name → absolute local path, and the
+/// digests of those files.
 #[derive(Clone, Debug, Default)]
 pub struct Library {
     files: Arc<RwLock<HashMap<FileName, PathBuf>>>,
+    digests: DigestCache,
 }
 
 impl Library {
-    /// An empty library.
+    /// An empty library whose digests are kept in memory only.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty library that keeps its digests in `digests`.
+    pub fn with_digests(digests: DigestCache) -> Self {
+        Self {
+            files: Arc::default(),
+            digests,
+        }
+    }
+
+    /// The digests of the published files.
+    pub fn digests(&self) -> &DigestCache {
+        &self.digests
     }
 
     /// Records `name` as served from `path`.
@@ -171,8 +189,8 @@ async fn accept_loop(
     }
 }
 
-/// Serves one GET_FILE from `peer`; a transfer is reported at `debug`
-/// (requester, name, bytes, time).
+/// Serves one GET_FILE or GET_FILE_FROM from `peer`; a transfer is reported at
+/// `debug` (requester, name, offset, bytes sent, time).
 async fn serve(
     mut stream: TcpStream,
     peer: SocketAddr,
@@ -187,37 +205,83 @@ async fn serve(
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request timeout")),
     };
-    let opened = match library.get(request.file.as_str()) {
-        Some(path) => open_regular(&path).await,
+    let (file_name, offset) = match &request {
+        TransferRequest::GetFile(r) => (&r.file, None),
+        TransferRequest::GetFileFrom(r) => (&r.file, Some(r.offset)),
+    };
+    tracing::debug!(%peer, file = %file_name, offset = offset.unwrap_or(0), from = offset.is_some(), "transfer requested");
+    let path = library.get(file_name.as_str());
+    let opened = match &path {
+        Some(path) => open_regular(path).await,
         None => None,
     };
     let Some((file, size)) = opened else {
-        tracing::debug!(%peer, file = %request.file, "transfer refused: not published or not readable");
-        return send_header(&mut stream, TransferHeader::NotFound, config).await;
+        tracing::debug!(%peer, file = %file_name, "transfer refused: not published or not readable");
+        return match offset {
+            None => send_header(&mut stream, TransferHeader::NotFound, config).await,
+            Some(_) => send_from_header(&mut stream, GetFileFromHeader::NotFound, config).await,
+        };
     };
-    send_header(&mut stream, TransferHeader::Ok { size }, config).await?;
-    send_body(&mut stream, file, size, config).await?;
+    let (file, size, start) = match (offset, path) {
+        (None, _) => {
+            send_header(&mut stream, TransferHeader::Ok { size }, config).await?;
+            (file, size, 0)
+        }
+        (Some(offset), Some(path)) => {
+            // The digest of the very file about to be served: recorded, or hashed now
+            // when its size or modification time changed since PUBLISH.
+            let digests = library.digests().clone();
+            let mut std_file = file.into_std().await;
+            let hashed = tokio::task::spawn_blocking(move || {
+                let result = digests.digest_of_open(&path, &mut std_file);
+                (std_file, result)
+            })
+            .await;
+            let (std_file, (digest, size)) = match hashed {
+                Ok((std_file, Ok((digest, size, _)))) => (std_file, (digest, size)),
+                Ok((_, Err(e))) => {
+                    tracing::debug!(%peer, file = %file_name, error = %e, "cannot hash the file");
+                    return send_from_header(&mut stream, GetFileFromHeader::Other, config).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "hashing task failed");
+                    return send_from_header(&mut stream, GetFileFromHeader::Other, config).await;
+                }
+            };
+            if offset > size {
+                tracing::debug!(%peer, file = %file_name, offset, size, "offset beyond the file");
+                return send_from_header(&mut stream, GetFileFromHeader::OffsetBeyondSize, config)
+                    .await;
+            }
+            send_from_header(&mut stream, GetFileFromHeader::Ok { size, digest }, config).await?;
+            (tokio::fs::File::from_std(std_file), size, offset)
+        }
+        (Some(_), None) => return Ok(()),
+    };
+    send_body(&mut stream, file, start, size, config).await?;
     stream.shutdown().await?;
     tracing::debug!(
         %peer,
-        file = %request.file,
-        bytes = size,
+        file = %file_name,
+        offset = start,
+        bytes = size - start,
+        size,
         duration_ms = started.elapsed().as_millis() as u64,
         "file served"
     );
     Ok(())
 }
 
-/// Reads the `GET_FILE` request; `None` when the requester sent something else
-/// or went away (the connection is then closed without an answer).
-async fn read_request(stream: &mut TcpStream) -> io::Result<Option<GetFile>> {
+/// Reads the request; `None` when the requester sent something else or went
+/// away (the connection is then closed without an answer).
+async fn read_request(stream: &mut TcpStream) -> io::Result<Option<TransferRequest>> {
     let mut buf = BytesMut::with_capacity(300);
     loop {
-        match GetFile::decode(&buf) {
+        match TransferRequest::decode(&buf) {
             Ok(Some((request, _))) => return Ok(Some(request)),
             Ok(None) => {}
             Err(e) => {
-                tracing::debug!(error = %e, "bad GET_FILE request");
+                tracing::debug!(error = %e, "bad transfer request");
                 return Ok(None);
             }
         }
@@ -233,6 +297,16 @@ async fn open_regular(path: &std::path::Path) -> Option<(tokio::fs::File, u64)> 
     meta.is_file().then_some((file, meta.len()))
 }
 
+async fn send_from_header(
+    stream: &mut TcpStream,
+    header: GetFileFromHeader,
+    config: &FileServerConfig,
+) -> io::Result<()> {
+    let mut out = BytesMut::with_capacity(header.encoded_len());
+    header.encode(&mut out);
+    write_timed(stream, &out, config.write_timeout).await
+}
+
 async fn send_header(
     stream: &mut TcpStream,
     header: TransferHeader,
@@ -243,20 +317,23 @@ async fn send_header(
     write_timed(stream, &out, config.write_timeout).await
 }
 
-/// Streams exactly `size` bytes, with `sendfile` where the platform has it. A
+/// Streams bytes `start..size`, with `sendfile` where the platform has it. A
 /// file that shrank since it was measured ends the transfer early, and the
 /// requester sees a short transfer.
 async fn send_body(
     stream: &mut TcpStream,
     file: tokio::fs::File,
+    start: u64,
     size: u64,
     config: &FileServerConfig,
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
     let file = {
         let std_file = file.into_std().await;
-        match super::zerocopy::send_file(stream, &std_file, size, config.write_timeout).await? {
-            Some(sent) if sent == size => return Ok(()),
+        match super::zerocopy::send_file(stream, &std_file, start, size, config.write_timeout)
+            .await?
+        {
+            Some(sent) if sent == size - start => return Ok(()),
             Some(_) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -266,18 +343,21 @@ async fn send_body(
             None => tokio::fs::File::from_std(std_file),
         }
     };
-    copy_body(stream, file, size, config).await
+    copy_body(stream, file, start, size, config).await
 }
 
 /// The portable path: read and write in `chunk_size` pieces.
 async fn copy_body(
     stream: &mut TcpStream,
     mut file: tokio::fs::File,
+    start: u64,
     size: u64,
     config: &FileServerConfig,
 ) -> io::Result<()> {
+    use tokio::io::AsyncSeekExt;
+    file.seek(io::SeekFrom::Start(start)).await?;
     let mut buf = vec![0u8; config.chunk_size.max(4096)];
-    let mut left = size;
+    let mut left = size - start;
     while left > 0 {
         let want = usize::try_from(left).map_or(buf.len(), |l| l.min(buf.len()));
         let n = file.read(&mut buf[..want]).await?;

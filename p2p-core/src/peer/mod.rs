@@ -6,10 +6,14 @@ pub mod client;
 pub mod download;
 pub mod file_server;
 pub mod shell;
+pub mod state;
 #[cfg(target_os = "linux")]
 mod zerocopy;
 
 pub use client::{ClientError, DirectoryClient};
-pub use download::{DownloadError, DownloadOptions, download};
+pub use download::{
+    BodyHashing, DownloadError, DownloadOptions, Downloader, TransferProtocol, download,
+};
 pub use file_server::{FileServer, FileServerConfig, Library};
 pub use shell::{PeerConfig, Session, run_shell};
+pub use state::{DigestCache, StateDir};

@@ -19,8 +19,9 @@ use p2p_proto::field::{Description, FileName, UserName};
 use tokio::sync::mpsc;
 
 use super::client::{ClientError, DirectoryClient};
-use super::download::{DownloadError, DownloadOptions, download};
+use super::download::{DownloadError, DownloadOptions, Downloader, TransferProtocol};
 use super::file_server::{FileServer, FileServerConfig, Library};
+use super::state::{DIGESTS_FILE, DigestCache, StateDir};
 use crate::console::{Command, PEER_PROMPT, QUIT_USAGE, SEARCH_NOT_SUPPORTED, unknown_command};
 use crate::datetime::DatetimeClient;
 
@@ -47,6 +48,9 @@ pub struct PeerConfig {
     /// How often a connected peer sends PING to a server that lists it.
     /// Default 30 s (PROTOCOL.md §6.3).
     pub ping_interval: Duration,
+    /// The state directory (digests of published files); `None` keeps them in
+    /// memory only. Default [`super::state::default_state_dir`].
+    pub state_dir: Option<PathBuf>,
 }
 
 impl PeerConfig {
@@ -59,6 +63,7 @@ impl PeerConfig {
             listen: SocketAddr::from(([0, 0, 0, 0], 0)),
             classic: false,
             ping_interval: DEFAULT_PING_INTERVAL,
+            state_dir: super::state::default_state_dir(),
         }
     }
 }
@@ -199,7 +204,10 @@ pub struct Session {
     client: DirectoryClient,
     datetime: DatetimeClient,
     listen: SocketAddr,
-    download: DownloadOptions,
+    downloader: Downloader,
+    state: Option<StateDir>,
+    server_host: String,
+    server_port: u16,
     connected: Option<Connected>,
     /// Each user's published files, kept across DISCONNECT/CONNECT like the
     /// directory keeps the publications.
@@ -212,11 +220,19 @@ pub struct Session {
 impl Session {
     /// A session with no user connected.
     pub fn new(config: &PeerConfig) -> Self {
+        let mut download = DownloadOptions::default();
+        if config.classic {
+            // A classic peer network: plain GET_FILE only (no digest, no resume).
+            download.protocol = TransferProtocol::Classic;
+        }
         Self {
             client: DirectoryClient::new(&config.server_host, config.server_port),
             datetime: DatetimeClient::new(config.datetime_url.clone()),
             listen: config.listen,
-            download: DownloadOptions::default(),
+            downloader: Downloader::new(download),
+            state: config.state_dir.clone().map(StateDir::new),
+            server_host: config.server_host.clone(),
+            server_port: config.server_port,
             connected: None,
             libraries: std::collections::HashMap::new(),
             ping_interval: config.ping_interval,
@@ -328,7 +344,11 @@ impl Session {
             // Connecting as another user disconnects the current one first.
             let _ = self.disconnect(current).await;
         }
-        let library = self.libraries.entry(user.clone()).or_default().clone();
+        if !self.libraries.contains_key(&user) {
+            let library = Library::with_digests(self.digest_cache(&user).await);
+            self.libraries.insert(user.clone(), library);
+        }
+        let library = self.libraries.get(&user).cloned().unwrap_or_default();
         let config = FileServerConfig {
             bind: self.listen,
             ..FileServerConfig::default()
@@ -368,6 +388,25 @@ impl Session {
             server.stop().await;
         }
         vec![Output::Result(text_of(Command::Connect, &reply))]
+    }
+
+    /// The digests of `user`'s files, from the state directory when there is one.
+    async fn digest_cache(&self, user: &UserName) -> DigestCache {
+        let Some(state) = &self.state else {
+            return DigestCache::in_memory();
+        };
+        let file = state
+            .user_dir(&self.server_host, self.server_port, user)
+            .join(DIGESTS_FILE);
+        let shown = file.display().to_string();
+        match tokio::task::spawn_blocking(move || DigestCache::load(file)).await {
+            Ok(Ok(cache)) => cache,
+            Ok(Err(e)) => {
+                eprintln!("CONNECT: cannot read {shown}: {e}; digests stay in memory");
+                DigestCache::in_memory()
+            }
+            Err(_) => DigestCache::in_memory(),
+        }
     }
 
     async fn disconnect(&mut self, user: UserName) -> Vec<Output> {
@@ -422,6 +461,24 @@ impl Session {
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
         };
+        // The digest other peers verify (§6.4): hashed now unless the state
+        // directory already has it for this size and modification time.
+        let digests = library.digests().clone();
+        let hashed_path = path.clone();
+        let hashed = tokio::task::spawn_blocking(move || digests.digest_of(&hashed_path)).await;
+        match hashed {
+            Ok(Ok((digest, size, source))) => {
+                tracing::debug!(path = %path.display(), size, %digest, ?source, "digest at PUBLISH");
+            }
+            Ok(Err(e)) => {
+                eprintln!("PUBLISH: cannot hash {}: {e}", path.display());
+                return vec![Output::Result(Command::Publish.fail().to_owned())];
+            }
+            Err(e) => {
+                eprintln!("PUBLISH: {e}");
+                return vec![Output::Result(Command::Publish.fail().to_owned())];
+            }
+        }
         let reply = self
             .call(
                 user,
@@ -487,11 +544,15 @@ impl Session {
             eprintln!("GET_FILE: no user connected: CONNECT first");
             return fail();
         };
-        let Some(addr) = self.locate(user, owner).await else {
+        let Some(addr) = self.locate(user, owner.clone()).await else {
             return fail();
         };
         let addr = SocketAddr::new(addr.ip, addr.port);
-        match download(addr, &remote, &local, &self.download).await {
+        match self
+            .downloader
+            .download(addr, owner.as_str(), &remote, &local)
+            .await
+        {
             Ok(_) => vec![Output::Result(Command::GetFile.text(0).to_owned())],
             Err(DownloadError::NotFound) => {
                 vec![Output::Result(Command::GetFile.text(1).to_owned())]

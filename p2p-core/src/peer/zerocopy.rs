@@ -40,16 +40,17 @@ fn unsupported(e: &io::Error) -> bool {
     )
 }
 
-/// Sends `size` bytes of `file`, from its start, to `stream` with `sendfile`.
-/// `Ok(Some(n))` is the number of bytes sent (less than `size` only if the file
-/// shrank); `Ok(None)` means the caller should fall back.
+/// Sends bytes `start..size` of `file` to `stream` with `sendfile`.
+/// `Ok(Some(n))` is the number of bytes sent (less than `size - start` only if
+/// the file shrank); `Ok(None)` means the caller should fall back.
 pub(crate) async fn send_file(
     stream: &TcpStream,
     file: &File,
+    start: u64,
     size: u64,
     stall: Duration,
 ) -> io::Result<Option<u64>> {
-    let mut offset: u64 = 0;
+    let mut offset: u64 = start;
     while offset < size {
         let want = usize::try_from((size - offset).min(MAX_CALL)).unwrap_or(1 << 20);
         let sent = stream.async_io(Interest::WRITABLE, || {
@@ -59,11 +60,11 @@ pub(crate) async fn send_file(
             Err(_) => return Err(stalled(stall)),
             Ok(Ok(0)) => break,
             Ok(Ok(_)) => {}
-            Ok(Err(e)) if offset == 0 && unsupported(&e) => return Ok(None),
+            Ok(Err(e)) if offset == start && unsupported(&e) => return Ok(None),
             Ok(Err(e)) => return Err(e),
         }
     }
-    Ok(Some(offset))
+    Ok(Some(offset - start))
 }
 
 /// Receives up to `want` bytes from `stream` into `file` at its current end,

@@ -274,6 +274,15 @@ pub enum DecodeError {
     /// An `IP` field is not an IPv4 or IPv6 address.
     #[error("IP is not an address")]
     InvalidAddress,
+    /// A `GET_FILE_FROM` reply's result byte is not 0, 1, 2 or 3.
+    #[error("result code {code} is not defined for GET_FILE_FROM")]
+    InvalidGetFileFromResult {
+        /// The result byte received.
+        code: u8,
+    },
+    /// A `DIGEST` field is not `blake3:` followed by 64 lowercase hex digits.
+    #[error("DIGEST is not `blake3:` and 64 lowercase hex digits")]
+    InvalidDigest,
 }
 
 /// A malformed request, with the operation when its `OP` field was recognised.

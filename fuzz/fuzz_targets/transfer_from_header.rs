@@ -1,0 +1,6 @@
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use p2p_proto::fuzzing;
+
+fuzz_target!(|data: &[u8]| fuzzing::transfer_from_header(data));
