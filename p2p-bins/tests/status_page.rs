@@ -285,17 +285,26 @@ fn status_page_lists_connected_users_and_searches_in_a_browser() {
         "MP3"
     );
 
-    // Markup in the search is text too, and a search with no match says so.
+    // SEARCH's meaning: "b" starts a word of "a<b>&.mp3" only.
     let results = dump_dom(
         &browser,
         &profile,
-        &submitting_page(dir.path(), &base, &front, "&lt;B&gt;&amp;"),
+        &submitting_page(dir.path(), &base, &front, "B"),
     );
     assert_eq!(
         rows(&results, "result"),
         [["<i>eve</i>", "127.0.0.1:4003", "a<b>&.mp3"]],
         "{results}"
     );
+    // Markup in the search is text too, and is no search: it says so.
+    let results = dump_dom(
+        &browser,
+        &profile,
+        &submitting_page(dir.path(), &base, &front, "&lt;B&gt;&amp;"),
+    );
+    assert!(rows(&results, "result").is_empty(), "{results}");
+    assert!(results.contains("id=\"bad-query\""), "{results}");
+    assert!(!results.contains("<B>"), "{results}");
     let results = dump_dom(
         &browser,
         &profile,

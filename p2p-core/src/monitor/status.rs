@@ -6,11 +6,14 @@
 //! descriptions) of their publications. Every text from the store is
 //! HTML-escaped.
 //!
-//! The search box is an interim until SEARCH (PROTOCOL.md §6.2) exists: a
-//! case-insensitive substring match over the file names of the connected
-//! users, within the first [`VIEW_LIMIT`] names.
+//! The search box follows SEARCH's meaning (PROTOCOL.md §6.2: every term a
+//! prefix of a word, case-insensitive) over the file names of the connected
+//! users, within the first [`VIEW_LIMIT`] names; descriptions, which the page
+//! never shows, are not searched here.
 
 use std::fmt::Write;
+
+use p2p_proto::directory::{SearchQuery, matches};
 
 use crate::directory::view::DirectoryView;
 
@@ -56,10 +59,10 @@ fn write_page(page: &mut String, view: &DirectoryView, search: Option<&str>) -> 
         page,
         "<h2>Search file names</h2>\n\
          <form id=\"search\" method=\"get\" action=\"/\">\
-         <input type=\"search\" name=\"q\" value=\"{}\" aria-label=\"file name contains\">\
+         <input type=\"search\" name=\"q\" value=\"{}\" aria-label=\"words of file names\">\
          <button type=\"submit\">Search</button></form>\n\
-         <p class=\"note\">Case-insensitive substring of the file names of connected users \
-         (until the directory has SEARCH).</p>\n",
+         <p class=\"note\">As SEARCH: every term is the start of a word of the file name \
+         (letters and digits), whatever the case; connected users only.</p>\n",
         Escaped(search.unwrap_or(""))
     )?;
     if let Some(search) = search {
@@ -100,11 +103,18 @@ fn write_page(page: &mut String, view: &DirectoryView, search: Option<&str>) -> 
 }
 
 fn write_results(page: &mut String, view: &DirectoryView, search: &str) -> std::fmt::Result {
-    let needle = search.to_lowercase();
+    let Ok(Ok(terms)) = SearchQuery::new(search).map(|query| query.terms()) else {
+        return writeln!(
+            page,
+            "<p id=\"bad-query\">\u{201c}{}\u{201d} is not a search: give 1 to 8 words of \
+             letters and digits.</p>",
+            Escaped(search)
+        );
+    };
     let mut rows = 0;
     for user in &view.connected {
         for file in &user.files {
-            if !file.as_str().to_lowercase().contains(&needle) {
+            if !matches(&terms, file.as_str(), "") {
                 continue;
             }
             if rows == 0 {
@@ -131,7 +141,7 @@ fn write_results(page: &mut String, view: &DirectoryView, search: &str) -> std::
     if rows == 0 {
         writeln!(
             page,
-            "<p id=\"no-results\">No file name contains \u{201c}{}\u{201d}.</p>",
+            "<p id=\"no-results\">No file name matches \u{201c}{}\u{201d}.</p>",
             Escaped(search)
         )
     } else {
@@ -206,20 +216,22 @@ mod tests {
         assert!(page.contains("&lt;b&gt;ann&lt;/b&gt;"));
         assert!(!page.contains("<script>"));
         assert!(page.contains("value=\"&quot;&gt;&lt;script&gt;\""));
-        assert!(page.contains("id=\"no-results\""));
+        assert!(page.contains("id=\"bad-query\""));
     }
 
     #[test]
-    fn the_search_is_a_case_insensitive_substring_of_file_names() {
+    fn the_search_has_searchs_meaning_over_file_names() {
         let page = render_status_page(&view(), Some("mp3"));
         assert_eq!(page.matches("class=\"result\"").count(), 1, "{page}");
         assert!(page.contains("<td class=\"file\">Song.MP3</td>"));
         let page = render_status_page(&view(), Some("TXT"));
         assert_eq!(page.matches("class=\"result\"").count(), 2);
         assert!(page.contains("<td class=\"file\">x&amp;y.txt</td>"));
-        // User names are not searched.
+        // User names are not searched; an infix is not a word's start.
         let page = render_status_page(&view(), Some("bob"));
         assert_eq!(page.matches("class=\"result\"").count(), 0);
+        let page = render_status_page(&view(), Some("ong"));
+        assert!(page.contains("id=\"no-results\""), "{page}");
     }
 
     #[test]
