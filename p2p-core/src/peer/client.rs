@@ -85,8 +85,9 @@ impl DirectoryClient {
         }
     }
 
-    async fn call_inner(&self, request: &Request) -> Result<Reply, ClientError> {
-        let mut stream =
+    /// A new connection to the server, one per operation.
+    async fn open(&self) -> Result<TcpStream, ClientError> {
+        let stream =
             TcpStream::connect(&self.server)
                 .await
                 .map_err(|source| ClientError::Connect {
@@ -94,6 +95,11 @@ impl DirectoryClient {
                     source,
                 })?;
         stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    async fn call_inner(&self, request: &Request) -> Result<Reply, ClientError> {
+        let mut stream = self.open().await?;
         let mut out = BytesMut::with_capacity(request.encoded_len());
         request.encode(&mut out);
         stream.write_all(&out).await?;
@@ -106,13 +112,7 @@ impl DirectoryClient {
     /// server, cleanly or with a reset).
     pub async fn capabilities(&self) -> Result<Option<CapabilitiesReply>, ClientError> {
         let exchange = async {
-            let mut stream =
-                TcpStream::connect(&self.server)
-                    .await
-                    .map_err(|source| ClientError::Connect {
-                        server: self.server.clone(),
-                        source,
-                    })?;
+            let mut stream = self.open().await?;
             let mut out = BytesMut::with_capacity(CapabilitiesRequest.encoded_len());
             CapabilitiesRequest.encode(&mut out);
             stream.write_all(&out).await?;
