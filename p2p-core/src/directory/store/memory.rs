@@ -85,6 +85,11 @@ impl MemoryStore {
     }
 }
 
+/// Whether `user` is connected and has pinged, but not since `deadline`.
+fn silent(user: &User, deadline: Instant) -> bool {
+    user.connection.is_some() && user.last_ping.is_some_and(|last| last < deadline)
+}
+
 /// Looks up a connected user or returns the operation's failure.
 macro_rules! connected_user {
     ($state:expr, $user:expr, $missing:expr, $not_connected:expr) => {
@@ -402,11 +407,18 @@ impl MemoryStore {
                 state
                     .users
                     .get(name.as_str())
-                    .and_then(|u| u.last_ping)
-                    .is_some_and(|last| last < deadline)
+                    .is_some_and(|u| silent(u, deadline))
             })
             .cloned()
             .collect()
+    }
+
+    /// Whether `user` is connected and has pinged, but not since `deadline`.
+    pub fn is_silent_since(&self, user: &UserName, deadline: Instant) -> bool {
+        self.read()
+            .users
+            .get(user.as_str())
+            .is_some_and(|u| silent(u, deadline))
     }
 
     /// Disconnects `user` (as DISCONNECT: publications stay) when it is still
@@ -417,7 +429,7 @@ impl MemoryStore {
         let Some(record) = state.users.get_mut(user.as_str()) else {
             return false;
         };
-        if record.last_ping.is_none_or(|last| last >= deadline) {
+        if !silent(record, deadline) {
             return false;
         }
         let Some((seq, _)) = record.connection.take() else {

@@ -643,7 +643,7 @@ fn decide(
             // Liveness lives in the copy; a user the batch connected again
             // has not pinged since, so the copy (which trails the batch) and
             // the row must both say "connected" for the expiry to stand.
-            let silent = copy.silent_since(*deadline).contains(user);
+            let silent = copy.is_silent_since(user, *deadline);
             Reply::Disconnect(match user_row(tx, user)? {
                 Some((id, true)) if silent => {
                     tx.prepare_cached(
