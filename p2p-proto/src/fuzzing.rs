@@ -189,20 +189,30 @@ pub fn directory_request(data: &[u8]) {
 
     // Byte by byte: the decoder decides at the first byte where the one-shot decoder does.
     let mut decoder = RequestDecoder::new();
-    let mut streamed = Ok(None);
+    decides_like_the_whole(data, &whole, |b| decoder.decode(b));
+}
+
+/// Feeds `data` to a streaming `decode` one more byte at a time and checks that it decides at
+/// the first byte where the one-shot decoder does, with `whole`'s answer.
+fn decides_like_the_whole<T, E>(
+    data: &[u8],
+    whole: &Decoded<T, E>,
+    mut decode: impl FnMut(&[u8]) -> Decoded<T, E>,
+) where
+    T: PartialEq + Debug,
+    E: PartialEq + Debug,
+{
     for end in 0..=data.len() {
-        streamed = decoder.decode(&data[..end]);
+        let streamed = decode(&data[..end]);
         if streamed != Ok(None) {
             assert_eq!(
-                streamed, whole,
+                &streamed, whole,
                 "byte-wise decision after {end} bytes differs from the whole input's"
             );
-            break;
+            return;
         }
     }
-    if streamed == Ok(None) {
-        assert_eq!(whole, Ok(None), "byte-wise feeding never decided");
-    }
+    assert_eq!(whole, &Ok(None), "byte-wise feeding never decided");
 }
 
 /// Directory reply decoder ([`Reply::decode`]); the first byte selects the [`OpCode`] answered
@@ -271,20 +281,7 @@ pub fn directory_server_message(data: &[u8]) {
         }
     }
     let mut decoder = ServerMessageDecoder::new();
-    let mut streamed = Ok(None);
-    for end in 0..=data.len() {
-        streamed = decoder.decode(&data[..end]);
-        if streamed != Ok(None) {
-            assert_eq!(
-                streamed, whole,
-                "byte-wise decision after {end} bytes differs"
-            );
-            break;
-        }
-    }
-    if streamed == Ok(None) {
-        assert_eq!(whole, Ok(None), "byte-wise feeding never decided");
-    }
+    decides_like_the_whole(data, &whole, |b| decoder.decode(b));
 }
 
 /// `CAPABILITIES` reply decoder ([`CapabilitiesReply::decode`]).
