@@ -246,16 +246,22 @@ struct PartMeta {
 
 const PART_META_HEADER: &str = "# p2p-peer part v1";
 
+/// The directory a download lands in (`.` for a bare name) and its file name.
+fn dir_and_name(dest: &Path) -> (PathBuf, String) {
+    let dir = match dest.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (dir, name)
+}
+
 impl Part {
     fn beside(dest: &Path) -> Self {
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let (dir, name) = dir_and_name(dest);
         Self {
             data: dir.join(format!(".{name}.part")),
             meta: dir.join(format!(".{name}.part.meta")),
@@ -1030,14 +1036,7 @@ async fn download_plain(
         return Err(DownloadError::TrailingBytes { size });
     }
 
-    let dir = match dest.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = dest
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (dir, name) = dir_and_name(dest);
     // A random name: a classic transfer cannot resume, and dropping `temp`
     // removes it on every failure.
     let temp = tempfile::Builder::new()
