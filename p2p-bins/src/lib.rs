@@ -15,33 +15,49 @@ pub use logging::init_tracing;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-/// Completes on SIGINT (Ctrl-C) or SIGTERM. A signal that cannot be watched is
-/// reported once (`program: warning: ...`) and then never fires, rather than stopping the program.
-pub async fn shutdown_signal(program: &str) {
-    let interrupt = async {
+/// Completes on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this
+/// is called, not when the future is first polled: call it before announcing
+/// that the program is ready, so a signal sent right after that line is always
+/// handled. A signal that cannot be watched is reported once
+/// (`program: warning: ...`) and then never fires, rather than stopping the
+/// program. Call it inside the runtime.
+#[cfg(unix)]
+pub fn shutdown_signal(program: &str) -> impl std::future::Future<Output = ()> + use<> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(stream) => Some(stream),
+        Err(error) => {
+            eprintln!("{program}: warning: cannot listen for {name}: {error}");
+            None
+        }
+    };
+    let interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    let terminate = listen(SignalKind::terminate(), "SIGTERM");
+    async fn received(stream: Option<Signal>) {
+        match stream {
+            Some(mut stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+    async move {
+        tokio::select! {
+            () = received(interrupt) => {}
+            () = received(terminate) => {}
+        }
+    }
+}
+
+/// See the Unix version; elsewhere only Ctrl-C is watched.
+#[cfg(not(unix))]
+pub fn shutdown_signal(program: &str) -> impl std::future::Future<Output = ()> + use<> {
+    let program = program.to_owned();
+    async move {
         if let Err(error) = tokio::signal::ctrl_c().await {
             eprintln!("{program}: warning: cannot listen for SIGINT: {error}");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut sigterm) => {
-                sigterm.recv().await;
-            }
-            Err(error) => {
-                eprintln!("{program}: warning: cannot listen for SIGTERM: {error}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {}
-        () = terminate => {}
     }
 }
 

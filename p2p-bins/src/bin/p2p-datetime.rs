@@ -25,12 +25,14 @@ async fn main() -> ExitCode {
         Ok(listener) => listener,
         Err(error) => return p2p_bins::fail(NAME, format!("cannot listen on {bind}: {error}")),
     };
+    // Signals are watched before the line that says the service is ready.
+    let shutdown = p2p_bins::shutdown_signal(NAME);
     match listener.local_addr() {
         Ok(addr) => eprintln!("{NAME}: listening on http://{addr}{DATETIME_PATH}"),
         Err(_) => eprintln!("{NAME}: listening on http://{bind}{DATETIME_PATH}"),
     }
 
-    match datetime::serve(listener, p2p_bins::shutdown_signal(NAME)).await {
+    match datetime::serve(listener, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => p2p_bins::fail(NAME, format!("datetime service failed: {error}")),
     }

@@ -63,6 +63,8 @@ async fn run(args: Args) -> ExitCode {
         Err(e) => return p2p_bins::fail(NAME, e),
     };
     let (console, console_thread) = LineWriter::spawn(std::io::stdout());
+    // Signals are watched before the init line says the server is ready.
+    let shutdown = p2p_bins::shutdown_signal(NAME);
     console.line(InitLine(local));
     // With --quiet the writer is dropped here, not shadowed: the console thread
     // ends only once every writer is gone.
@@ -80,13 +82,7 @@ async fn run(args: Args) -> ExitCode {
     config.max_connections = args.max_connections;
     config.read_timeout = Duration::from_secs(args.read_timeout);
     config.expire_after = Some(Duration::from_secs(args.expire_after));
-    let served = directory::run(
-        listener,
-        handler.clone(),
-        config,
-        p2p_bins::shutdown_signal(NAME),
-    )
-    .await;
+    let served = directory::run(listener, handler.clone(), config, shutdown).await;
     // Every connection task has ended: this is the last reference.
     let log = Arc::try_unwrap(handler).ok().and_then(|mut h| h.take_log());
     if let Some(log) = log {
