@@ -578,15 +578,11 @@ fn changes_state(reply: &Reply) -> bool {
     mutating && reply.is_ok()
 }
 
-/// One client's random operation; SEARCH and PING only with `extensions`.
-fn random_request(rng: &mut Rng, extensions: bool) -> Request {
+/// One client's random operation.
+fn random_request(rng: &mut Rng) -> Request {
     let name = rng.choose(USERS);
     let target = user(rng.choose(USERS));
-    let roll = if extensions {
-        rng.below(100)
-    } else {
-        rng.below(89)
-    };
+    let roll = rng.below(100);
     let body = match roll {
         0..11 => RequestBody::Register,
         11..16 => RequestBody::Unregister,
@@ -631,7 +627,7 @@ fn config() -> ServerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_are_explained_by_a_sequential_directory() {
-    explain(vec![Directory::start(config())], true).await;
+    explain(vec![Directory::start(config())]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -643,7 +639,7 @@ async fn the_sqlite_store_is_explained_by_a_sequential_directory() {
     })
     .await
     .unwrap();
-    explain(vec![Directory::start_with(config(), Arc::new(store))], true).await;
+    explain(vec![Directory::start_with(config(), Arc::new(store))]).await;
 }
 
 /// Two servers, each with its own connection pool, on one PostgreSQL database:
@@ -665,17 +661,14 @@ async fn two_servers_on_one_postgresql_are_explained_by_one_sequential_directory
             .expect("connect to PostgreSQL");
         dirs.push(Directory::start_with(config(), Arc::new(store)));
     }
-    // The classic operations only: with SEARCH and PING in the mix, one run
-    // in several found a round no order explains, and one took minutes;
-    // under investigation (see docs/HARDENING.md, "Known failures (open)").
-    explain(dirs, false).await;
+    explain(dirs).await;
     drop(cluster);
 }
 
 /// Runs [`ROUNDS`] rounds of [`CLIENTS`] concurrent random operations, client
 /// `c` talking to server `c % servers.len()`, and checks that every round is
 /// linearizable (see the module documentation).
-async fn explain<S: Store>(servers: Vec<Directory<S>>, extensions: bool) {
+async fn explain<S: Store>(servers: Vec<Directory<S>>) {
     let dir = &servers[0];
     install_probe(&*dir.store).await;
     let mut rngs: Vec<Rng> = (0..CLIENTS)
@@ -686,7 +679,7 @@ async fn explain<S: Store>(servers: Vec<Directory<S>>, extensions: bool) {
     for _ in 0..ROUNDS {
         let mut tasks = Vec::with_capacity(CLIENTS);
         for (c, rng) in rngs.iter_mut().enumerate() {
-            let request = random_request(rng, extensions);
+            let request = random_request(rng);
             let client = servers[c % servers.len()].client();
             tasks.push(tokio::spawn(async move {
                 let invoke = Instant::now();

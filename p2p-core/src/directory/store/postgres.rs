@@ -12,16 +12,21 @@
 //!   (`ON DELETE CASCADE`).
 //! - CONNECT and DISCONNECT are a conditional `UPDATE` of the user's row (the
 //!   condition is re-checked on the newest row version after any wait).
-//! - PUBLISH and DELETE lock the user's row `FOR SHARE` while connected, so a
-//!   concurrent DISCONNECT or UNREGISTER waits for them, and change one
-//!   publication row.
+//! - PUBLISH and DELETE lock the user's row while connected, so a concurrent
+//!   DISCONNECT or UNREGISTER waits for them, and change one publication row.
+//!   PUBLISH takes the lock `FOR NO KEY UPDATE` (DELETE `FOR SHARE`): two
+//!   PUBLISHes of one user run one after the other, so the sequence number
+//!   that orders a user's publications is drawn in commit order. With a
+//!   shared lock, one PUBLISH could draw a lower number and commit later than
+//!   another, and a LIST_CONTENT or SEARCH that saw only the second would be
+//!   contradicted by the order read afterwards (the model test found this).
 //! - When a change does nothing, one read classifies why (unknown user, not
 //!   connected, already published...) and the answer is true at that read's
 //!   moment; if that read finds the change would now succeed, it is retried.
 //! - Every listing is one `SELECT`: one snapshot.
 //!
 //! PostgreSQL features used: sequences (`nextval`), `INSERT … ON CONFLICT DO
-//! NOTHING`, `SELECT … FOR SHARE` in a `WITH` query feeding an `INSERT` or a
+//! NOTHING`, `SELECT … FOR SHARE` / `FOR NO KEY UPDATE` in a `WITH` query feeding an `INSERT` or a
 //! `DELETE … USING`, foreign keys with `ON DELETE CASCADE`, a partial index,
 //! transactional DDL, and `pg_advisory_xact_lock` to serialize migrations
 //! when several servers start at once.
@@ -104,7 +109,7 @@ const EXPIRE: &str = "UPDATE p2p_users SET conn_seq = NULL, ip = NULL, port = NU
                       WHERE conn_seq IS NOT NULL AND last_ping < now() - make_interval(secs => $1) \
                       RETURNING name";
 const IS_CONNECTED: &str = "SELECT conn_seq IS NOT NULL FROM p2p_users WHERE name = $1";
-const PUBLISH: &str = "WITH u AS (SELECT id FROM p2p_users WHERE name = $1 AND conn_seq IS NOT NULL FOR SHARE), \
+const PUBLISH: &str = "WITH u AS (SELECT id FROM p2p_users WHERE name = $1 AND conn_seq IS NOT NULL FOR NO KEY UPDATE), \
                        ins AS (INSERT INTO p2p_publications (user_id, name, description, seq) \
                        SELECT id, $2, $3, nextval('p2p_seq') FROM u ON CONFLICT DO NOTHING \
                        RETURNING user_id, name), \
