@@ -12,7 +12,6 @@ use clap::Parser;
 use p2p_bins::cli::log::{Args, NAME};
 use p2p_core::log::{LogOutput, LogService, LogServiceConfig};
 use p2p_core::monitor::{self, Monitor};
-use tokio::signal::unix::{SignalKind, signal};
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -36,10 +35,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     // Signal handlers first: a SIGTERM during start-up must still unregister cleanly.
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let shutdown = p2p_bins::shutdown_signal(NAME);
     // Plain write(2)s, one per batch of lines, on the output file or a duplicate of fd 1.
     let output = match &args.output {
         Some(path) => LogOutput::file(
@@ -75,12 +71,6 @@ async fn run(args: Args) -> Result<(), String> {
             Some(p2p_bins::http::start(NAME, addr, Monitor::new(recorder)).await?)
         }
         _ => None,
-    };
-    let shutdown = async move {
-        tokio::select! {
-            _ = interrupt.recv() => {}
-            _ = terminate.recv() => {}
-        }
     };
     service
         .run_to(output, shutdown)
