@@ -395,9 +395,13 @@ pub(crate) struct Peer {
     _state: Option<tempfile::TempDir>,
 }
 
-/// A command that is a syntax error: the shell prints one usage line and
-/// sends nothing (PROTOCOL.md §5). Sent after a listing to mark its end.
-const SENTINEL: &str = "REGISTER";
+/// A command that prints one line and sends nothing: `HELP HELP` (a syntax
+/// error would mark the session as failed, and piped mode then exits 1).
+/// Sent after a listing to mark its end.
+const SENTINEL: &str = "HELP HELP";
+
+/// How the line [`SENTINEL`] prints starts.
+const SENTINEL_LINE: &str = "HELP [<command>]: ";
 
 impl Peer {
     /// Starts `p2p-peer -s 127.0.0.1 -p PORT --datetime-url URL
@@ -521,7 +525,7 @@ impl Peer {
                 entries.push(entry.to_owned());
             } else {
                 assert!(
-                    next.starts_with("c> "),
+                    next.starts_with(SENTINEL_LINE),
                     "{}: `{line}` printed {next:?} in its listing; entries must start with a tab",
                     self.name
                 );
