@@ -481,6 +481,15 @@ impl Peer {
             .unwrap_or_else(|e| panic!("{}: cannot write {line:?}: {e}", self.name));
     }
 
+    /// Writes raw bytes (a line that need not be UTF-8, with its newline).
+    pub(crate) fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: cannot write {bytes:?}: {e}", self.name));
+    }
+
     /// Reads one result line (`c> TEXT`) within `timeout` and returns it whole.
     pub(crate) fn result_within(&mut self, command: &str, timeout: Duration) -> String {
         let line = self.stdout.next_line_within(timeout);
