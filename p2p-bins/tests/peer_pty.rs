@@ -228,6 +228,16 @@ fn signal_acts_like_quit(signal: Signal) {
     let (_, users) = bob.listing("LIST_USERS");
     assert_eq!(users.len(), 1, "{users:?}");
     assert!(users[0].starts_with("alice "), "{users:?}");
+    // On a terminal a download ends with a summary (size, time, rate) after
+    // its OK line.
+    std::fs::write(dir.path().join("f.txt"), b"hello").unwrap();
+    bob.expect("PUBLISH f.txt five bytes", "c> PUBLISH OK");
+    alice.send_line("GET_FILE bob f.txt copy.txt").unwrap();
+    alice.exp_string("c> GET_FILE OK").expect("the download");
+    alice
+        .exp_string("copy.txt: 5 B in ")
+        .expect("the summary after the OK line");
+    alice.exp_string("c> ").expect("the next prompt");
 
     alice.process_mut().signal(signal).unwrap();
     assert_eq!(exit_code(&alice), 0, "{signal:?}");

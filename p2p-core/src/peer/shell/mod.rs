@@ -360,18 +360,27 @@ impl Session {
         }
     }
 
+    /// One directory operation; a failure is said on stderr under the
+    /// command's word.
     async fn call(&self, user: UserName, body: RequestBody) -> Result<Reply, ClientError> {
+        let op = body.op();
+        let result = self.send(user, body).await;
+        if let Err(e) = &result {
+            eprintln!("{op}: {e}");
+        }
+        result
+    }
+
+    /// One directory operation, saying nothing: for the operations a command
+    /// makes on its own behalf (GET_FILE locating the owner).
+    async fn send(&self, user: UserName, body: RequestBody) -> Result<Reply, ClientError> {
         let timestamp = Some(self.datetime.now().await);
         let request = Request {
             timestamp,
             user,
             body,
         };
-        let result = self.client.call(&request).await;
-        if let Err(e) = &result {
-            eprintln!("{}: {e}", request.op());
-        }
-        result
+        self.client.call(&request).await
     }
 
     /// The state files of `user` on this server, if there is a state directory.
@@ -786,7 +795,7 @@ impl Session {
         let reply = if self.extensions.is_some_and(|e| !e.get_user_info) {
             Err(ClientError::NoReply)
         } else {
-            self.call(
+            self.send(
                 user.clone(),
                 RequestBody::GetUserInfo {
                     target: owner.clone(),
@@ -815,9 +824,12 @@ impl Session {
                 eprintln!("GET_FILE: the directory server cannot say where {owner} is");
                 return None;
             }
-            Err(_) => return None,
+            Err(e) => {
+                eprintln!("GET_FILE: {e}");
+                return None;
+            }
         }
-        match self.call(user, RequestBody::ListUsers).await {
+        match self.send(user, RequestBody::ListUsers).await {
             Ok(Reply::ListUsers(ListUsersReply::Ok(users))) => {
                 let found = users.into_iter().find(|u| u.name == owner).map(|u| u.addr);
                 if found.is_none() {
@@ -829,7 +841,10 @@ impl Session {
                 eprintln!("GET_FILE: the directory server cannot say where {owner} is");
                 None
             }
-            Err(_) => None,
+            Err(e) => {
+                eprintln!("GET_FILE: {e}");
+                None
+            }
         }
     }
 }
@@ -872,5 +887,79 @@ fn text_of(command: Command, reply: &Result<Reply, ClientError>) -> String {
     match reply {
         Ok(reply) => command.text(reply.code()).to_owned(),
         Err(_) => command.fail().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p2p_proto::directory::UserEntry;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// A classic directory server as some C servers are: it reads OP,
+    /// DATETIME and USER one byte at a time; for an OP it does not know it
+    /// closes with the rest of the request unread, so the close is a reset.
+    /// LIST_USERS lists `owner`. Records the OPs.
+    async fn three_field_server(owner: UserEntry) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ops = Arc::new(Mutex::new(Vec::new()));
+        let seen = ops.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut fields = vec![Vec::new()];
+                while fields.len() <= 3 {
+                    let Ok(byte) = stream.read_u8().await else {
+                        break;
+                    };
+                    if byte == 0 {
+                        fields.push(Vec::new());
+                    } else if let Some(last) = fields.last_mut() {
+                        last.push(byte);
+                    }
+                }
+                let op = String::from_utf8_lossy(&fields[0]).into_owned();
+                seen.lock().unwrap().push(op.clone());
+                if op == "LIST_USERS" {
+                    let mut out = Vec::new();
+                    Reply::ListUsers(ListUsersReply::Ok(vec![owner.clone()])).encode(&mut out);
+                    stream.write_all(&out).await.unwrap();
+                }
+                // Dropped: with GET_USER_INFO's TARGET unread, a reset.
+            }
+        });
+        (port, ops)
+    }
+
+    #[tokio::test]
+    async fn get_user_info_reset_before_any_byte_falls_back_to_list_users() {
+        let owner = UserEntry {
+            name: "alice".parse().unwrap(),
+            addr: PeerAddr {
+                ip: [127, 0, 0, 9].into(),
+                port: 4242,
+            },
+        };
+        let (port, ops) = three_field_server(owner.clone()).await;
+        let mut config = PeerConfig::new("127.0.0.1", port);
+        config.state_dir = None;
+        // No datetime service: the peer's own clock, at once.
+        config.datetime_url = "http://127.0.0.1:1/datetime".into();
+        let mut session = Session::new(&config);
+        let bob: UserName = "bob".parse().unwrap();
+        let found = session.locate(bob.clone(), owner.name.clone()).await;
+        assert_eq!(found, Some(owner.addr));
+        assert_eq!(*ops.lock().unwrap(), ["GET_USER_INFO", "LIST_USERS"]);
+        // Remembered for the session: GET_USER_INFO is not sent again.
+        let found = session.locate(bob, owner.name.clone()).await;
+        assert_eq!(found, Some(owner.addr));
+        assert_eq!(
+            *ops.lock().unwrap(),
+            ["GET_USER_INFO", "LIST_USERS", "LIST_USERS"]
+        );
     }
 }
