@@ -103,6 +103,12 @@ impl Command {
         }
     }
 
+    /// The command word (`GET_FILE`), as its OK text starts.
+    pub fn word(self) -> &'static str {
+        let ok = self.text(0);
+        ok.strip_suffix(" OK").unwrap_or(ok)
+    }
+
     /// The text for a result code; codes past the table give the plain FAIL.
     pub fn text(self, code: u8) -> &'static str {
         let texts = self.texts();
@@ -346,6 +352,7 @@ mod tests {
             "LIST_USERS FAIL, USER NOT CONNECTED"
         );
         assert_eq!(Command::GetFile.not_connected(), "GET_FILE FAIL");
+        assert_eq!(Command::ListContent.word(), "LIST_CONTENT");
     }
 
     #[test]

@@ -290,7 +290,7 @@ impl Session {
             tokio::select! {
                 out = self.run(parsed) => out,
                 () = cancel => {
-                    let word = command.map_or("", |c| c.fail());
+                    let word = command.map_or("", Command::word);
                     eprintln!("{word}: {}", console::CANCELLED);
                     command.map(|c| vec![Output::Result(c.fail().to_owned())])
                 }
