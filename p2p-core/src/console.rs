@@ -238,14 +238,14 @@ pub const SHELL_COMMANDS: &[(&str, &str, &str)] = &[
 pub fn shell_help() -> Vec<String> {
     let mut lines =
         vec!["Commands (the command word in any case; Ctrl-C stops a running command):".to_owned()];
-    lines.extend(SHELL_COMMANDS.iter().map(|(word, args, what)| {
-        let usage = if args.is_empty() {
-            (*word).to_owned()
+    for (word, args, what) in SHELL_COMMANDS {
+        lines.push(if args.is_empty() {
+            format!("  {word}")
         } else {
-            format!("{word} {args}")
-        };
-        format!("  {usage:<62} {what}")
-    }));
+            format!("  {word} {args}")
+        });
+        lines.push(format!("      {what}"));
+    }
     lines
 }
 

@@ -173,6 +173,10 @@ pub async fn run_shell(config: PeerConfig, signals: ShellSignals) -> io::Result<
     }
     if terminated {
         tracing::debug!("SIGTERM or SIGHUP: leaving as QUIT does");
+        if interactive {
+            // The prompt line stays as it was: start the next on a new line.
+            let _ = writeln!(stdout);
+        }
     }
     // End of input, SIGTERM and SIGHUP act like QUIT.
     session.quit().await;
@@ -301,6 +305,9 @@ fn new_editor(users: SeenUsers) -> Option<Editor<ShellHelper, FileHistory>> {
         .ok()?
         .completion_type(CompletionType::List)
         .auto_add_history(false)
+        // Off: SIGTERM or SIGHUP may end the shell in the middle of a
+        // readline, which would leave the user's terminal in that mode.
+        .bracketed_paste(false)
         .build();
     let mut editor = Editor::with_config(config).ok()?;
     editor.set_helper(Some(ShellHelper {
