@@ -97,13 +97,15 @@ enum Slow {
 
 /// Size of the file the slow peer announces.
 const SLOW_SIZE: u64 = 64 << 20;
-/// Bytes it sends before it stalls.
+/// Bytes it sends at once.
 const SLOW_SENT: usize = 1 << 20;
+/// Bytes it sends every 50 ms after those.
+const TRICKLE: usize = 16 << 10;
 
 /// A peer that serves one 64 MiB file of zeros: it sends the header and
-/// the first MiB, then nothing more until the requester closes, so a
-/// transfer is interruptible at a known point. Answers GET_FILE_FROM and
-/// GET_FILE.
+/// the first MiB, then trickles 16 KiB every 50 ms until the requester
+/// closes, so a transfer is interruptible at a known point and runs long
+/// enough for its progress bar. Answers GET_FILE_FROM and GET_FILE.
 fn slow_peer() -> (u16, Receiver<Slow>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -141,9 +143,15 @@ fn slow_peer() -> (u16, Receiver<Slow>) {
                 continue;
             }
             let _ = tx.send(Slow::Started);
-            // Nothing more: wait for the requester to go.
-            let mut rest = [0u8; 64];
-            while matches!(stream.read(&mut rest), Ok(n) if n > 0) {}
+            // A trickle (at most ~10 MiB in 30 s): the write fails once the
+            // requester has gone.
+            let mut offset = SLOW_SENT;
+            while offset + TRICKLE <= zeros.len()
+                && stream.write_all(&zeros[offset..offset + TRICKLE]).is_ok()
+            {
+                offset += TRICKLE;
+                thread::sleep(std::time::Duration::from_millis(50));
+            }
             let _ = tx.send(Slow::Closed);
         }
     });
@@ -162,6 +170,9 @@ fn ctrl_c_stops_a_transfer_and_the_prompt_returns() {
     run(&mut bob, "CONNECT bob", "c> CONNECT OK");
     bob.send_line("GET_FILE slow big.bin copy.bin").unwrap();
     assert_eq!(slow.recv_timeout(LINE_TIMEOUT), Ok(Slow::Started));
+    // After half a second a progress bar names the file and its size.
+    bob.exp_regex(r"big\.bin .*/64\.00 MiB")
+        .expect("a progress bar naming the file");
     // Ctrl-C while the command runs: the terminal is in its normal mode, so
     // this is a SIGINT.
     bob.send_control('c').unwrap();

@@ -128,13 +128,16 @@ pub async fn run_shell(config: PeerConfig, signals: ShellSignals) -> io::Result<
     let mut terminated = false;
     loop {
         let input = tokio::select! {
-            input = lines_rx.recv() => input,
+            // A SIGTERM that came during a command that could not stop
+            // goes before any further line.
+            biased;
             () = &mut terminate => {
                 terminated = true;
                 break;
             }
             // Ctrl-C with no command running: nothing to stop.
             Some(()) = interrupt.recv() => continue,
+            input = lines_rx.recv() => input,
         };
         let Some(input) = input else { break };
         let line = match input {
@@ -159,14 +162,16 @@ pub async fn run_shell(config: PeerConfig, signals: ShellSignals) -> io::Result<
             };
             session.execute_until(&line, cancel).await
         };
-        print_outputs(&mut stdout, &out)?;
+        let printed = print_outputs(&mut stdout, &out);
+        if stop {
+            // After SIGHUP the terminal may be gone (EIO): disconnect anyway.
+            terminated = true;
+            break;
+        }
+        printed?;
         if quit {
             restore(saved.as_ref());
             return Ok(exit(&session, interactive));
-        }
-        if stop {
-            terminated = true;
-            break;
         }
         // Let the input thread show the next prompt only after the output.
         let _ = done_tx.send(());
