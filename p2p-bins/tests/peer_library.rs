@@ -46,9 +46,13 @@ fn a_restarted_peer_serves_its_earlier_publications() {
         &[],
         &[],
     );
-    // The directory still has the killed peer connected.
-    alice.expect("DISCONNECT alice", "c> DISCONNECT OK");
+    // The directory still has the killed peer connected; this peer's state
+    // says that was an earlier run of it, now gone: CONNECT takes over.
     alice.expect("CONNECT alice", "c> CONNECT OK");
+    let again = alice
+        .stderr
+        .wait_for(LINE_TIMEOUT, |l| l.contains("connecting again"));
+    assert!(again.contains("stopped without DISCONNECT"), "{again}");
     let gone = alice.stderr.wait_for(LINE_TIMEOUT, |l| l.contains("b.txt"));
     assert!(
         gone.contains("can no longer share b.txt") && gone.contains("is gone"),
@@ -125,6 +129,8 @@ fn publish_of_a_name_already_listed_serves_the_file() {
     alice.proc.kill();
 
     let mut alice = Peer::start("alice again", server.port, &url, a_dir.path());
+    // Nothing in this state directory says the connection was its own.
+    alice.expect("CONNECT alice", "c> USER ALREADY CONNECTED");
     alice.expect("DISCONNECT alice", "c> DISCONNECT OK");
     alice.expect("CONNECT alice", "c> CONNECT OK");
     alice.expect(

@@ -7,6 +7,7 @@
 //!     USER/                        one user of that server
 //!       digests                    size, mtime and BLAKE3 of each file the user published
 //!       library                    each name the user published here and its local path
+//!       connected                  while this peer is connected as the user: `PID PORT`
 //!   history                        the shell's command history (rustyline's format)
 //! ```
 //!
@@ -43,6 +44,9 @@ pub const DIGESTS_FILE: &str = "digests";
 
 /// The file name of the published library in a user's directory.
 pub const LIBRARY_FILE: &str = "library";
+
+/// The file name of the "connected" marker in a user's directory.
+pub const CONNECTED_FILE: &str = "connected";
 
 /// The file name of the shell history in the state directory's root.
 pub const HISTORY_FILE: &str = "history";
@@ -352,6 +356,51 @@ impl Publications {
     }
 }
 
+/// Which process of this peer is connected as a user: written at CONNECT, removed at
+/// DISCONNECT. A marker left by a process that no longer runs means that peer stopped without
+/// DISCONNECT (killed, crashed), and the directory still lists the user as connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectedMarker {
+    /// The peer's process id.
+    pub pid: u32,
+    /// Its transfer listener's port.
+    pub port: u16,
+}
+
+impl ConnectedMarker {
+    /// The marker in `file`, if there is one that parses. Blocking.
+    pub fn read(file: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let (pid, port) = text.trim().split_once(' ')?;
+        Some(Self {
+            pid: pid.parse().ok()?,
+            port: port.parse().ok()?,
+        })
+    }
+
+    /// Writes the marker to `file`, atomically. Blocking.
+    ///
+    /// # Errors
+    /// Any file-system error.
+    pub fn write(&self, file: &Path) -> io::Result<()> {
+        write_atomically(file, format!("{} {}\n", self.pid, self.port).as_bytes())
+    }
+
+    /// Removes the marker in `file`, if any. Blocking.
+    pub fn remove(file: &Path) {
+        let _ = std::fs::remove_file(file);
+    }
+
+    /// Whether the process that wrote it has gone (known on Linux only; elsewhere `false`).
+    pub fn process_gone(&self) -> bool {
+        if cfg!(target_os = "linux") {
+            self.pid != std::process::id() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        } else {
+            false
+        }
+    }
+}
+
 fn escape_field(s: &str) -> String {
     s.replace('%', "%25")
         .replace('\t', "%09")
@@ -606,6 +655,30 @@ mod tests {
             .map(|(n, _)| n.to_owned())
             .collect();
         assert_eq!(entries, ["b"]);
+    }
+
+    #[test]
+    fn connected_marker_round_trip_and_liveness() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("u/connected");
+        assert_eq!(ConnectedMarker::read(&file), None);
+        let me = ConnectedMarker {
+            pid: std::process::id(),
+            port: 4242,
+        };
+        me.write(&file).unwrap();
+        assert_eq!(ConnectedMarker::read(&file), Some(me));
+        assert!(!me.process_gone());
+        // A process that ran and was reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = ConnectedMarker { pid, port: 1 };
+        assert_eq!(gone.process_gone(), cfg!(target_os = "linux"));
+        ConnectedMarker::remove(&file);
+        assert!(!file.exists());
+        std::fs::write(&file, "garbage").unwrap();
+        assert_eq!(ConnectedMarker::read(&file), None);
     }
 
     #[test]

@@ -27,7 +27,10 @@ use super::client::{ClientError, DirectoryClient};
 use super::destination;
 use super::download::{DownloadError, DownloadOptions, Downloader, TransferProtocol};
 use super::file_server::{FileServer, FileServerConfig, Library};
-use super::state::{DIGESTS_FILE, DigestCache, LIBRARY_FILE, Publications, StateDir};
+use super::state::{
+    CONNECTED_FILE, ConnectedMarker, DIGESTS_FILE, DigestCache, LIBRARY_FILE, Publications,
+    StateDir,
+};
 use crate::console::{self, Command, PEER_PROMPT, SEARCH_NOT_SUPPORTED};
 use crate::datetime::DatetimeClient;
 
@@ -497,8 +500,20 @@ impl Session {
             server.stop().await;
             return vec![Output::Result(Command::Connect.fail().to_owned())];
         };
-        let reply = self.call(user.clone(), RequestBody::Connect { port }).await;
+        let mut reply = self.call(user.clone(), RequestBody::Connect { port }).await;
+        if reply.as_ref().is_ok_and(|r| r.code() == 2) && self.left_connected(&user) {
+            reply = self.connect_again(&user, port).await;
+        }
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
+            if let Some(file) = self.user_file(&user, CONNECTED_FILE) {
+                let marker = ConnectedMarker {
+                    pid: std::process::id(),
+                    port: port.get(),
+                };
+                if let Err(e) = marker.write(&file) {
+                    tracing::warn!(error = %e, "cannot record the connection in the state directory");
+                }
+            }
             for (name, path) in &gone {
                 eprintln!(
                     "CONNECT: {user} can no longer share {name}: {} is gone (DELETE {name} takes it off the directory)",
@@ -524,6 +539,30 @@ impl Session {
             server.stop().await;
         }
         vec![Output::Result(text_of(Command::Connect, &reply))]
+    }
+
+    /// Whether an earlier run of this peer (same state directory) connected
+    /// as `user` and stopped without DISCONNECT: its process is gone.
+    fn left_connected(&self, user: &UserName) -> bool {
+        self.user_file(user, CONNECTED_FILE)
+            .and_then(|file| ConnectedMarker::read(&file))
+            .is_some_and(|marker| marker.process_gone())
+    }
+
+    /// The directory still lists `user` as connected from a run of this peer
+    /// that was killed: DISCONNECT it, then CONNECT again on `port`.
+    async fn connect_again(&self, user: &UserName, port: NonZeroU16) -> Result<Reply, ClientError> {
+        eprintln!(
+            "CONNECT: {user} was still connected from an earlier run of this peer that stopped without DISCONNECT; connecting again"
+        );
+        let disconnected = self.call(user.clone(), RequestBody::Disconnect).await?;
+        if disconnected.code() != 0 {
+            tracing::debug!(
+                code = disconnected.code(),
+                "DISCONNECT before connecting again refused"
+            );
+        }
+        self.call(user.clone(), RequestBody::Connect { port }).await
     }
 
     /// The digests of `user`'s files, from the state directory when there is one.
@@ -563,6 +602,9 @@ impl Session {
                 pinger.abort();
             }
             connected.server.stop().await;
+            if let Some(file) = self.user_file(user, CONNECTED_FILE) {
+                ConnectedMarker::remove(&file);
+            }
         }
     }
 
