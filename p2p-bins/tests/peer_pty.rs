@@ -294,21 +294,56 @@ fn help_tab_completion_and_history_across_runs() {
         "c> LIST_CONTENT FAIL, USER NOT CONNECTED",
     );
     run(&mut peer, "REGISTER hist_user", "c> REGISTER OK");
+    // A user name seen in this session completes too, and a local path.
+    keys(&mut peer, "CONNECT hist_");
+    keys(&mut peer, "\t");
+    run(&mut peer, "", "c> CONNECT OK");
+    std::fs::write(dir.path().join("local_file.txt"), b"x").unwrap();
+    keys(&mut peer, "PUBLISH local_f");
+    keys(&mut peer, "\t");
+    run(&mut peer, " a file", "c> PUBLISH OK");
     run(&mut peer, "QUIT", "");
     assert_eq!(exit_code(&peer), 0);
     let history = std::fs::read_to_string(state.path().join("history")).unwrap();
     assert!(history.contains("REGISTER hist_user"), "{history}");
+    assert!(history.contains("CONNECT hist_user"), "{history}");
 
     // A second run: Up twice brings back the line before the first run's
-    // QUIT.
+    // QUIT (which disconnected hist_user).
     let mut again = pty_peer(server.port, dir.path(), state.path());
     keys(&mut again, "\x1b[A");
     again.exp_string("QUIT").expect("Up shows the last line");
     keys(&mut again, "\x1b[A");
     again
-        .exp_string("REGISTER hist_user")
+        .exp_string("PUBLISH local_file.txt a file")
         .expect("Up again shows the line before it");
-    run(&mut again, "", "c> USERNAME IN USE");
+    run(&mut again, "", "c> PUBLISH FAIL, USER NOT CONNECTED");
     run(&mut again, "QUIT", "");
     assert_eq!(exit_code(&again), 0);
+}
+
+#[test]
+fn sigterm_during_a_transfer_stops_it_and_disconnects() {
+    let mut server = Server::start(&[]);
+    let (slow_port, slow) = slow_peer();
+    register_and_connect(server.port, "slow", slow_port);
+    let dir = temp_dir();
+    let url = dead_datetime_url();
+    let mut bob = Peer::start("bob", server.port, &url, dir.path());
+    bob.expect("REGISTER bob", "c> REGISTER OK");
+    bob.expect("CONNECT bob", "c> CONNECT OK");
+    bob.send("GET_FILE slow big.bin copy.bin");
+    assert_eq!(slow.recv_timeout(LINE_TIMEOUT), Ok(Slow::Started));
+    bob.proc.terminate();
+    assert_eq!(
+        bob.result_within("GET_FILE", LINE_TIMEOUT),
+        "c> GET_FILE FAIL"
+    );
+    assert_eq!(slow.recv_timeout(LINE_TIMEOUT), Ok(Slow::Closed));
+    server.stdout.wait_for(LINE_TIMEOUT, |l| {
+        l.starts_with("s> OPERATION DISCONNECT FROM bob")
+    });
+    // As QUIT with piped input after a failed command (the stopped one).
+    let status = bob.proc.wait_exit(common::EXIT_TIMEOUT);
+    assert_eq!(status.code(), Some(1), "{status}");
 }
