@@ -516,6 +516,8 @@ impl Downloader {
             out.seek(io::SeekFrom::Start(offset)).await?;
         }
         let mut progress = Progress::new(&meta.file, size, options.progress);
+        // A resume's rate counts what arrives now, not what the part held.
+        progress.start_at(offset);
         let take = usize::try_from(size - offset).map_or(buf.len(), |l| l.min(buf.len()));
         out.write_all(&buf[..take]).await?;
         out.flush().await?;
@@ -1118,6 +1120,14 @@ impl Progress {
             shown: false,
             size,
             started: Instant::now(),
+        }
+    }
+
+    /// The transfer starts with `position` bytes already there.
+    fn start_at(&mut self, position: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_position(position);
+            bar.reset_eta();
         }
     }
 
