@@ -295,7 +295,12 @@ impl Session {
                 () = cancel => {
                     let word = command.map_or("", Command::word);
                     eprintln!("{word}: {}", console::CANCELLED);
-                    command.map(|c| vec![Output::Result(c.fail().to_owned())])
+                    // Never QUIT: a stopped command goes on to the next line.
+                    Some(
+                        command
+                            .map(|c| vec![Output::Result(c.fail().to_owned())])
+                            .unwrap_or_default(),
+                    )
                 }
             }
         } else {
