@@ -49,6 +49,54 @@ pub fn shutdown_signal(program: &str) -> impl std::future::Future<Output = ()> +
     }
 }
 
+/// The peer shell's signals: each SIGINT stops the running command; SIGTERM
+/// or SIGHUP ends the shell as QUIT does. Installed when called (inside the
+/// runtime); a signal that cannot be watched is reported once and never fires.
+#[cfg(unix)]
+pub fn shell_signals(program: &str) -> p2p_core::peer::ShellSignals {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(stream) => Some(stream),
+        Err(error) => {
+            eprintln!("{program}: warning: cannot listen for {name}: {error}");
+            None
+        }
+    };
+    async fn received(stream: Option<&mut Signal>) {
+        match stream {
+            Some(stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    if let Some(mut interrupt) = listen(SignalKind::interrupt(), "SIGINT") {
+        tokio::spawn(async move {
+            while interrupt.recv().await.is_some() {
+                if tx.send(()).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let mut terminate = listen(SignalKind::terminate(), "SIGTERM");
+    let mut hangup = listen(SignalKind::hangup(), "SIGHUP");
+    p2p_core::peer::ShellSignals::new(rx, async move {
+        tokio::select! {
+            () = received(terminate.as_mut()) => {}
+            () = received(hangup.as_mut()) => {}
+        }
+    })
+}
+
+/// See the Unix version; elsewhere Ctrl-C ends the shell.
+#[cfg(not(unix))]
+pub fn shell_signals(program: &str) -> p2p_core::peer::ShellSignals {
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    p2p_core::peer::ShellSignals::new(rx, shutdown_signal(program))
+}
+
 /// See the Unix version; elsewhere only Ctrl-C is watched.
 #[cfg(not(unix))]
 pub fn shutdown_signal(program: &str) -> impl std::future::Future<Output = ()> + use<> {

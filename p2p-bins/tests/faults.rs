@@ -311,8 +311,9 @@ fn serving_peer_killed_mid_transfer() {
     bob.expect("GET_FILE alice big.bin copy.bin", "c> GET_FILE FAIL");
     bob.expect("REGISTER carol", "c> REGISTER OK");
     bob.expect_listing("LIST_CONTENT alice", "c> LIST_CONTENT OK", &["big.bin"]);
+    // Piped input with failed commands (GET_FILE FAIL): status 1.
     let (status, _) = bob.quit();
-    assert!(status.success());
+    assert_eq!(status.code(), Some(1), "p2p-peer exited with {status}");
     assert_eq!(dir_names(bob_dir.path()), part_only);
     let out = server.stop();
     assert!(out.status.success());
@@ -368,8 +369,9 @@ fn serving_peer_closes_mid_transfer() {
     fake.join().unwrap();
     assert_eq!(*served.lock().unwrap(), 2);
     bob.expect("DISCONNECT bob", "c> DISCONNECT OK");
+    // Piped input with failed commands (GET_FILE FAIL): status 1.
     let (status, _) = bob.quit();
-    assert!(status.success());
+    assert_eq!(status.code(), Some(1), "p2p-peer exited with {status}");
     let out = server.stop();
     assert!(out.status.success());
 }
@@ -405,8 +407,9 @@ fn directory_server_killed_peers_print_fail() {
     let server = Server::start_on(port, &[]);
     alice.expect("REGISTER bob", "c> REGISTER OK");
     alice.expect("CONNECT bob", "c> CONNECT OK");
+    // Piped input with failed commands (the FAIL texts above): status 1.
     let (status, _) = alice.quit();
-    assert!(status.success(), "p2p-peer exited with {status}");
+    assert_eq!(status.code(), Some(1), "p2p-peer exited with {status}");
     let out = server.stop();
     assert!(out.status.success());
 }

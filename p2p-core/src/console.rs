@@ -103,6 +103,12 @@ impl Command {
         }
     }
 
+    /// The command word (`GET_FILE`), as its OK text starts.
+    pub fn word(self) -> &'static str {
+        let ok = self.text(0);
+        ok.strip_suffix(" OK").unwrap_or(ok)
+    }
+
     /// The text for a result code; codes past the table give the plain FAIL.
     pub fn text(self, code: u8) -> &'static str {
         let texts = self.texts();
@@ -146,7 +152,7 @@ impl Command {
             Self::ListUsers => "Syntax error. Usage: LIST_USERS",
             Self::ListContent => "Syntax error. Usage: LIST_CONTENT <userName>",
             Self::GetFile => {
-                "Syntax error. Usage: GET_FILE <userName> <remote_fileName> <local_fileName>"
+                "Syntax error. Usage: GET_FILE <userName> <remote_fileName> [<local_fileName>]"
             }
             Self::Search => "Syntax error. Usage: SEARCH <term> [<term>...]",
         }
@@ -163,6 +169,112 @@ pub fn unknown_command(word: &str) -> String {
 
 /// Usage line for `QUIT` given arguments.
 pub const QUIT_USAGE: &str = "Syntax error. Use: QUIT";
+
+/// Usage line for `HELP` given more than one argument.
+pub const HELP_USAGE: &str = "Syntax error. Use: HELP [<command>]";
+
+/// The shell's commands for `help` and `--help`: the command word, its
+/// arguments and one line of explanation.
+pub const SHELL_COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "REGISTER",
+        "<userName>",
+        "Creates a user on the directory server.",
+    ),
+    (
+        "UNREGISTER",
+        "<userName>",
+        "Removes a user and everything it shares; this peer forgets them too.",
+    ),
+    (
+        "CONNECT",
+        "<userName>",
+        "Acts as the user: shares its files with other peers again, as published before.",
+    ),
+    (
+        "DISCONNECT",
+        "<userName>",
+        "Stops acting as the user; the directory keeps listing its files.",
+    ),
+    (
+        "PUBLISH",
+        "<fileName> <description>",
+        "Shares a local file under its name (\"my file.txt\" for a name with spaces).",
+    ),
+    ("DELETE", "<fileName>", "Stops sharing a file."),
+    (
+        "LIST_USERS",
+        "",
+        "Lists the other connected users and where they share from.",
+    ),
+    (
+        "LIST_CONTENT",
+        "<userName>",
+        "Lists the files a user shares.",
+    ),
+    (
+        "GET_FILE",
+        "<userName> <remote_fileName> [<local_fileName>]",
+        "Downloads a file; into a folder, or with no local name, it keeps its own name.",
+    ),
+    (
+        "SEARCH",
+        "<term> [<term>...]",
+        "Finds shared files with a word starting with each term in their name or description.",
+    ),
+    (
+        "HELP",
+        "[<command>]",
+        "Shows the commands, or how to use one.",
+    ),
+    (
+        "QUIT",
+        "",
+        "Disconnects the connected user and leaves (so do Ctrl-D, SIGTERM and SIGHUP).",
+    ),
+];
+
+/// The lines `help` prints: one per command, its usage and what it does.
+pub fn shell_help() -> Vec<String> {
+    let mut lines =
+        vec!["Commands (the command word in any case; Ctrl-C stops a running command):".to_owned()];
+    for (word, args, what) in SHELL_COMMANDS {
+        lines.push(if args.is_empty() {
+            format!("  {word}")
+        } else {
+            format!("  {word} {args}")
+        });
+        lines.push(format!("      {what}"));
+    }
+    lines
+}
+
+/// The one line `help COMMAND` prints (`WORD ARGS: what it does`), or `None`
+/// for an unknown word.
+pub fn command_help(word: &str) -> Option<String> {
+    let (word, args, what) = SHELL_COMMANDS
+        .iter()
+        .find(|(w, _, _)| w.eq_ignore_ascii_case(word))?;
+    Some(if args.is_empty() {
+        format!("{word}: {what}")
+    } else {
+        format!("{word} {args}: {what}")
+    })
+}
+
+/// A field longer than the protocol allows (PROTOCOL.md: 255 bytes).
+pub fn field_too_long(field: &str, len: usize, max: usize) -> String {
+    format!("ERROR: the {field} is {len} bytes long; at most {max} bytes are allowed")
+}
+
+/// A line with a double quote that is never closed.
+pub const UNCLOSED_QUOTE: &str = "Syntax error. A double quote is not closed";
+
+/// A line of piped input that is not UTF-8.
+pub const NOT_UTF8: &str = "ERROR: the line is not valid UTF-8; it was ignored";
+
+/// A running command that Ctrl-C (SIGINT) stopped, after its FAIL text.
+pub const CANCELLED: &str = "cancelled";
 
 /// The server's first line: `s> init server IP:PORT`.
 #[derive(Debug)]
@@ -240,6 +352,7 @@ mod tests {
             "LIST_USERS FAIL, USER NOT CONNECTED"
         );
         assert_eq!(Command::GetFile.not_connected(), "GET_FILE FAIL");
+        assert_eq!(Command::ListContent.word(), "LIST_CONTENT");
     }
 
     #[test]

@@ -22,8 +22,15 @@ fn main() -> ExitCode {
     if let Some(dir) = args.state_dir {
         config.state_dir = Some(dir);
     }
-    match runtime.block_on(run_shell(config)) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = runtime.block_on(async {
+        // Watched before the first prompt, so no signal is missed.
+        let signals = p2p_bins::shell_signals(NAME);
+        run_shell(config, signals).await
+    });
+    match outcome {
+        // Piped input: 1 when any command failed (docs/OPERATING.md).
+        Ok(exit) if exit.failure() => ExitCode::FAILURE,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => p2p_bins::fail(NAME, e),
     }
 }

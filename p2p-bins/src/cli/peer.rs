@@ -12,7 +12,7 @@ pub const NAME: &str = "p2p-peer";
 /// A peer: registers with the directory, publishes files, serves them to other
 /// peers and downloads theirs. Reads commands from stdin (`c> ` on a terminal).
 #[derive(Debug, Parser)]
-#[command(name = NAME, version)]
+#[command(name = NAME, version, after_long_help = long_help())]
 pub struct Args {
     /// Directory server host.
     #[arg(short, long, value_name = "HOST", value_parser = NonEmptyStringValueParser::new())]
@@ -37,8 +37,19 @@ pub struct Args {
     /// (at least 1).
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = super::timeout_secs)]
     pub ping_interval: u64,
-    /// Directory of the peer's state (digests of published files) [default:
-    /// $XDG_STATE_HOME/p2p-peer, else ~/.local/state/p2p-peer].
+    /// Directory of the peer's state (what each user published, digests,
+    /// shell history) [default: $XDG_STATE_HOME/p2p-peer, else
+    /// ~/.local/state/p2p-peer].
     #[arg(long, env = "P2P_STATE_DIR", value_name = "DIR", value_parser = clap::builder::PathBufValueParser::new())]
     pub state_dir: Option<PathBuf>,
+}
+
+/// `--help`'s text after the options: the shell's commands, as `help` shows
+/// them, and the exit status.
+fn long_help() -> String {
+    let mut text = p2p_core::console::shell_help().join("\n");
+    text.push_str(
+        "\n\nExit status: 0; with piped input, 1 when any command's result was not its OK text.",
+    );
+    text
 }

@@ -395,9 +395,13 @@ pub(crate) struct Peer {
     _state: Option<tempfile::TempDir>,
 }
 
-/// A command that is a syntax error: the shell prints one usage line and
-/// sends nothing (PROTOCOL.md §5). Sent after a listing to mark its end.
-const SENTINEL: &str = "REGISTER";
+/// A command that prints one line and sends nothing: `HELP HELP` (a syntax
+/// error would mark the session as failed, and piped mode then exits 1).
+/// Sent after a listing to mark its end.
+const SENTINEL: &str = "HELP HELP";
+
+/// How the line [`SENTINEL`] prints starts.
+const SENTINEL_LINE: &str = "HELP [<command>]: ";
 
 impl Peer {
     /// Starts `p2p-peer -s 127.0.0.1 -p PORT --datetime-url URL
@@ -477,6 +481,15 @@ impl Peer {
             .unwrap_or_else(|e| panic!("{}: cannot write {line:?}: {e}", self.name));
     }
 
+    /// Writes raw bytes (a line that need not be UTF-8, with its newline).
+    pub(crate) fn send_bytes(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: cannot write {bytes:?}: {e}", self.name));
+    }
+
     /// Reads one result line (`c> TEXT`) within `timeout` and returns it whole.
     pub(crate) fn result_within(&mut self, command: &str, timeout: Duration) -> String {
         let line = self.stdout.next_line_within(timeout);
@@ -521,7 +534,7 @@ impl Peer {
                 entries.push(entry.to_owned());
             } else {
                 assert!(
-                    next.starts_with("c> "),
+                    next.starts_with(SENTINEL_LINE),
                     "{}: `{line}` printed {next:?} in its listing; entries must start with a tab",
                     self.name
                 );

@@ -515,7 +515,9 @@ impl Downloader {
             use tokio::io::AsyncSeekExt;
             out.seek(io::SeekFrom::Start(offset)).await?;
         }
-        let mut progress = Progress::new(size, options.progress);
+        let mut progress = Progress::new(&meta.file, size, options.progress);
+        // A resume's rate counts what arrives now, not what the part held.
+        progress.start_at(offset);
         let take = usize::try_from(size - offset).map_or(buf.len(), |l| l.min(buf.len()));
         out.write_all(&buf[..take]).await?;
         out.flush().await?;
@@ -912,7 +914,16 @@ enum Followed {
 struct Follower {
     state: Arc<FollowState>,
     thread: std::thread::Thread,
-    handle: std::thread::JoinHandle<io::Result<Followed>>,
+    handle: Option<std::thread::JoinHandle<io::Result<Followed>>>,
+}
+
+impl Drop for Follower {
+    /// A transfer stopped part way (Ctrl-C drops its future): the thread
+    /// ends instead of waiting for bytes that never come.
+    fn drop(&mut self) {
+        self.state.done.store(true, Ordering::Release);
+        self.thread.unpark();
+    }
 }
 
 #[derive(Debug)]
@@ -937,7 +948,7 @@ impl Follower {
         Ok(Self {
             state,
             thread: handle.thread().clone(),
-            handle,
+            handle: Some(handle),
         })
     }
 
@@ -948,11 +959,15 @@ impl Follower {
     }
 
     /// No more bytes come: the part file holds `upto`.
-    async fn finish(self, upto: u64) -> Result<Followed, DownloadError> {
+    async fn finish(mut self, upto: u64) -> Result<Followed, DownloadError> {
         self.state.written.store(upto, Ordering::Release);
         self.state.done.store(true, Ordering::Release);
         self.thread.unpark();
-        let handle = self.handle;
+        let Some(handle) = self.handle.take() else {
+            return Err(DownloadError::Io(io::Error::other(
+                "the hashing thread is gone",
+            )));
+        };
         tokio::task::spawn_blocking(move || handle.join())
             .await
             .map_err(io::Error::other)?
@@ -1039,12 +1054,16 @@ async fn download_plain(
     let (dir, name) = dir_and_name(dest);
     // A random name: a classic transfer cannot resume, and dropping `temp`
     // removes it on every failure.
-    let temp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".part")
-        .tempfile_in(&dir)?;
+    let prefix = format!(".{name}.");
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).suffix(".part");
+    // The file gets the mode the umask gives a new file (0644 typically), as
+    // the part file of a verified transfer does; tempfile's default is 0600.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let temp = builder.tempfile_in(&dir)?;
     let mut out = tokio::fs::File::from_std(temp.as_file().try_clone()?);
-    let mut progress = Progress::new(size, options.progress);
+    let mut progress = Progress::new(file.as_str(), size, options.progress);
     out.write_all(&buf).await?;
     let mut received = buf.len() as u64;
     progress.update(received);
@@ -1075,39 +1094,51 @@ async fn download_plain(
 }
 
 /// A progress bar that appears only on a terminal, and only for transfers
-/// that take more than a moment.
+/// that take more than a moment. The bar exists (hidden) from the start, so
+/// its rate and ETA count from the transfer's start, not from when it shows.
 struct Progress {
     bar: Option<ProgressBar>,
-    enabled: bool,
+    shown: bool,
     size: u64,
     started: Instant,
 }
 
 impl Progress {
-    fn new(size: u64, enabled: bool) -> Self {
+    fn new(name: &str, size: u64, enabled: bool) -> Self {
+        let bar = enabled.then(|| {
+            let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::hidden());
+            if let Ok(style) = ProgressStyle::with_template(
+                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            ) {
+                bar.set_style(style);
+            }
+            bar.set_message(name.to_owned());
+            bar
+        });
         Self {
-            bar: None,
-            enabled,
+            bar,
+            shown: false,
             size,
             started: Instant::now(),
         }
     }
 
-    fn update(&mut self, received: u64) {
-        if !self.enabled {
-            return;
-        }
-        if self.bar.is_none() && self.started.elapsed() >= PROGRESS_DELAY && received < self.size {
-            let bar = ProgressBar::with_draw_target(Some(self.size), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            ) {
-                bar.set_style(style);
-            }
-            self.bar = Some(bar);
-        }
+    /// The transfer starts with `position` bytes already there.
+    fn start_at(&mut self, position: u64) {
         if let Some(bar) = &self.bar {
-            bar.set_position(received);
+            bar.set_position(position);
+            bar.reset_eta();
+        }
+    }
+
+    fn update(&mut self, received: u64) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        bar.set_position(received);
+        if !self.shown && self.started.elapsed() >= PROGRESS_DELAY && received < self.size {
+            bar.set_draw_target(ProgressDrawTarget::stderr());
+            self.shown = true;
         }
     }
 
@@ -1119,8 +1150,16 @@ impl Progress {
 
     fn abandon(&mut self) {
         if let Some(bar) = self.bar.take() {
-            bar.abandon();
+            // A failed or stopped transfer leaves no half bar behind.
+            bar.finish_and_clear();
         }
+    }
+}
+
+impl Drop for Progress {
+    /// A transfer stopped part way (Ctrl-C drops its future) clears its bar.
+    fn drop(&mut self) {
+        self.abandon();
     }
 }
 

@@ -3,6 +3,7 @@
 //! interactive shell that drives them.
 
 pub mod client;
+pub mod destination;
 pub mod download;
 pub mod file_server;
 pub mod shell;
@@ -15,5 +16,5 @@ pub use download::{
     BodyHashing, DownloadError, DownloadOptions, Downloader, TransferProtocol, download,
 };
 pub use file_server::{FileServer, FileServerConfig, Library};
-pub use shell::{PeerConfig, Session, run_shell};
+pub use shell::{PeerConfig, Session, ShellExit, ShellSignals, run_shell};
 pub use state::{DigestCache, StateDir};

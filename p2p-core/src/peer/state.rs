@@ -6,18 +6,24 @@
 //!   HOST-PORT/                     one directory server (names escaped, see `escape_name`)
 //!     USER/                        one user of that server
 //!       digests                    size, mtime and BLAKE3 of each file the user published
+//!       library                    each name the user published here and its local path
+//!       connected                  while this peer is connected as the user: `PID PORT`
+//!   history                        the shell's command history (rustyline's format)
 //! ```
 //!
-//! Each file is plain text written atomically (temporary file, fsync, rename, fsync of the
-//! directory), so a crash leaves the old version or the new one, never a mix. Later additions
-//! (the published library, the shell history) go beside `digests` in the same `USER/`.
+//! Each file but `history` is plain text written atomically (temporary file, fsync, rename,
+//! fsync of the directory), so a crash leaves the old version or the new one, never a mix.
+//!
+//! `library` holds one line per published name, `NAME<TAB>PATH` (`PATH` absolute; in both,
+//! `%`, tab, `\n` and `\r` are written as `%25`, `%09`, `%0A`, `%0D`), after a first line
+//! `# p2p-peer library v1`.
 //!
 //! `digests` holds one line per published file:
 //! `blake3:HEX SIZE MTIME_NS PATH` (single spaces; `PATH` is the rest of the line, absolute,
 //! with `%`, `\n` and `\r` written as `%25`, `%0A`, `%0D`), after a first line
 //! `# p2p-peer digests v1`. Lines that do not parse are skipped with a warning.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -35,6 +41,22 @@ const DIGESTS_HEADER: &str = "# p2p-peer digests v1";
 
 /// The file name of the digest records in a user's directory.
 pub const DIGESTS_FILE: &str = "digests";
+
+/// The file name of the published library in a user's directory.
+pub const LIBRARY_FILE: &str = "library";
+
+/// The file name of the "connected" marker in a user's directory.
+pub const CONNECTED_FILE: &str = "connected";
+
+/// The file name of the shell history in the state directory's root.
+pub const HISTORY_FILE: &str = "history";
+
+/// The first line of a `library` file.
+const LIBRARY_HEADER: &str = "# p2p-peer library v1";
+
+/// At most this many names are read from a `library` file (the directory server's own limit on
+/// publications is far lower).
+pub const MAX_LIBRARY_ENTRIES: usize = 100_000;
 
 /// Bytes read per call while hashing.
 const HASH_CHUNK: usize = 1 << 20;
@@ -239,6 +261,183 @@ impl DigestCache {
     }
 }
 
+/// What a user published through this peer, name → absolute local path, kept in the
+/// `library` file (rewritten atomically on every change) when it has one.
+#[derive(Debug, Default)]
+pub struct Publications {
+    file: Option<PathBuf>,
+    entries: BTreeMap<String, PathBuf>,
+}
+
+impl Publications {
+    /// Publications that are never written to disk.
+    pub fn in_memory() -> Self {
+        Self::default()
+    }
+
+    /// The publications kept in `file` (a missing file is none). Blocking.
+    ///
+    /// # Errors
+    /// A read error other than "not found".
+    pub fn load(file: PathBuf) -> io::Result<Self> {
+        let entries = match std::fs::read_to_string(&file) {
+            Ok(text) => parse_library(&text, &file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        Ok(Self {
+            file: Some(file),
+            entries,
+        })
+    }
+
+    /// Every published name and its local path, by name.
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &Path)> {
+        self.entries.iter().map(|(n, p)| (n.as_str(), p.as_path()))
+    }
+
+    /// Whether `path` is the local file of a published name.
+    pub fn publishes_path(&self, path: &Path) -> bool {
+        self.entries.values().any(|p| p == path)
+    }
+
+    /// Records `name` as published from `path` and saves. Blocking.
+    ///
+    /// # Errors
+    /// The file cannot be written (the record stays in memory).
+    pub fn insert(&mut self, name: &str, path: PathBuf) -> io::Result<()> {
+        self.entries.insert(name.to_owned(), path);
+        self.save()
+    }
+
+    /// Forgets `name` and saves. Blocking.
+    ///
+    /// # Errors
+    /// As [`Self::insert`].
+    pub fn remove(&mut self, name: &str) -> io::Result<()> {
+        if self.entries.remove(name).is_some() {
+            self.save()?;
+        }
+        Ok(())
+    }
+
+    /// Forgets every name and removes the file. Blocking.
+    ///
+    /// # Errors
+    /// The file exists and cannot be removed.
+    pub fn clear(&mut self) -> io::Result<()> {
+        self.entries.clear();
+        match &self.file {
+            Some(file) => match std::fs::remove_file(file) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        }
+    }
+
+    fn save(&self) -> io::Result<()> {
+        let Some(file) = &self.file else {
+            return Ok(());
+        };
+        let mut text = format!("{LIBRARY_HEADER}\n");
+        for (name, path) in &self.entries {
+            // A path that is not UTF-8 stays in memory only.
+            let Some(path) = path.to_str() else {
+                tracing::warn!(%name, "a local path that is not UTF-8 is not kept in the state directory");
+                continue;
+            };
+            text.push_str(&escape_field(name));
+            text.push('\t');
+            text.push_str(&escape_field(path));
+            text.push('\n');
+        }
+        write_atomically(file, text.as_bytes())
+    }
+}
+
+/// Which process of this peer is connected as a user: written at CONNECT, removed at
+/// DISCONNECT. A marker left by a process that no longer runs means that peer stopped without
+/// DISCONNECT (killed, crashed), and the directory still lists the user as connected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectedMarker {
+    /// The peer's process id.
+    pub pid: u32,
+    /// Its transfer listener's port.
+    pub port: u16,
+}
+
+impl ConnectedMarker {
+    /// The marker in `file`, if there is one that parses. Blocking.
+    pub fn read(file: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let (pid, port) = text.trim().split_once(' ')?;
+        Some(Self {
+            pid: pid.parse().ok()?,
+            port: port.parse().ok()?,
+        })
+    }
+
+    /// Writes the marker to `file`, atomically. Blocking.
+    ///
+    /// # Errors
+    /// Any file-system error.
+    pub fn write(&self, file: &Path) -> io::Result<()> {
+        write_atomically(file, format!("{} {}\n", self.pid, self.port).as_bytes())
+    }
+
+    /// Removes the marker in `file`, if any. Blocking.
+    pub fn remove(file: &Path) {
+        let _ = std::fs::remove_file(file);
+    }
+
+    /// Whether the process that wrote it has gone (known on Linux only; elsewhere `false`).
+    pub fn process_gone(&self) -> bool {
+        if cfg!(target_os = "linux") {
+            self.pid != std::process::id() && !Path::new(&format!("/proc/{}", self.pid)).exists()
+        } else {
+            false
+        }
+    }
+}
+
+fn escape_field(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\t', "%09")
+        .replace('\n', "%0A")
+        .replace('\r', "%0D")
+}
+
+fn unescape_field(s: &str) -> String {
+    s.replace("%0D", "\r")
+        .replace("%0A", "\n")
+        .replace("%09", "\t")
+        .replace("%25", "%")
+}
+
+fn parse_library(text: &str, file: &Path) -> BTreeMap<String, PathBuf> {
+    let mut entries = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if n == 0 && line == LIBRARY_HEADER {
+            continue;
+        }
+        let parsed = line.split_once('\t').and_then(|(name, path)| {
+            let path = PathBuf::from(unescape_field(path));
+            (!name.is_empty() && path.is_absolute()).then(|| (unescape_field(name), path))
+        });
+        match parsed {
+            Some((name, path)) => {
+                entries.insert(name, path);
+            }
+            None => tracing::warn!(file = %file.display(), line = n + 1, "library line skipped"),
+        }
+        if entries.len() >= MAX_LIBRARY_ENTRIES {
+            break;
+        }
+    }
+    entries
+}
+
 /// Hashes everything `reader` yields; returns the digest and the byte count.
 ///
 /// # Errors
@@ -414,6 +613,72 @@ mod tests {
         let (changed, _, source) = reloaded.digest_of(&data).unwrap();
         assert_eq!(source, DigestSource::Hashed);
         assert_ne!(changed, digest);
+    }
+
+    #[test]
+    fn publications_survive_a_reload_and_are_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("u/library");
+        let mut lib = Publications::load(file.clone()).unwrap();
+        assert_eq!(lib.entries().count(), 0);
+        lib.insert("my file.txt", PathBuf::from("/data/my file.txt"))
+            .unwrap();
+        lib.insert("odd%\tname", PathBuf::from("/data/odd\n%09"))
+            .unwrap();
+        lib.insert("gone", PathBuf::from("/data/gone")).unwrap();
+        lib.remove("gone").unwrap();
+        let reloaded = Publications::load(file.clone()).unwrap();
+        let entries: Vec<_> = reloaded.entries().collect();
+        assert_eq!(
+            entries,
+            [
+                ("my file.txt", Path::new("/data/my file.txt")),
+                ("odd%\tname", Path::new("/data/odd\n%09")),
+            ]
+        );
+        assert!(reloaded.publishes_path(Path::new("/data/my file.txt")));
+        // No temporary file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("u")).unwrap().collect();
+        assert_eq!(names.len(), 1);
+        let mut reloaded = reloaded;
+        reloaded.clear().unwrap();
+        assert!(!file.exists());
+        // Bad lines are skipped, good ones kept.
+        std::fs::write(
+            &file,
+            format!("{LIBRARY_HEADER}\nno tab\na\trelative\nb\t/b\n"),
+        )
+        .unwrap();
+        let entries: Vec<_> = Publications::load(file)
+            .unwrap()
+            .entries()
+            .map(|(n, _)| n.to_owned())
+            .collect();
+        assert_eq!(entries, ["b"]);
+    }
+
+    #[test]
+    fn connected_marker_round_trip_and_liveness() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("u/connected");
+        assert_eq!(ConnectedMarker::read(&file), None);
+        let me = ConnectedMarker {
+            pid: std::process::id(),
+            port: 4242,
+        };
+        me.write(&file).unwrap();
+        assert_eq!(ConnectedMarker::read(&file), Some(me));
+        assert!(!me.process_gone());
+        // A process that ran and was reaped.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        let gone = ConnectedMarker { pid, port: 1 };
+        assert_eq!(gone.process_gone(), cfg!(target_os = "linux"));
+        ConnectedMarker::remove(&file);
+        assert!(!file.exists());
+        std::fs::write(&file, "garbage").unwrap();
+        assert_eq!(ConnectedMarker::read(&file), None);
     }
 
     #[test]

@@ -1,29 +1,44 @@
 //! The peer's interactive shell (PROTOCOL.md §5).
 //!
 //! [`Session`] executes one command line and returns the lines to print, so
-//! the shell logic is testable without a terminal; [`run_shell`] feeds it from
-//! a terminal (rustyline: line editing, history, the `c> ` prompt) or from
-//! piped stdin (no prompt; EOF acts like `QUIT`).
+//! the shell logic is testable without a terminal; [`run_shell`]
+//! (`terminal`) feeds it from a terminal (rustyline: line editing, history,
+//! Tab completion, the `c> ` prompt) or from piped stdin (no prompt; EOF
+//! acts like `QUIT`), and stops a running command on Ctrl-C.
+//!
+//! What a user published is remembered in the state directory
+//! ([`super::state::Publications`]): a later CONNECT, in this run or after a
+//! restart, serves it again.
 
-use std::io::{self, IsTerminal, Write};
+use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
-use std::path::PathBuf;
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use p2p_proto::directory::{
     CapabilitiesReply, GetUserInfoReply, ListContentReply, ListUsersReply, OpCode, PeerAddr,
     PingResult, Reply, Request, RequestBody, SearchQuery, SearchReply,
 };
 use p2p_proto::field::{Description, FileName, UserName};
-use tokio::sync::mpsc;
 
 use super::client::{ClientError, DirectoryClient};
+use super::destination;
 use super::download::{DownloadError, DownloadOptions, Downloader, TransferProtocol};
 use super::file_server::{FileServer, FileServerConfig, Library};
-use super::state::{DIGESTS_FILE, DigestCache, StateDir};
-use crate::console::{Command, PEER_PROMPT, QUIT_USAGE, SEARCH_NOT_SUPPORTED, unknown_command};
+use super::state::{
+    CONNECTED_FILE, ConnectedMarker, DIGESTS_FILE, DigestCache, LIBRARY_FILE, Publications,
+    StateDir,
+};
+use crate::console::{self, Command, PEER_PROMPT, SEARCH_NOT_SUPPORTED};
 use crate::datetime::DatetimeClient;
+
+mod parse;
+mod terminal;
+
+use parse::{Line, parse};
+pub use terminal::{MAX_HISTORY, ShellExit, ShellSignals, run_shell};
 
 /// PROTOCOL.md §6.3: a connected peer pings every 30 s.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -68,14 +83,26 @@ impl PeerConfig {
     }
 }
 
-/// One line of shell output: a result (`c> TEXT`) or a listing entry
-/// (`\tENTRY`).
+/// One line of shell output.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Output {
     /// A command's result text, printed after the `c> ` prefix.
     Result(String),
     /// One entry of a listing, printed after a tab.
     Entry(String),
+    /// A line of `help`, printed as it is.
+    Text(String),
+    /// A download finished: the summary a terminal shows on stderr after
+    /// `c> GET_FILE OK`.
+    Transferred {
+        /// The file's name where it was saved.
+        name: String,
+        /// Its size in bytes.
+        size: u64,
+        /// How long the transfer took.
+        elapsed: Duration,
+    },
 }
 
 impl std::fmt::Display for Output {
@@ -83,91 +110,33 @@ impl std::fmt::Display for Output {
         match self {
             Self::Result(text) => write!(f, "{PEER_PROMPT}{text}"),
             Self::Entry(text) => write!(f, "\t{text}"),
+            Self::Text(text) => f.write_str(text),
+            Self::Transferred {
+                name,
+                size,
+                elapsed,
+            } => write!(f, "{name}: {size} bytes in {:.1} s", elapsed.as_secs_f64()),
         }
     }
 }
 
-/// What a command line asks for.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Line {
-    Empty,
-    Quit,
-    Register(UserName),
-    Unregister(UserName),
-    Connect(UserName),
-    Disconnect(UserName),
-    Publish(FileName, Description),
-    Delete(FileName),
-    ListUsers,
-    ListContent(UserName),
-    GetFile(UserName, FileName, PathBuf),
-    Search(SearchQuery),
-}
-
-/// Parses one command line, or returns the text to print instead.
-fn parse(line: &str) -> Result<Line, String> {
-    let trimmed = line.trim();
-    let (word, rest) = match trimmed.split_once(char::is_whitespace) {
-        Some((word, rest)) => (word, rest.trim_start()),
-        None => (trimmed, ""),
-    };
-    if word.is_empty() {
-        return Ok(Line::Empty);
-    }
-    let args: Vec<&str> = rest.split_whitespace().collect();
-    let usage = |command: Command| command.usage().to_owned();
-    let user = |command: Command| -> Result<UserName, String> {
-        match args.as_slice() {
-            [name] => name.parse().map_err(|_| usage(command)),
-            _ => Err(usage(command)),
-        }
-    };
-    match word.to_ascii_uppercase().as_str() {
-        "QUIT" if args.is_empty() => Ok(Line::Quit),
-        "QUIT" => Err(QUIT_USAGE.to_owned()),
-        "REGISTER" => user(Command::Register).map(Line::Register),
-        "UNREGISTER" => user(Command::Unregister).map(Line::Unregister),
-        "CONNECT" => user(Command::Connect).map(Line::Connect),
-        "DISCONNECT" => user(Command::Disconnect).map(Line::Disconnect),
-        "LIST_CONTENT" => user(Command::ListContent).map(Line::ListContent),
-        "LIST_USERS" if args.is_empty() => Ok(Line::ListUsers),
-        "LIST_USERS" => Err(usage(Command::ListUsers)),
-        "DELETE" => match args.as_slice() {
-            [file] => file
-                .parse()
-                .map(Line::Delete)
-                .map_err(|_| usage(Command::Delete)),
-            _ => Err(usage(Command::Delete)),
-        },
-        "PUBLISH" => {
-            // The description is the rest of the line after the file name.
-            let (file, description) = match rest.split_once(char::is_whitespace) {
-                Some((file, description)) => (file, description.trim()),
-                None => (rest, ""),
-            };
-            if file.is_empty() || description.is_empty() {
-                return Err(usage(Command::Publish));
-            }
-            match (file.parse(), description.parse()) {
-                (Ok(file), Ok(description)) => Ok(Line::Publish(file, description)),
-                _ => Err(usage(Command::Publish)),
-            }
-        }
-        // The query is the rest of the line, as typed (the server splits it).
-        "SEARCH" if args.is_empty() => Err(usage(Command::Search)),
-        "SEARCH" => rest
-            .parse()
-            .map(Line::Search)
-            .map_err(|_| usage(Command::Search)),
-        "GET_FILE" => match args.as_slice() {
-            [user, remote, local] => match (user.parse(), remote.parse()) {
-                (Ok(user), Ok(remote)) => Ok(Line::GetFile(user, remote, PathBuf::from(local))),
-                _ => Err(usage(Command::GetFile)),
-            },
-            _ => Err(usage(Command::GetFile)),
-        },
-        _ => Err(unknown_command(word)),
-    }
+/// Whether a result text is a command's OK text (anything else counts as a
+/// failed command for the exit status in piped mode).
+fn is_ok_text(text: &str) -> bool {
+    [
+        Command::Register,
+        Command::Unregister,
+        Command::Connect,
+        Command::Disconnect,
+        Command::Publish,
+        Command::Delete,
+        Command::ListUsers,
+        Command::ListContent,
+        Command::GetFile,
+        Command::Search,
+    ]
+    .iter()
+    .any(|c| c.text(0) == text)
 }
 
 /// The connected user, its transfer listener, and its PING loop when the
@@ -198,6 +167,14 @@ impl Extensions {
     }
 }
 
+/// A user's files: what its transfer listener serves, and what it published
+/// through this peer (kept in the state directory).
+#[derive(Debug)]
+struct UserFiles {
+    library: Library,
+    published: Publications,
+}
+
 /// The shell's state between commands.
 #[derive(Debug)]
 pub struct Session {
@@ -209,12 +186,16 @@ pub struct Session {
     server_host: String,
     server_port: u16,
     connected: Option<Connected>,
-    /// Each user's published files, kept across DISCONNECT/CONNECT like the
-    /// directory keeps the publications.
-    libraries: std::collections::HashMap<UserName, Library>,
+    /// Each user's files, loaded at its first CONNECT and kept across
+    /// DISCONNECT/CONNECT like the directory keeps the publications.
+    users: HashMap<UserName, UserFiles>,
     ping_interval: Duration,
     /// The server's extensions once asked (once per session).
     extensions: Option<Extensions>,
+    /// User names seen in this session (Tab completion).
+    seen_users: Arc<Mutex<BTreeSet<String>>>,
+    /// Whether a command has failed (its result was not its OK text).
+    failed: bool,
 }
 
 impl Session {
@@ -234,11 +215,19 @@ impl Session {
             server_host: config.server_host.clone(),
             server_port: config.server_port,
             connected: None,
-            libraries: std::collections::HashMap::new(),
+            users: HashMap::new(),
             ping_interval: config.ping_interval,
             // --classic: known to have none, never asked.
             extensions: config.classic.then(Extensions::default),
+            seen_users: Arc::default(),
+            failed: false,
         }
+    }
+
+    /// Whether any command so far failed: its result line was not the
+    /// command's OK text (a FAIL text, a usage line, an error).
+    pub fn any_failed(&self) -> bool {
+        self.failed
     }
 
     /// The server's extensions: asked with CAPABILITIES before the first
@@ -267,64 +256,216 @@ impl Session {
         self.connected.as_ref().map(|c| &c.user)
     }
 
+    fn saw_user(&self, user: &str) {
+        self.seen_users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(user.to_owned());
+    }
+
     /// Executes one command line. Returns the lines to print and whether the
     /// shell should end (`QUIT`).
     pub async fn execute(&mut self, line: &str) -> (Vec<Output>, bool) {
+        self.execute_until(line, std::future::pending()).await
+    }
+
+    /// [`Self::execute`], stopped part way when `cancel` completes first (Ctrl-C).
+    /// Only commands that change nothing on the directory server stop
+    /// (LIST_USERS, LIST_CONTENT, SEARCH, GET_FILE): the others are short
+    /// (bounded by the operation timeout) and finish, so the shell and the
+    /// server agree on who is connected and what is published. A stopped
+    /// command prints its plain FAIL text; a stopped download keeps its part
+    /// file as PROTOCOL.md §6.4 says.
+    pub async fn execute_until(
+        &mut self,
+        line: &str,
+        cancel: impl Future<Output = ()>,
+    ) -> (Vec<Output>, bool) {
         let parsed = match parse(line) {
             Ok(parsed) => parsed,
-            Err(text) => return (vec![Output::Result(text)], false),
+            Err(text) => {
+                self.failed = true;
+                return (vec![Output::Result(text)], false);
+            }
         };
-        let out = match parsed {
+        let command = parsed.command();
+        let out = if parsed.cancellable() {
+            tokio::select! {
+                out = self.run(parsed) => out,
+                () = cancel => {
+                    let word = command.map_or("", Command::word);
+                    eprintln!("{word}: {}", console::CANCELLED);
+                    // Never QUIT: a stopped command goes on to the next line.
+                    Some(
+                        command
+                            .map(|c| vec![Output::Result(c.fail().to_owned())])
+                            .unwrap_or_default(),
+                    )
+                }
+            }
+        } else {
+            self.run(parsed).await
+        };
+        let Some(out) = out else {
+            return (vec![], true);
+        };
+        if out
+            .iter()
+            .any(|o| matches!(o, Output::Result(text) if !is_ok_text(text)))
+        {
+            self.failed = true;
+        }
+        (out, false)
+    }
+
+    /// Runs a parsed line; `None` for `QUIT`.
+    async fn run(&mut self, parsed: Line) -> Option<Vec<Output>> {
+        Some(match parsed {
             Line::Empty => vec![],
             Line::Quit => {
                 self.quit().await;
-                return (vec![], true);
+                return None;
             }
+            Line::Help(None) => console::shell_help()
+                .into_iter()
+                .map(Output::Text)
+                .collect(),
+            Line::Help(Some(word)) => match console::command_help(&word) {
+                Some(line) => vec![Output::Text(line)],
+                None => vec![Output::Result(console::unknown_command(&word))],
+            },
             Line::Register(user) => {
+                self.saw_user(user.as_str());
                 let reply = self.call(user, RequestBody::Register).await;
                 vec![Output::Result(text_of(Command::Register, &reply))]
             }
             Line::Unregister(user) => self.unregister(user).await,
-            Line::Connect(user) => self.connect(user).await,
+            Line::Connect(user) => {
+                self.saw_user(user.as_str());
+                self.connect(user).await
+            }
             Line::Disconnect(user) => self.disconnect(user).await,
             Line::Publish(file, description) => self.publish(file, description).await,
             Line::Delete(file) => self.delete(file).await,
             Line::ListUsers => self.list_users().await,
-            Line::ListContent(target) => self.list_content(target).await,
-            Line::GetFile(user, remote, local) => self.get_file(user, remote, local).await,
+            Line::ListContent(target) => {
+                self.saw_user(target.as_str());
+                self.list_content(target).await
+            }
+            Line::GetFile(user, remote, local) => {
+                self.saw_user(user.as_str());
+                self.get_file(user, remote, local.as_deref()).await
+            }
             Line::Search(query) => self.search(query).await,
-        };
-        (out, false)
+        })
     }
 
-    /// Disconnects the connected user, if any (`QUIT`, end of input).
+    /// Disconnects the connected user, if any (`QUIT`, end of input,
+    /// SIGTERM, SIGHUP).
     pub async fn quit(&mut self) {
         if let Some(user) = self.connected_user().cloned() {
             let _ = self.disconnect(user).await;
         }
     }
 
+    /// One directory operation; a failure is said on stderr under the
+    /// command's word.
     async fn call(&self, user: UserName, body: RequestBody) -> Result<Reply, ClientError> {
+        let op = body.op();
+        let result = self.send(user, body).await;
+        if let Err(e) = &result {
+            eprintln!("{op}: {e}");
+        }
+        result
+    }
+
+    /// One directory operation, saying nothing: for the operations a command
+    /// makes on its own behalf (GET_FILE locating the owner).
+    async fn send(&self, user: UserName, body: RequestBody) -> Result<Reply, ClientError> {
         let timestamp = Some(self.datetime.now().await);
         let request = Request {
             timestamp,
             user,
             body,
         };
-        let result = self.client.call(&request).await;
-        if let Err(e) = &result {
-            eprintln!("{}: {e}", request.op());
-        }
-        result
+        self.client.call(&request).await
+    }
+
+    /// The state files of `user` on this server, if there is a state directory.
+    fn user_file(&self, user: &UserName, name: &str) -> Option<PathBuf> {
+        self.state.as_ref().map(|state| {
+            state
+                .user_dir(&self.server_host, self.server_port, user)
+                .join(name)
+        })
     }
 
     async fn unregister(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Unregister).await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
             self.release(&user).await;
-            self.libraries.remove(&user);
+            // The directory removed the user's publications: forget them.
+            let mut published = match self.users.remove(&user) {
+                Some(files) => files.published,
+                None => self.publications(&user).await,
+            };
+            if let Err(e) = published.clear() {
+                eprintln!("UNREGISTER: cannot forget {user}'s files in the state directory: {e}");
+            }
         }
         vec![Output::Result(text_of(Command::Unregister, &reply))]
+    }
+
+    /// What `user` published through this peer, from the state directory.
+    async fn publications(&self, user: &UserName) -> Publications {
+        let Some(file) = self.user_file(user, LIBRARY_FILE) else {
+            return Publications::in_memory();
+        };
+        let shown = file.display().to_string();
+        match tokio::task::spawn_blocking(move || Publications::load(file)).await {
+            Ok(Ok(published)) => published,
+            Ok(Err(e)) => {
+                eprintln!(
+                    "cannot read {shown}: {e}; files published from now on are not remembered"
+                );
+                Publications::in_memory()
+            }
+            Err(_) => Publications::in_memory(),
+        }
+    }
+
+    /// Loads `user`'s files at its first CONNECT in this session.
+    async fn user_files(&mut self, user: &UserName) -> Library {
+        if !self.users.contains_key(user) {
+            let library = Library::with_digests(self.digest_cache(user).await);
+            let published = self.publications(user).await;
+            self.users
+                .insert(user.clone(), UserFiles { library, published });
+        }
+        self.users
+            .get(user)
+            .map(|files| files.library.clone())
+            .unwrap_or_default()
+    }
+
+    /// Serves again what `user` published before (this run or an earlier one)
+    /// and returns the names whose local file is gone, with its path.
+    fn restore(&self, user: &UserName) -> Vec<(String, PathBuf)> {
+        let Some(files) = self.users.get(user) else {
+            return vec![];
+        };
+        let mut gone = Vec::new();
+        for (name, path) in files.published.entries() {
+            match FileName::new(name) {
+                Ok(file) if path.is_file() => files.library.insert(file, path.to_path_buf()),
+                Ok(file) => {
+                    files.library.remove(file.as_str());
+                    gone.push((name.to_owned(), path.to_path_buf()));
+                }
+                Err(_) => tracing::warn!(%name, "a remembered name is not a valid file name"),
+            }
+        }
+        gone
     }
 
     async fn connect(&mut self, user: UserName) -> Vec<Output> {
@@ -344,11 +485,8 @@ impl Session {
             // Connecting as another user disconnects the current one first.
             let _ = self.disconnect(current).await;
         }
-        if !self.libraries.contains_key(&user) {
-            let library = Library::with_digests(self.digest_cache(&user).await);
-            self.libraries.insert(user.clone(), library);
-        }
-        let library = self.libraries.get(&user).cloned().unwrap_or_default();
+        let library = self.user_files(&user).await;
+        let gone = self.restore(&user);
         let config = FileServerConfig {
             bind: self.listen,
             ..FileServerConfig::default()
@@ -357,7 +495,7 @@ impl Session {
             Ok(server) => server,
             Err(e) => {
                 eprintln!(
-                    "CONNECT: cannot start the transfer listener on {}: {e}",
+                    "CONNECT: cannot start sharing files on {}: {e}",
                     self.listen
                 );
                 return vec![Output::Result(Command::Connect.fail().to_owned())];
@@ -367,8 +505,26 @@ impl Session {
             server.stop().await;
             return vec![Output::Result(Command::Connect.fail().to_owned())];
         };
-        let reply = self.call(user.clone(), RequestBody::Connect { port }).await;
+        let mut reply = self.call(user.clone(), RequestBody::Connect { port }).await;
+        if reply.as_ref().is_ok_and(|r| r.code() == 2) && self.left_connected(&user) {
+            reply = self.connect_again(&user, port).await;
+        }
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
+            if let Some(file) = self.user_file(&user, CONNECTED_FILE) {
+                let marker = ConnectedMarker {
+                    pid: std::process::id(),
+                    port: port.get(),
+                };
+                if let Err(e) = marker.write(&file) {
+                    tracing::warn!(error = %e, "cannot record the connection in the state directory");
+                }
+            }
+            for (name, path) in &gone {
+                eprintln!(
+                    "CONNECT: {user} can no longer share {name}: {} is gone (DELETE {name} takes it off the directory)",
+                    path.display()
+                );
+            }
             let pinger = if self.extensions().await.ping {
                 Some(tokio::spawn(ping_loop(
                     self.client.clone(),
@@ -390,14 +546,35 @@ impl Session {
         vec![Output::Result(text_of(Command::Connect, &reply))]
     }
 
+    /// Whether an earlier run of this peer (same state directory) connected
+    /// as `user` and stopped without DISCONNECT: its process is gone.
+    fn left_connected(&self, user: &UserName) -> bool {
+        self.user_file(user, CONNECTED_FILE)
+            .and_then(|file| ConnectedMarker::read(&file))
+            .is_some_and(|marker| marker.process_gone())
+    }
+
+    /// The directory still lists `user` as connected from a run of this peer
+    /// that was killed: DISCONNECT it, then CONNECT again on `port`.
+    async fn connect_again(&self, user: &UserName, port: NonZeroU16) -> Result<Reply, ClientError> {
+        eprintln!(
+            "CONNECT: {user} was still connected from an earlier run of this peer that stopped without DISCONNECT; connecting again"
+        );
+        let disconnected = self.call(user.clone(), RequestBody::Disconnect).await?;
+        if disconnected.code() != 0 {
+            tracing::debug!(
+                code = disconnected.code(),
+                "DISCONNECT before connecting again refused"
+            );
+        }
+        self.call(user.clone(), RequestBody::Connect { port }).await
+    }
+
     /// The digests of `user`'s files, from the state directory when there is one.
     async fn digest_cache(&self, user: &UserName) -> DigestCache {
-        let Some(state) = &self.state else {
+        let Some(file) = self.user_file(user, DIGESTS_FILE) else {
             return DigestCache::in_memory();
         };
-        let file = state
-            .user_dir(&self.server_host, self.server_port, user)
-            .join(DIGESTS_FILE);
         let shown = file.display().to_string();
         match tokio::task::spawn_blocking(move || DigestCache::load(file)).await {
             Ok(Ok(cache)) => cache,
@@ -430,6 +607,9 @@ impl Session {
                 pinger.abort();
             }
             connected.server.stop().await;
+            if let Some(file) = self.user_file(user, CONNECTED_FILE) {
+                ConnectedMarker::remove(&file);
+            }
         }
     }
 
@@ -438,9 +618,28 @@ impl Session {
         match &self.connected {
             Some(c) => Ok((
                 c.user.clone(),
-                self.libraries.get(&c.user).cloned().unwrap_or_default(),
+                self.users
+                    .get(&c.user)
+                    .map(|files| files.library.clone())
+                    .unwrap_or_default(),
             )),
             None => Err(vec![Output::Result(command.not_connected().to_owned())]),
+        }
+    }
+
+    /// Records what `user` publishes (or no longer does) in the state directory.
+    fn remember(&mut self, user: &UserName, name: &str, path: Option<PathBuf>) {
+        let Some(files) = self.users.get_mut(user) else {
+            return;
+        };
+        let saved = match path {
+            Some(path) => files.published.insert(name, path),
+            None => files.published.remove(name),
+        };
+        if let Err(e) = saved {
+            eprintln!(
+                "cannot record {user}'s files in the state directory: {e}; a restarted peer will not share {name}"
+            );
         }
     }
 
@@ -471,7 +670,7 @@ impl Session {
                 tracing::debug!(path = %path.display(), size, %digest, ?source, "digest at PUBLISH");
             }
             Ok(Err(e)) => {
-                eprintln!("PUBLISH: cannot hash {}: {e}", path.display());
+                eprintln!("PUBLISH: cannot read {}: {e}", path.display());
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
             Err(e) => {
@@ -481,15 +680,18 @@ impl Session {
         }
         let reply = self
             .call(
-                user,
+                user.clone(),
                 RequestBody::Publish {
                     file: file.clone(),
                     description,
                 },
             )
             .await;
-        if reply.as_ref().is_ok_and(|r| r.code() == 0) {
-            library.insert(file, path);
+        // 3: the directory lists it for this user already (an earlier run
+        // published it): the contract's text, but this file is served.
+        if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
+            library.insert(file.clone(), path.clone());
+            self.remember(&user, file.as_str(), Some(path));
         }
         vec![Output::Result(text_of(Command::Publish, &reply))]
     }
@@ -500,10 +702,12 @@ impl Session {
             Err(out) => return out,
         };
         let reply = self
-            .call(user, RequestBody::Delete { file: file.clone() })
+            .call(user.clone(), RequestBody::Delete { file: file.clone() })
             .await;
-        if reply.as_ref().is_ok_and(|r| r.code() == 0) {
+        // 3: not published there: nothing to serve either.
+        if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
             library.remove(file.as_str());
+            self.remember(&user, file.as_str(), None);
         }
         vec![Output::Result(text_of(Command::Delete, &reply))]
     }
@@ -516,6 +720,9 @@ impl Session {
         let reply = self.call(user, RequestBody::ListUsers).await;
         let mut out = vec![Output::Result(text_of(Command::ListUsers, &reply))];
         if let Ok(Reply::ListUsers(ListUsersReply::Ok(users))) = reply {
+            for u in &users {
+                self.saw_user(u.name.as_str());
+            }
             out.extend(
                 users
                     .iter()
@@ -538,27 +745,68 @@ impl Session {
         out
     }
 
-    async fn get_file(&mut self, owner: UserName, remote: FileName, local: PathBuf) -> Vec<Output> {
+    /// Whether `dest` is the local file of a name some user of this session
+    /// publishes.
+    fn publishes(&self, dest: &Path) -> bool {
+        destination::canonical(dest).is_some_and(|dest| {
+            self.users
+                .values()
+                .any(|files| files.published.publishes_path(&dest))
+        })
+    }
+
+    async fn get_file(
+        &mut self,
+        owner: UserName,
+        remote: FileName,
+        local: Option<&Path>,
+    ) -> Vec<Output> {
         let fail = || vec![Output::Result(Command::GetFile.fail().to_owned())];
         let Some(user) = self.connected_user().cloned() else {
             eprintln!("GET_FILE: no user connected: CONNECT first");
             return fail();
         };
+        // The destination is checked before anything is asked or fetched.
+        let dest = match destination::resolve(local, remote.as_str()) {
+            Ok(dest) => dest,
+            Err(e) => {
+                eprintln!("GET_FILE: {e}");
+                return fail();
+            }
+        };
+        if self.publishes(&dest) {
+            eprintln!(
+                "GET_FILE: {} is a file you share; it is not overwritten (give another local name)",
+                dest.display()
+            );
+            return fail();
+        }
         let Some(addr) = self.locate(user, owner.clone()).await else {
             return fail();
         };
         let addr = SocketAddr::new(addr.ip, addr.port);
+        let started = Instant::now();
         match self
             .downloader
-            .download(addr, owner.as_str(), &remote, &local)
+            .download(addr, owner.as_str(), &remote, &dest)
             .await
         {
-            Ok(_) => vec![Output::Result(Command::GetFile.text(0).to_owned())],
+            Ok(size) => {
+                let mut out = vec![Output::Result(Command::GetFile.text(0).to_owned())];
+                if self.downloader.options().progress {
+                    out.push(Output::Transferred {
+                        name: dest.display().to_string(),
+                        size,
+                        elapsed: started.elapsed(),
+                    });
+                }
+                out
+            }
             Err(DownloadError::NotFound) => {
                 vec![Output::Result(Command::GetFile.text(1).to_owned())]
             }
             Err(e) => {
-                eprintln!("GET_FILE: {e}");
+                eprintln!("GET_FILE: {remote} from {owner}: {e}");
                 fail()
             }
         }
@@ -577,6 +825,9 @@ impl Session {
         let reply = self.call(user, RequestBody::Search { query }).await;
         let mut out = vec![Output::Result(text_of(Command::Search, &reply))];
         if let Ok(Reply::Search(SearchReply::Ok(hits))) = reply {
+            for hit in &hits {
+                self.saw_user(hit.owner.as_str());
+            }
             out.extend(hits.into_iter().map(|hit| {
                 Output::Entry(format!("{}\t{}\t{}", hit.owner, hit.file, hit.description))
             }));
@@ -591,7 +842,7 @@ impl Session {
         let reply = if self.extensions.is_some_and(|e| !e.get_user_info) {
             Err(ClientError::NoReply)
         } else {
-            self.call(
+            self.send(
                 user.clone(),
                 RequestBody::GetUserInfo {
                     target: owner.clone(),
@@ -605,16 +856,27 @@ impl Session {
                 let known = self.extensions.get_or_insert_with(Extensions::default);
                 known.get_user_info = false;
             }
-            Ok(other) => {
+            Ok(Reply::GetUserInfo(GetUserInfoReply::TargetNotFound)) => {
+                eprintln!("GET_FILE: {owner} does not exist or is not connected");
+                return None;
+            }
+            Ok(Reply::GetUserInfo(GetUserInfoReply::NotConnected)) => {
                 eprintln!(
-                    "GET_FILE: {owner} is not reachable (GET_USER_INFO answered {})",
-                    other.code()
+                    "GET_FILE: {user} is not connected on the directory server: CONNECT again"
                 );
                 return None;
             }
-            Err(_) => return None,
+            Ok(other) => {
+                tracing::debug!(%owner, code = other.code(), "GET_USER_INFO refused");
+                eprintln!("GET_FILE: the directory server cannot say where {owner} is");
+                return None;
+            }
+            Err(e) => {
+                eprintln!("GET_FILE: {e}");
+                return None;
+            }
         }
-        match self.call(user, RequestBody::ListUsers).await {
+        match self.send(user, RequestBody::ListUsers).await {
             Ok(Reply::ListUsers(ListUsersReply::Ok(users))) => {
                 let found = users.into_iter().find(|u| u.name == owner).map(|u| u.addr);
                 if found.is_none() {
@@ -622,7 +884,14 @@ impl Session {
                 }
                 found
             }
-            _ => None,
+            Ok(_) => {
+                eprintln!("GET_FILE: the directory server cannot say where {owner} is");
+                None
+            }
+            Err(e) => {
+                eprintln!("GET_FILE: {e}");
+                None
+            }
         }
     }
 }
@@ -668,124 +937,76 @@ fn text_of(command: Command, reply: &Result<Reply, ClientError>) -> String {
     }
 }
 
-/// Runs the shell on this process's stdin and stdout until `QUIT` or EOF.
-pub async fn run_shell(config: PeerConfig) -> io::Result<()> {
-    let mut session = Session::new(&config);
-    let interactive = io::stdin().is_terminal();
-    let (lines_tx, mut lines_rx) = mpsc::channel::<String>(1);
-    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-    // Input is read on a plain thread: rustyline and stdin reads block.
-    std::thread::Builder::new()
-        .name("input".into())
-        .spawn(move || read_input(interactive, &lines_tx, &done_rx))?;
-    let mut stdout = io::stdout();
-    while let Some(line) = lines_rx.recv().await {
-        let (out, quit) = session.execute(&line).await;
-        for output in out {
-            writeln!(stdout, "{output}")?;
-        }
-        stdout.flush()?;
-        if quit {
-            return Ok(());
-        }
-        // Let the input thread show the next prompt only after the output.
-        let _ = done_tx.send(());
-    }
-    // End of input acts like QUIT.
-    session.quit().await;
-    Ok(())
-}
-
-fn read_input(
-    interactive: bool,
-    lines: &mpsc::Sender<String>,
-    done: &std::sync::mpsc::Receiver<()>,
-) {
-    if interactive && let Ok(mut editor) = rustyline::DefaultEditor::new() {
-        loop {
-            match editor.readline(PEER_PROMPT) {
-                Ok(line) => {
-                    if !line.trim().is_empty() {
-                        let _ = editor.add_history_entry(line.as_str());
-                    }
-                    if lines.blocking_send(line).is_err() || done.recv().is_err() {
-                        return;
-                    }
-                }
-                // Ctrl-C clears the line, as shells do; Ctrl-D ends.
-                Err(rustyline::error::ReadlineError::Interrupted) => {}
-                Err(_) => return,
-            }
-        }
-    }
-    let stdin = io::stdin();
-    let mut line = String::new();
-    loop {
-        line.clear();
-        match io::BufRead::read_line(&mut stdin.lock(), &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {
-                if lines
-                    .blocking_send(line.trim_end_matches(['\n', '\r']).to_owned())
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p2p_proto::directory::UserEntry;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
 
-    #[test]
-    fn parses_commands_case_insensitively() {
-        assert_eq!(
-            parse("register alice"),
-            Ok(Line::Register("alice".parse().unwrap()))
-        );
-        assert_eq!(parse("  LIST_USERS  "), Ok(Line::ListUsers));
-        assert_eq!(parse(""), Ok(Line::Empty));
-        assert_eq!(parse("quit"), Ok(Line::Quit));
-        assert_eq!(
-            parse("PUBLISH song.mp3 my favourite   song "),
-            Ok(Line::Publish(
-                "song.mp3".parse().unwrap(),
-                "my favourite   song".parse().unwrap()
-            ))
-        );
-        assert_eq!(
-            parse("get_file bob a.txt /tmp/b.txt"),
-            Ok(Line::GetFile(
-                "bob".parse().unwrap(),
-                "a.txt".parse().unwrap(),
-                PathBuf::from("/tmp/b.txt")
-            ))
-        );
+    /// A classic directory server as some C servers are: it reads OP,
+    /// DATETIME and USER one byte at a time; for an OP it does not know it
+    /// closes with the rest of the request unread, so the close is a reset.
+    /// LIST_USERS lists `owner`. Records the OPs.
+    async fn three_field_server(owner: UserEntry) -> (u16, Arc<Mutex<Vec<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let ops = Arc::new(Mutex::new(Vec::new()));
+        let seen = ops.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut fields = vec![Vec::new()];
+                while fields.len() <= 3 {
+                    let Ok(byte) = stream.read_u8().await else {
+                        break;
+                    };
+                    if byte == 0 {
+                        fields.push(Vec::new());
+                    } else if let Some(last) = fields.last_mut() {
+                        last.push(byte);
+                    }
+                }
+                let op = String::from_utf8_lossy(&fields[0]).into_owned();
+                seen.lock().unwrap().push(op.clone());
+                if op == "LIST_USERS" {
+                    let mut out = Vec::new();
+                    Reply::ListUsers(ListUsersReply::Ok(vec![owner.clone()])).encode(&mut out);
+                    stream.write_all(&out).await.unwrap();
+                }
+                // Dropped: with GET_USER_INFO's TARGET unread, a reset.
+            }
+        });
+        (port, ops)
     }
 
-    #[test]
-    fn syntax_errors_give_usage() {
-        assert_eq!(parse("REGISTER"), Err(Command::Register.usage().to_owned()));
+    #[tokio::test]
+    async fn get_user_info_reset_before_any_byte_falls_back_to_list_users() {
+        let owner = UserEntry {
+            name: "alice".parse().unwrap(),
+            addr: PeerAddr {
+                ip: [127, 0, 0, 9].into(),
+                port: 4242,
+            },
+        };
+        let (port, ops) = three_field_server(owner.clone()).await;
+        let mut config = PeerConfig::new("127.0.0.1", port);
+        config.state_dir = None;
+        // No datetime service: the peer's own clock, at once.
+        config.datetime_url = "http://127.0.0.1:1/datetime".into();
+        let mut session = Session::new(&config);
+        let bob: UserName = "bob".parse().unwrap();
+        let found = session.locate(bob.clone(), owner.name.clone()).await;
+        assert_eq!(found, Some(owner.addr));
+        assert_eq!(*ops.lock().unwrap(), ["GET_USER_INFO", "LIST_USERS"]);
+        // Remembered for the session: GET_USER_INFO is not sent again.
+        let found = session.locate(bob, owner.name.clone()).await;
+        assert_eq!(found, Some(owner.addr));
         assert_eq!(
-            parse("REGISTER a b"),
-            Err(Command::Register.usage().to_owned())
+            *ops.lock().unwrap(),
+            ["GET_USER_INFO", "LIST_USERS", "LIST_USERS"]
         );
-        assert_eq!(
-            parse("PUBLISH onlyname"),
-            Err(Command::Publish.usage().to_owned())
-        );
-        assert_eq!(
-            parse("LIST_USERS x"),
-            Err(Command::ListUsers.usage().to_owned())
-        );
-        assert_eq!(
-            parse("GET_FILE a b"),
-            Err(Command::GetFile.usage().to_owned())
-        );
-        assert_eq!(parse("FROB x"), Err(unknown_command("FROB")));
-        assert_eq!(parse("QUIT now"), Err(QUIT_USAGE.to_owned()));
     }
 }
