@@ -263,10 +263,11 @@ fn abort(stream: &TcpStream) {
     let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
 }
 
-/// `TCP_NOTSENT_LOWAT` of a reply too large for one `send` (Linux): the
-/// server then sees each bit of progress on a slow link, so that the idle
-/// timeout measures bytes moving rather than a large send buffer draining.
-/// Small replies never set it (no extra syscall per request).
+/// `TCP_NOTSENT_LOWAT` of a reply larger than this (Linux): at most this
+/// much waits unsent in the kernel, so the server sees each bit of progress
+/// on a slow link and the idle timeout measures bytes moving, rather than a
+/// send buffer autotuned to megabytes draining by a third. Smaller replies
+/// never set it (no extra syscall per request).
 pub const REPLY_LOW_WATER: u32 = 64 * 1024;
 
 /// Flags of the reply's `send` calls: `MSG_MORE` where the platform has it, so
@@ -292,7 +293,10 @@ const REPLY_FLAGS: SendFlags = SendFlags::empty();
 /// Each `send` that moves bytes starts the `idle` wait again: only a client
 /// that takes nothing for `idle` fails the reply (`TimedOut`).
 async fn send_reply(stream: &TcpStream, mut out: &[u8], idle: Duration) -> io::Result<()> {
-    let mut first = true;
+    #[cfg(target_os = "linux")]
+    if out.len() > REPLY_LOW_WATER as usize {
+        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(REPLY_LOW_WATER);
+    }
     while !out.is_empty() {
         let send = stream.async_io(Interest::WRITABLE, || {
             rustix::net::send(stream, out, REPLY_FLAGS).map_err(io::Error::from)
@@ -310,11 +314,6 @@ async fn send_reply(stream: &TcpStream, mut out: &[u8], idle: Duration) -> io::R
             return Err(io::ErrorKind::WriteZero.into());
         }
         out = &out[sent..];
-        if first && !out.is_empty() {
-            first = false;
-            #[cfg(target_os = "linux")]
-            let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(REPLY_LOW_WATER);
-        }
     }
     rustix::net::shutdown(stream, Shutdown::Write).map_err(io::Error::from)
 }

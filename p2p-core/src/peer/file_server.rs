@@ -473,14 +473,14 @@ fn tune(stream: &TcpStream, config: &FileServerConfig) {
 #[cfg(target_os = "linux")]
 pub(crate) fn set_congestion(socket: &impl std::os::fd::AsFd, name: &str) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if let Err(e) = rustix::net::sockopt::set_tcp_congestion(socket, name) {
-        if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-            tracing::warn!(
-                congestion = name,
-                error = %io::Error::from(e),
-                "the kernel refuses this congestion control (is its module loaded? see \
-                 /proc/sys/net/ipv4/tcp_available_congestion_control); using the system's"
-            );
-        }
+    if let Err(e) = rustix::net::sockopt::set_tcp_congestion(socket, name)
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            congestion = name,
+            error = %io::Error::from(e),
+            "the kernel refuses this congestion control (is its module loaded? see \
+             /proc/sys/net/ipv4/tcp_available_congestion_control); using the system's"
+        );
     }
 }

@@ -34,6 +34,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod proxy;
+
 /// A limit for each wait, so that a broken server fails the test instead of
 /// hanging it. Generous: tests run in parallel on two cores, in debug builds.
 pub const WAIT: Duration = Duration::from_secs(20);

@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -67,9 +67,15 @@ impl Proxy {
         let socket = TcpSocket::new_v4().expect("socket");
         socket.set_reuseaddr(true).expect("reuseaddr");
         // Accepted sockets inherit these.
-        socket.set_recv_buffer_size(PROXY_SOCKET_BUFFER).expect("rcvbuf");
-        socket.set_send_buffer_size(PROXY_SOCKET_BUFFER).expect("sndbuf");
-        socket.bind("127.0.0.1:0".parse().unwrap()).expect("bind 127.0.0.1:0");
+        socket
+            .set_recv_buffer_size(PROXY_SOCKET_BUFFER)
+            .expect("rcvbuf");
+        socket
+            .set_send_buffer_size(PROXY_SOCKET_BUFFER)
+            .expect("sndbuf");
+        socket
+            .bind("127.0.0.1:0".parse().unwrap())
+            .expect("bind 127.0.0.1:0");
         let listener = socket.listen(64).expect("listen");
         let addr = listener.local_addr().unwrap();
         let (state, watched) = watch::channel(State {
@@ -152,8 +158,22 @@ async fn relay(
     server.set_nodelay(true)?;
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let up = pump(client_read, server_write, state.clone(), cuts, Direction::Up, None);
-    let back = pump(server_read, client_write, state.clone(), cuts, Direction::Down, Some(down));
+    let up = pump(
+        client_read,
+        server_write,
+        state.clone(),
+        cuts,
+        Direction::Up,
+        None,
+    );
+    let back = pump(
+        server_read,
+        client_write,
+        state.clone(),
+        cuts,
+        Direction::Down,
+        Some(down),
+    );
     let (up, back) = tokio::join!(up, back);
     let cut = up.is_err() || back.is_err();
     let ((client_read, server_write), (server_read, client_write)) = (
