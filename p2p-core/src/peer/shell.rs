@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use super::client::{ClientError, DirectoryClient};
 use super::download::{DownloadError, DownloadOptions, Downloader, TransferProtocol};
 use super::file_server::{FileServer, FileServerConfig, Library};
+use super::settle;
 use super::state::{DIGESTS_FILE, DigestCache, StateDir};
 use crate::console::{Command, PEER_PROMPT, QUIT_USAGE, SEARCH_NOT_SUPPORTED, unknown_command};
 use crate::datetime::DatetimeClient;
@@ -51,6 +52,14 @@ pub struct PeerConfig {
     /// The state directory (digests of published files); `None` keeps them in
     /// memory only. Default [`super::state::default_state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// Timeout of a directory operation: to connect, to send, and the idle
+    /// timeout of the reply. Default 10 s
+    /// ([`super::client::DEFAULT_OPERATION_TIMEOUT`]).
+    pub operation_timeout: Duration,
+    /// TCP congestion control for the transfers this peer serves (Linux
+    /// `TCP_CONGESTION`, e.g. `bbr`); `None` keeps the system's. Default
+    /// `None`.
+    pub congestion: Option<String>,
 }
 
 impl PeerConfig {
@@ -64,6 +73,8 @@ impl PeerConfig {
             classic: false,
             ping_interval: DEFAULT_PING_INTERVAL,
             state_dir: super::state::default_state_dir(),
+            operation_timeout: super::client::DEFAULT_OPERATION_TIMEOUT,
+            congestion: None,
         }
     }
 }
@@ -204,6 +215,7 @@ pub struct Session {
     client: DirectoryClient,
     datetime: DatetimeClient,
     listen: SocketAddr,
+    congestion: Option<String>,
     downloader: Downloader,
     state: Option<StateDir>,
     server_host: String,
@@ -226,9 +238,11 @@ impl Session {
             download.protocol = TransferProtocol::Classic;
         }
         Self {
-            client: DirectoryClient::new(&config.server_host, config.server_port),
+            client: DirectoryClient::new(&config.server_host, config.server_port)
+                .with_timeout(config.operation_timeout),
             datetime: DatetimeClient::new(config.datetime_url.clone()),
             listen: config.listen,
+            congestion: config.congestion.clone(),
             downloader: Downloader::new(download),
             state: config.state_dir.clone().map(StateDir::new),
             server_host: config.server_host.clone(),
@@ -351,6 +365,7 @@ impl Session {
         let library = self.libraries.get(&user).cloned().unwrap_or_default();
         let config = FileServerConfig {
             bind: self.listen,
+            congestion: self.congestion.clone(),
             ..FileServerConfig::default()
         };
         let server = match FileServer::start(config, library).await {
@@ -368,6 +383,18 @@ impl Session {
             return vec![Output::Result(Command::Connect.fail().to_owned())];
         };
         let reply = self.call(user.clone(), RequestBody::Connect { port }).await;
+        let reply = match reply {
+            // The reply was lost: the directory says whether it took effect.
+            Err(e) if e.may_have_taken_effect() => {
+                let get_user_info = self.extensions().await.get_user_info;
+                let now = Some(self.datetime.now().await);
+                let settled =
+                    settle::connect(&self.client, now, &user, port.get(), get_user_info).await;
+                eprintln!("{}", settled.explain("CONNECT"));
+                settled.into_reply(e)
+            }
+            other => other,
+        };
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
             let pinger = if self.extensions().await.ping {
                 Some(tokio::spawn(ping_loop(
@@ -481,13 +508,23 @@ impl Session {
         }
         let reply = self
             .call(
-                user,
+                user.clone(),
                 RequestBody::Publish {
                     file: file.clone(),
                     description,
                 },
             )
             .await;
+        let reply = match reply {
+            // The reply was lost: the directory says whether it took effect.
+            Err(e) if e.may_have_taken_effect() => {
+                let now = Some(self.datetime.now().await);
+                let settled = settle::publish(&self.client, now, &user, &file).await;
+                eprintln!("{}", settled.explain("PUBLISH"));
+                settled.into_reply(e)
+            }
+            other => other,
+        };
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
             library.insert(file, path);
         }

@@ -58,6 +58,10 @@ pub struct Proxy {
     state: watch::Sender<State>,
     /// Bytes forwarded from the server to clients.
     down: Arc<AtomicU64>,
+    /// The next connections accepted whose replies are lost.
+    drop_next: Arc<AtomicU64>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -84,11 +88,21 @@ impl Proxy {
             cuts: 0,
         });
         let down = Arc::new(AtomicU64::new(0));
-        let task = tokio::spawn(accept_loop(listener, upstream, watched, down.clone()));
+        let drop_next = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn(accept_loop(
+            listener,
+            upstream,
+            watched,
+            down.clone(),
+            [drop_next.clone(), accepted.clone()],
+        ));
         Self {
             addr,
             state,
             down,
+            drop_next,
+            accepted,
             task,
         }
     }
@@ -108,6 +122,18 @@ impl Proxy {
         self.state.send_modify(|s| s.cuts += 1);
     }
 
+    /// The replies of the next `connections` accepted are lost (with their
+    /// end of stream): one-operation-per-connection clients lose exactly
+    /// that many replies.
+    pub fn drop_replies_of_next(&self, connections: u64) {
+        self.drop_next.store(connections, Ordering::SeqCst);
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
     /// Bytes forwarded from the server towards clients so far.
     pub fn bytes_down(&self) -> u64 {
         self.down.load(Ordering::Relaxed)
@@ -125,16 +151,21 @@ async fn accept_loop(
     upstream: SocketAddr,
     state: watch::Receiver<State>,
     down: Arc<AtomicU64>,
+    [drop_next, accepted]: [Arc<AtomicU64>; 2],
 ) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((client, _)) = listener.accept().await else {
             continue;
         };
+        accepted.fetch_add(1, Ordering::SeqCst);
         let state = state.clone();
         let down = down.clone();
+        let lose_replies = drop_next
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
         connections.spawn(async move {
-            let _ = relay(client, upstream, state, down).await;
+            let _ = relay(client, upstream, state, down, lose_replies).await;
         });
         // Reap the finished ones.
         while connections.try_join_next().is_some() {}
@@ -146,6 +177,7 @@ async fn relay(
     upstream: SocketAddr,
     mut state: watch::Receiver<State>,
     down: Arc<AtomicU64>,
+    lose_replies: bool,
 ) -> io::Result<()> {
     let cuts = state.borrow().cuts;
     // A black hole holds a new connection before it reaches the server.
@@ -171,7 +203,11 @@ async fn relay(
         client_write,
         state.clone(),
         cuts,
-        Direction::Down,
+        if lose_replies {
+            Direction::Lost
+        } else {
+            Direction::Down
+        },
         Some(down),
     );
     let (up, back) = tokio::join!(up, back);
@@ -201,6 +237,8 @@ enum Direction {
     Up,
     /// Server to client.
     Down,
+    /// Server to client, every byte lost.
+    Lost,
 }
 
 /// Waits until `ready` holds; `Err` when a cut happens meanwhile.
@@ -244,7 +282,7 @@ async fn pump(
         Mode::Pass => true,
         Mode::BlackHole => false,
         Mode::DropReplies => direction == Direction::Up,
-    };
+    } && direction != Direction::Lost;
     loop {
         // Read only when the bytes could go on (or be lost): back-pressure.
         if wait_for(&mut state, cuts, |s| s.mode != Mode::BlackHole)
@@ -281,7 +319,8 @@ async fn pump(
         };
         let lost = {
             let s = state.borrow();
-            s.mode == Mode::DropReplies && direction == Direction::Down
+            (s.mode == Mode::DropReplies && direction == Direction::Down)
+                || direction == Direction::Lost
         };
         if lost {
             continue;
