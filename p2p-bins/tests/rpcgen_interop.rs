@@ -376,7 +376,8 @@ fn log_shipper_feeds_rpcgen_server() {
         stats,
         LogStats {
             sent: N as u64,
-            dropped: 0
+            dropped: 0,
+            ..LogStats::default()
         }
     );
     for (i, entry) in expected.iter().enumerate() {

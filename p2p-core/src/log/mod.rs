@@ -32,7 +32,7 @@ pub mod rpcbind;
 mod service;
 mod shipper;
 
-pub use service::{LogOutput, LogService, LogServiceConfig};
+pub use service::{LogOutput, LogService, LogServiceConfig, REPLAY_CACHE_ENTRIES};
 pub use shipper::{LogShipper, LogShipperConfig, LogStats, LogTarget};
 
 /// Errors of the log service, its client and the rpcbind client.

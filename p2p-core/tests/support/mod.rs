@@ -397,6 +397,15 @@ impl LogHarness {
         Self::start_with(config).await
     }
 
+    /// Starts a service on `127.0.0.1:0` without a duplicate-request cache:
+    /// it writes every call, the same one sent twice included.
+    pub async fn start_without_replay_cache(max_record: usize) -> Self {
+        let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
+        config.max_record = max_record;
+        config.replay_cache = 0;
+        Self::start_with(config).await
+    }
+
     /// Starts a service with `config` (never registered with rpcbind).
     pub async fn start_with(mut config: LogServiceConfig) -> Self {
         config.register_with_rpcbind = false;
