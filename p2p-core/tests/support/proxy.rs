@@ -329,6 +329,12 @@ async fn pump(
         if wait_for(&mut state, cuts, passes).await.is_err() {
             return Err((from, to));
         }
+        // A sender that reset its connection meanwhile (during a black hole, its
+        // bytes would never have been retransmitted): they are lost, and the
+        // connection is cut.
+        if let Ok(Some(_)) | Err(_) = socket2::SockRef::from(from.as_ref()).take_error() {
+            return Err((from, to));
+        }
         if let Some(rate) = rate {
             paced += n as u64;
             let due = since + Duration::from_secs_f64(paced as f64 / rate as f64);
