@@ -484,3 +484,24 @@ pub(crate) fn set_congestion(socket: &impl std::os::fd::AsFd, name: &str) {
         );
     }
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A transfer socket gets the congestion control asked for (`reno` is
+    /// built into every Linux kernel); a name the kernel does not know
+    /// leaves the system's.
+    #[tokio::test]
+    async fn congestion_control_is_asked_of_the_kernel() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let system = rustix::net::sockopt::tcp_congestion(&stream).unwrap();
+        set_congestion(&stream, "no-such-cc");
+        assert_eq!(rustix::net::sockopt::tcp_congestion(&stream).unwrap(), system);
+        set_congestion(&stream, "reno");
+        assert_eq!(rustix::net::sockopt::tcp_congestion(&stream).unwrap(), "reno");
+    }
+}
