@@ -500,8 +500,14 @@ mod tests {
             .unwrap();
         let system = rustix::net::sockopt::tcp_congestion(&stream).unwrap();
         set_congestion(&stream, "no-such-cc");
-        assert_eq!(rustix::net::sockopt::tcp_congestion(&stream).unwrap(), system);
+        assert_eq!(
+            rustix::net::sockopt::tcp_congestion(&stream).unwrap(),
+            system
+        );
         set_congestion(&stream, "reno");
-        assert_eq!(rustix::net::sockopt::tcp_congestion(&stream).unwrap(), "reno");
+        assert_eq!(
+            rustix::net::sockopt::tcp_congestion(&stream).unwrap(),
+            "reno"
+        );
     }
 }
