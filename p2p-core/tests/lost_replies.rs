@@ -2,7 +2,9 @@
 //! proxy drops only the reply direction of that one connection): the peer
 //! asks the directory what happened and ends in the directory's state. A
 //! CONNECT that took effect keeps its transfer listener (other peers can
-//! download from the recorded address); a PUBLISH that took effect is served.
+//! download from the recorded address); a PUBLISH that took effect is served;
+//! a DELETE that took effect is no longer served; a DISCONNECT that took
+//! effect closes the listener.
 
 mod support;
 
@@ -100,9 +102,43 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
         .expect("the listener kept after the lost CONNECT reply serves the published file");
     assert_eq!(std::fs::read(&dest).unwrap(), b"la la la");
 
-    // Once settled, the session and the directory agree from then on.
+    // DELETE's reply lost: the directory no longer lists the file, and the
+    // peer no longer serves it.
+    proxy.drop_replies_of_next(1);
+    let (out, _) = session.execute(&format!("DELETE {name}")).await;
+    assert_eq!(out, result(Command::Delete, 0));
+    assert_eq!(
+        store
+            .list_content(&user(support::PROBE), &user("alice"))
+            .await
+            .unwrap(),
+        ListContentReply::Ok(vec![])
+    );
+    let again = files.path().join("again.txt");
+    assert!(
+        download(addr, &file(&name), &again, &options)
+            .await
+            .is_err(),
+        "a deleted file is still served"
+    );
+
+    // DISCONNECT's reply lost: the directory has alice disconnected, and the
+    // peer stops acting as her (its listener closes).
+    proxy.drop_replies_of_next(1);
     let (out, _) = session.execute("DISCONNECT alice").await;
     assert_eq!(out, result(Command::Disconnect, 0));
+    assert_eq!(session.connected_user(), None);
+    assert!(!matches!(
+        store
+            .get_user_info(&user(support::PROBE), &user("alice"))
+            .await
+            .unwrap(),
+        GetUserInfoReply::Ok(_)
+    ));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener outlived the DISCONNECT"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

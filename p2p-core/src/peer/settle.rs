@@ -8,8 +8,8 @@
 //! directory's instead of splitting from it.
 
 use p2p_proto::directory::{
-    ConnectResult, GetUserInfoReply, ListContentReply, ListUsersReply, PublishResult, Reply,
-    Request, RequestBody,
+    ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
+    ListUsersReply, PublishResult, Reply, Request, RequestBody,
 };
 use p2p_proto::field::{FileName, UserName};
 use p2p_proto::timestamp::Timestamp;
@@ -117,6 +117,61 @@ pub async fn publish(
     match client.call(&request).await {
         Ok(Reply::ListContent(ListContentReply::Ok(files))) if files.contains(file) => {
             Settled::TookEffect(Reply::Publish(PublishResult::Ok))
+        }
+        Ok(_) => Settled::DidNot,
+        Err(e) => Settled::Unknown(e),
+    }
+}
+
+/// After a `DISCONNECT` of `user` got no reply: is the user still
+/// connected? (GET_USER_INFO or LIST_USERS answer "not connected" once it
+/// took effect.)
+pub async fn disconnect(
+    client: &DirectoryClient,
+    timestamp: Option<Timestamp>,
+    user: &UserName,
+    get_user_info: bool,
+) -> Settled {
+    let body = if get_user_info {
+        RequestBody::GetUserInfo {
+            target: user.clone(),
+        }
+    } else {
+        RequestBody::ListUsers
+    };
+    let request = Request {
+        timestamp,
+        user: user.clone(),
+        body,
+    };
+    match client.call(&request).await {
+        Ok(
+            Reply::GetUserInfo(GetUserInfoReply::NotConnected)
+            | Reply::ListUsers(ListUsersReply::NotConnected),
+        ) => Settled::TookEffect(Reply::Disconnect(DisconnectResult::Ok)),
+        Ok(_) => Settled::DidNot,
+        Err(e) => Settled::Unknown(e),
+    }
+}
+
+/// After a `DELETE` of `file` by `user` got no reply: is the file still
+/// listed as the user's?
+pub async fn delete(
+    client: &DirectoryClient,
+    timestamp: Option<Timestamp>,
+    user: &UserName,
+    file: &FileName,
+) -> Settled {
+    let request = Request {
+        timestamp,
+        user: user.clone(),
+        body: RequestBody::ListContent {
+            target: user.clone(),
+        },
+    };
+    match client.call(&request).await {
+        Ok(Reply::ListContent(ListContentReply::Ok(files))) if !files.contains(file) => {
+            Settled::TookEffect(Reply::Delete(DeleteResult::Ok))
         }
         Ok(_) => Settled::DidNot,
         Err(e) => Settled::Unknown(e),

@@ -438,6 +438,17 @@ impl Session {
 
     async fn disconnect(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Disconnect).await;
+        let reply = match reply {
+            // The reply was lost: the directory says whether it took effect.
+            Err(e) if e.may_have_taken_effect() => {
+                let get_user_info = self.extensions().await.get_user_info;
+                let now = Some(self.datetime.now().await);
+                let settled = settle::disconnect(&self.client, now, &user, get_user_info).await;
+                eprintln!("{}", settled.explain("DISCONNECT"));
+                settled.into_reply(e)
+            }
+            other => other,
+        };
         // The listener stops whenever this shell stops acting as that user:
         // on success, and also when the server no longer knows the user as
         // connected.
@@ -537,8 +548,18 @@ impl Session {
             Err(out) => return out,
         };
         let reply = self
-            .call(user, RequestBody::Delete { file: file.clone() })
+            .call(user.clone(), RequestBody::Delete { file: file.clone() })
             .await;
+        let reply = match reply {
+            // The reply was lost: the directory says whether it took effect.
+            Err(e) if e.may_have_taken_effect() => {
+                let now = Some(self.datetime.now().await);
+                let settled = settle::delete(&self.client, now, &user, &file).await;
+                eprintln!("{}", settled.explain("DELETE"));
+                settled.into_reply(e)
+            }
+            other => other,
+        };
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
             library.remove(file.as_str());
         }
