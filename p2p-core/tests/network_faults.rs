@@ -297,3 +297,43 @@ async fn a_listing_cut_short_is_a_reset_for_a_classic_client() {
         other => panic!("expected a stalled reply, got {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_the_connect_says_could_not_connect() {
+    // A listener whose accept queue is full and never drained: the kernel
+    // drops further SYNs, as a black-holed host would.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut fillers = Vec::new();
+    let mut options = options(TransferProtocol::Auto);
+    options.stall_timeout = Duration::from_secs(1);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("got.bin");
+    // Fill the queue until a connect no longer completes.
+    let result = loop {
+        assert!(fillers.len() < 64, "the accept queue never filled");
+        match tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            Ok(Ok(stream)) => fillers.push(stream),
+            Ok(Err(e)) => panic!("connect failed: {e}"),
+            Err(_) => break download(addr, &file("x"), &dest, &options).await,
+        }
+    };
+    match result {
+        Err(e @ DownloadError::ConnectTimeout { .. }) => {
+            assert!(
+                e.to_string().starts_with("could not connect to the peer")
+                    && e.to_string().contains("no answer within 1s"),
+                "{e}"
+            );
+        }
+        other => panic!("expected a connect timeout, got {other:?}"),
+    }
+    drop(listener);
+}
