@@ -30,6 +30,57 @@ use tokio::net::TcpSocket;
 
 const KIB: u64 = 1024;
 
+/// What the code under test logged at `warn` and above, in this test binary
+/// (its tasks run on the runtime's worker threads: a global subscriber).
+fn warnings() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGGED: std::sync::OnceLock<&'static std::sync::Mutex<Vec<u8>>> =
+        std::sync::OnceLock::new();
+    LOGGED.get_or_init(|| {
+        let logged: &'static std::sync::Mutex<Vec<u8>> =
+            Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || Logged(logged))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+        logged
+    })
+}
+
+/// A writer into [`warnings`].
+struct Logged(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for Logged {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Waits until the serving side has logged a dropped transfer with `reason`.
+async fn until_logged(reason: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let text = String::from_utf8_lossy(&warnings().lock().unwrap()).into_owned();
+        if text
+            .lines()
+            .any(|l| l.contains("WARN") && l.contains("transfer dropped") && l.contains(reason))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `transfer dropped: {reason}` at warn; logged: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The idle timeout of both sides in these tests.
 const IDLE: Duration = Duration::from_secs(3);
 
@@ -97,6 +148,7 @@ async fn until_forwarded(proxy: &Proxy, bytes: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stall_beyond_the_idle_timeout_says_the_peer_stopped_sending() {
+    warnings();
     let dir = tempfile::tempdir().unwrap();
     let data = pattern(1024 * KIB);
     let server = serving(dir.path(), "big.bin", &data).await;
@@ -127,10 +179,13 @@ async fn a_stall_beyond_the_idle_timeout_says_the_peer_stopped_sending() {
         other => panic!("expected a stall, got {other:?}"),
     }
     assert!(!dest.exists(), "nothing is left at the destination");
+    // The serving side says why it dropped the transfer.
+    until_logged("the requester took no byte").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cut_says_cut_and_no_listener_says_could_not_connect() {
+    warnings();
     let dir = tempfile::tempdir().unwrap();
     let data = pattern(1024 * KIB);
     let server = serving(dir.path(), "big.bin", &data).await;
@@ -163,6 +218,7 @@ async fn a_cut_says_cut_and_no_listener_says_could_not_connect() {
         other => panic!("expected a cut, got {other:?}"),
     }
     assert!(!dest.exists());
+    until_logged("the requester closed or reset the connection").await;
 
     // Nobody listening: a refused connect, said as such.
     let closed: SocketAddr = {
