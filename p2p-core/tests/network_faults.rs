@@ -81,6 +81,25 @@ async fn until_logged(reason: &str) {
     }
 }
 
+/// Whether `python3` runs; without it a loud note and `false`, unless
+/// `P2P_REQUIRE_PYTHON=1`: then a failure.
+fn python3_or_skip(test: &str) -> bool {
+    let found = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("P2P_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "{test}: P2P_REQUIRE_PYTHON=1 but python3 does not run here"
+        );
+        use std::io::Write;
+        let _ = std::io::stderr()
+            .write_all(format!("\n!! SKIPPED part of {test}: python3 is not on PATH\n").as_bytes());
+    }
+    found
+}
+
 /// The idle timeout of both sides in these tests.
 const IDLE: Duration = Duration::from_secs(3);
 
@@ -337,6 +356,30 @@ async fn a_listing_cut_short_is_a_reset_for_a_classic_client() {
             "the reply cut after {} bytes ended like a whole one",
             received.len()
         ),
+    }
+
+    // The classic Python client (`scripts/classic_client.py`), stalled the
+    // same way, fails with the reset instead of taking a short listing.
+    if python3_or_skip("a_listing_cut_short_is_a_reset_for_a_classic_client") {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/classic_client.py");
+        let port = dir.addr.port().to_string();
+        let classic = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("python3")
+                .args([script, "--port", &port, "--no-datetime", "op", "--stall"])
+                .args(["LIST_CONTENT", "reader", "owner"])
+                .output()
+        });
+        let out = tokio::time::timeout(WAIT * 3, classic)
+            .await
+            .expect("the classic client ends")
+            .unwrap()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(2), "classic client: {stdout}");
+        assert!(
+            stdout.starts_with("ERROR ") && stdout.contains("reset"),
+            "classic client: {stdout}"
+        );
     }
 
     // The peer's client, stalled the same way through the proxy, says so.
