@@ -116,3 +116,25 @@ impl LogError {
         }
     }
 }
+
+/// Writes all of `bytes`, failing (`TimedOut`) only when none of them moves for `idle`: each write
+/// that moves bytes starts the wait again, so a slow peer that keeps reading is never cut.
+pub(crate) async fn write_moving<W>(
+    writer: &mut W,
+    mut bytes: &[u8],
+    idle: Duration,
+) -> io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    while !bytes.is_empty() {
+        match tokio::time::timeout(idle, writer.write(bytes)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
+}

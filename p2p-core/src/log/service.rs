@@ -58,8 +58,8 @@ pub struct LogServiceConfig {
     /// again when they have calls to make; the directory's log shipper does so on its own.
     /// Default 60 s.
     pub idle_timeout: Duration,
-    /// Time allowed to send a batch of replies; a client that does not read them is
-    /// disconnected. Default 10 s.
+    /// Idle timeout of a batch of replies: a client that takes none of their bytes for this long
+    /// is disconnected (one that reads slowly is not). Default 10 s.
     pub write_timeout: Duration,
     /// Busy polling: after sending its replies, a TCP connection that is the service's only one
     /// keeps checking its socket for this long before it sleeps, yielding to the runtime's other
@@ -1026,13 +1026,16 @@ async fn serve_tcp(
             encode_record(&answer.reply, &mut replies);
         }
         if !replies.is_empty() {
-            match tokio::time::timeout(limits.write_timeout, stream.write_all(&replies)).await {
-                Ok(Ok(())) => replies.clear(),
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    tracing::debug!("closing connection: replies not read in time");
+            match super::write_moving(&mut stream, &replies, limits.write_timeout).await {
+                Ok(()) => replies.clear(),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    tracing::debug!(
+                        "closing connection: no reply byte taken for {:?}",
+                        limits.write_timeout
+                    );
                     return;
                 }
+                Err(_) => return,
             }
         }
         if close {

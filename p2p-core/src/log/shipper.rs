@@ -15,7 +15,7 @@ use p2p_proto::rpc::log::{
 use p2p_proto::rpc::message::RpcMessage;
 use p2p_proto::rpc::record::{MAX_FRAGMENT_LEN, RecordDecoder, RecordMark, encode_record};
 use p2p_proto::rpcbind::PMAP_PORT;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -112,8 +112,9 @@ pub struct LogShipperConfig {
     pub coalesce: Duration,
     /// Limit for a TCP connect and for each exchange with rpcbind. Default 2 s.
     pub connect_timeout: Duration,
-    /// Limit for the answer to a call (and for writing it); past it the connection is dropped as
-    /// dead. Default 5 s.
+    /// Limit for the answer to a call, and the idle timeout of writing calls (no byte taken for
+    /// this long); past it the connection is reset and its unanswered calls are sent again on
+    /// the next. Default 5 s.
     pub call_timeout: Duration,
     /// First delay before reconnecting after a failure; doubled per failure. Default 100 ms.
     pub backoff_min: Duration,
@@ -549,10 +550,12 @@ impl<'a> Session<'a> {
                 self.counters.metrics.queued.set(rx.len() as f64);
                 if !self.out.is_empty() {
                     let what = "sending log records";
-                    tokio::time::timeout(timeout, writer.write_all(&self.out))
+                    super::write_moving(&mut writer, &self.out, timeout)
                         .await
-                        .map_err(|_| LogError::Timeout { what, timeout })?
-                        .map_err(|e| LogError::io(what, e))?;
+                        .map_err(|e| match e.kind() {
+                            std::io::ErrorKind::TimedOut => LogError::Timeout { what, timeout },
+                            _ => LogError::io(what, e),
+                        })?;
                     self.out.clear();
                     hold_until = (!coalesce.is_zero()).then(|| Instant::now() + coalesce);
                 }
