@@ -386,7 +386,8 @@ impl Session {
         let reply = match reply {
             // The reply was lost: the directory says whether it took effect.
             Err(e) if e.may_have_taken_effect() => {
-                let get_user_info = self.extensions().await.get_user_info;
+                // Extensions as far as known: no CAPABILITIES round trip to a hung server.
+                let get_user_info = self.extensions.is_some_and(|e| e.get_user_info);
                 let now = Some(self.datetime.now().await);
                 let settled =
                     settle::connect(&self.client, now, &user, port.get(), get_user_info).await;
@@ -441,7 +442,8 @@ impl Session {
         let reply = match reply {
             // The reply was lost: the directory says whether it took effect.
             Err(e) if e.may_have_taken_effect() => {
-                let get_user_info = self.extensions().await.get_user_info;
+                // Extensions as far as known: no CAPABILITIES round trip to a hung server.
+                let get_user_info = self.extensions.is_some_and(|e| e.get_user_info);
                 let now = Some(self.datetime.now().await);
                 let settled = settle::disconnect(&self.client, now, &user, get_user_info).await;
                 eprintln!("{}", settled.explain("DISCONNECT"));
