@@ -64,10 +64,11 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
         panic!("the directory does not have alice connected");
     };
 
-    // CONNECT, CAPABILITIES, GET_USER_INFO, and the first PING that follows
-    // a CONNECT at once: all made before the next reply is dropped.
+    // REGISTER, CONNECT, LIST_USERS (the settling question), CAPABILITIES,
+    // and the first PING that follows a CONNECT at once: all made before the
+    // next reply is dropped.
     let deadline = std::time::Instant::now() + WAIT;
-    while proxy.accepted() < 4 {
+    while proxy.accepted() < 5 {
         assert!(
             std::time::Instant::now() < deadline,
             "no PING after CONNECT"
@@ -81,8 +82,14 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
     let path = files.path().canonicalize().unwrap().join("song.txt");
     std::fs::write(&path, b"la la la").unwrap();
     let name = path.to_str().unwrap().to_owned();
+    let before = proxy.accepted();
     proxy.drop_replies_of_next(1);
     let (out, _) = session.execute(&format!("PUBLISH {name} a song")).await;
+    assert_eq!(
+        proxy.accepted(),
+        before + 2,
+        "PUBLISH and the question that settled it"
+    );
     assert_eq!(out, result(Command::Publish, 0));
     match store
         .list_content(&user(support::PROBE), &user("alice"))
@@ -104,8 +111,14 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
 
     // DELETE's reply lost: the directory no longer lists the file, and the
     // peer no longer serves it.
+    let before = proxy.accepted();
     proxy.drop_replies_of_next(1);
     let (out, _) = session.execute(&format!("DELETE {name}")).await;
+    assert_eq!(
+        proxy.accepted(),
+        before + 2,
+        "DELETE and the question that settled it"
+    );
     assert_eq!(out, result(Command::Delete, 0));
     assert_eq!(
         store
@@ -124,10 +137,16 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
 
     // DISCONNECT's reply lost: the directory has alice disconnected, and the
     // peer stops acting as her (its listener closes).
+    let before = proxy.accepted();
     proxy.drop_replies_of_next(1);
     let (out, _) = session.execute("DISCONNECT alice").await;
     assert_eq!(out, result(Command::Disconnect, 0));
     assert_eq!(session.connected_user(), None);
+    assert_eq!(
+        proxy.accepted(),
+        before + 2,
+        "DISCONNECT and the question that settled it"
+    );
     assert!(!matches!(
         store
             .get_user_info(&user(support::PROBE), &user("alice"))
