@@ -58,6 +58,26 @@ impl Settled {
     }
 }
 
+/// What the directory shows about `request` (CONNECT, DISCONNECT, PUBLISH or DELETE), whose
+/// reply was lost; `get_user_info` when the server is known to accept GET_USER_INFO. Other
+/// operations change nothing the peer keeps: [`Settled::DidNot`] without asking.
+pub async fn lost_reply(
+    client: &DirectoryClient,
+    request: &Request,
+    get_user_info: bool,
+) -> Settled {
+    let (timestamp, user) = (request.timestamp, &request.user);
+    match &request.body {
+        RequestBody::Connect { port } => {
+            connect(client, timestamp, user, port.get(), get_user_info).await
+        }
+        RequestBody::Disconnect => disconnect(client, timestamp, user, get_user_info).await,
+        RequestBody::Publish { file, .. } => publish(client, timestamp, user, file).await,
+        RequestBody::Delete { file } => delete(client, timestamp, user, file).await,
+        _ => Settled::DidNot,
+    }
+}
+
 /// After a `CONNECT` of `user` with its listener on `port` got no reply: is
 /// the user connected, at that port? With `get_user_info` (PROTOCOL.md §6)
 /// the recorded port is checked; without it, a `LIST_USERS` that answers

@@ -332,6 +332,31 @@ impl Session {
         result
     }
 
+    /// `reply` to `body` as `user`, or, when it was lost after the request may
+    /// have arrived, what the directory shows (peer/settle.rs), said on stderr.
+    async fn settle(
+        &mut self,
+        user: &UserName,
+        body: RequestBody,
+        reply: Result<Reply, ClientError>,
+    ) -> Result<Reply, ClientError> {
+        match reply {
+            Err(e) if e.may_have_taken_effect() => {
+                // Extensions as far as known: no CAPABILITIES round trip to a hung server.
+                let get_user_info = self.extensions.is_some_and(|x| x.get_user_info);
+                let request = Request {
+                    timestamp: Some(self.datetime.now().await),
+                    user: user.clone(),
+                    body,
+                };
+                let settled = settle::lost_reply(&self.client, &request, get_user_info).await;
+                eprintln!("{}", settled.explain(request.op().as_str()));
+                settled.into_reply(e)
+            }
+            other => other,
+        }
+    }
+
     async fn unregister(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Unregister).await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
@@ -383,19 +408,9 @@ impl Session {
             return vec![Output::Result(Command::Connect.fail().to_owned())];
         };
         let reply = self.call(user.clone(), RequestBody::Connect { port }).await;
-        let reply = match reply {
-            // The reply was lost: the directory says whether it took effect.
-            Err(e) if e.may_have_taken_effect() => {
-                // Extensions as far as known: no CAPABILITIES round trip to a hung server.
-                let get_user_info = self.extensions.is_some_and(|e| e.get_user_info);
-                let now = Some(self.datetime.now().await);
-                let settled =
-                    settle::connect(&self.client, now, &user, port.get(), get_user_info).await;
-                eprintln!("{}", settled.explain("CONNECT"));
-                settled.into_reply(e)
-            }
-            other => other,
-        };
+        let reply = self
+            .settle(&user, RequestBody::Connect { port }, reply)
+            .await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
             let pinger = if self.extensions().await.ping {
                 Some(tokio::spawn(ping_loop(
@@ -439,18 +454,7 @@ impl Session {
 
     async fn disconnect(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Disconnect).await;
-        let reply = match reply {
-            // The reply was lost: the directory says whether it took effect.
-            Err(e) if e.may_have_taken_effect() => {
-                // Extensions as far as known: no CAPABILITIES round trip to a hung server.
-                let get_user_info = self.extensions.is_some_and(|e| e.get_user_info);
-                let now = Some(self.datetime.now().await);
-                let settled = settle::disconnect(&self.client, now, &user, get_user_info).await;
-                eprintln!("{}", settled.explain("DISCONNECT"));
-                settled.into_reply(e)
-            }
-            other => other,
-        };
+        let reply = self.settle(&user, RequestBody::Disconnect, reply).await;
         // The listener stops whenever this shell stops acting as that user:
         // on success, and also when the server no longer knows the user as
         // connected.
@@ -519,25 +523,12 @@ impl Session {
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
         }
-        let reply = self
-            .call(
-                user.clone(),
-                RequestBody::Publish {
-                    file: file.clone(),
-                    description,
-                },
-            )
-            .await;
-        let reply = match reply {
-            // The reply was lost: the directory says whether it took effect.
-            Err(e) if e.may_have_taken_effect() => {
-                let now = Some(self.datetime.now().await);
-                let settled = settle::publish(&self.client, now, &user, &file).await;
-                eprintln!("{}", settled.explain("PUBLISH"));
-                settled.into_reply(e)
-            }
-            other => other,
+        let body = RequestBody::Publish {
+            file: file.clone(),
+            description,
         };
+        let reply = self.call(user.clone(), body.clone()).await;
+        let reply = self.settle(&user, body, reply).await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
             library.insert(file, path);
         }
@@ -549,19 +540,9 @@ impl Session {
             Ok(acting) => acting,
             Err(out) => return out,
         };
-        let reply = self
-            .call(user.clone(), RequestBody::Delete { file: file.clone() })
-            .await;
-        let reply = match reply {
-            // The reply was lost: the directory says whether it took effect.
-            Err(e) if e.may_have_taken_effect() => {
-                let now = Some(self.datetime.now().await);
-                let settled = settle::delete(&self.client, now, &user, &file).await;
-                eprintln!("{}", settled.explain("DELETE"));
-                settled.into_reply(e)
-            }
-            other => other,
-        };
+        let body = RequestBody::Delete { file: file.clone() };
+        let reply = self.call(user.clone(), body.clone()).await;
+        let reply = self.settle(&user, body, reply).await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
             library.remove(file.as_str());
         }
