@@ -471,7 +471,7 @@ fn tune(stream: &TcpStream, config: &FileServerConfig) {
 /// Asks the kernel for congestion control `name` on `socket` (Linux); a
 /// refusal is said once at `warn` (the system's default stays).
 #[cfg(target_os = "linux")]
-pub(crate) fn set_congestion(socket: &impl std::os::fd::AsFd, name: &str) {
+fn set_congestion(socket: &impl std::os::fd::AsFd, name: &str) {
     static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if let Err(e) = rustix::net::sockopt::set_tcp_congestion(socket, name)
         && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
