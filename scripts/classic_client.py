@@ -14,13 +14,18 @@ Usage:
           STEP <n> <OP> <USER> -> <result> ok [refused]
       ("refused" marks a malformed request, which the server may leave out of
       its console), then "PASS <n> steps". Exits 1 at the first mismatch.
-  classic_client.py --host H --port P [--no-datetime | --datetime V] op OP USER [FIELD...]
+  classic_client.py --host H --port P [--no-datetime | --datetime V] op [--stall] OP USER [FIELD...]
       Sends one request and prints the result byte and the strings after it.
+      With --stall it reads nothing (through a 4 KiB receive buffer) until the
+      server gives up on the reply (a reset: POLLERR/POLLHUP) or 30 s pass,
+      then reads as usual: a reply cut short must then fail with an error
+      ("ERROR ... reset", exit 2), not end like a whole one.
 
 Standard library only.
 """
 
 import argparse
+import select
 import socket
 import sys
 import time
@@ -34,11 +39,13 @@ class Mismatch(Exception):
 
 
 class Client:
-    def __init__(self, host, port, datetime_mode):
+    def __init__(self, host, port, datetime_mode, stall=False):
         self.host = host
         self.port = port
         # None: omit the field; "": the local time now; else that exact value.
         self.datetime_mode = datetime_mode
+        # Read nothing until the server gives up on the reply.
+        self.stall = stall
 
     def datetime(self):
         if self.datetime_mode == "":
@@ -46,9 +53,21 @@ class Client:
         return self.datetime_mode
 
     def connect(self):
-        sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
+        if self.stall:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.settimeout(TIMEOUT)
+            sock.connect((self.host, self.port))
+        else:
+            sock = socket.create_connection((self.host, self.port), timeout=TIMEOUT)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
+
+    def wait_for_reset(self, sock):
+        # No event asked for: poll() wakes only for POLLERR/POLLHUP (a reset).
+        poller = select.poll()
+        poller.register(sock, 0)
+        poller.poll(3 * TIMEOUT * 1000)
 
     def send_request(self, sock, op, user, fields):
         sock.sendall(op.encode() + b"\0")
@@ -69,6 +88,8 @@ class Client:
             reader = sock.makefile("rb")
             try:
                 self.send_request(sock, op, user, fields)
+                if self.stall:
+                    self.wait_for_reset(sock)
                 first = reader.read(1)
             except (ConnectionResetError, BrokenPipeError):
                 # A server that refuses a request may close before reading
@@ -225,12 +246,22 @@ def main():
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("scenario", help="run the whole session and check every result")
     op = sub.add_parser("op", help="send one request and print the reply")
+    op.add_argument(
+        "--stall",
+        action="store_true",
+        help="read nothing until the server gives up on the reply (a reset), then read",
+    )
     op.add_argument("op")
     op.add_argument("user")
     op.add_argument("fields", nargs="*")
     args = parser.parse_args()
 
-    client = Client(args.host, args.port, None if args.no_datetime else args.datetime)
+    client = Client(
+        args.host,
+        args.port,
+        None if args.no_datetime else args.datetime,
+        stall=getattr(args, "stall", False),
+    )
     try:
         if args.command == "scenario":
             Scenario(client).run()

@@ -210,6 +210,12 @@ const BAD_VALUES: &[BadValue] = &[
     ),
     ("p2p-peer", &["-s", "127.0.0.1", "-p", "0"], &[], "--port"),
     ("p2p-peer", &["-s", "", "-p", "8000"], &[], "--server"),
+    (
+        "p2p-peer",
+        &["-s", "h", "-p", "8000", "--congestion", "b b r"],
+        &[],
+        "--congestion",
+    ),
     ("p2p-peer", &["-s", "127.0.0.1"], &[], "--port"),
     (
         "p2p-peer",

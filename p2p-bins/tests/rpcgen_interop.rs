@@ -2,7 +2,10 @@
 //!
 //! (a) an rpcgen C client finds `p2p-log` through rpcbind and calls SENDLOG over TCP and UDP;
 //! (b) an rpcgen C log server, found through rpcbind, receives every record of our `LogShipper`
-//!     exactly once, in order.
+//!     exactly once, in order;
+//! (c) the same through a partition (a test proxy black-holes the link, then loses only the
+//!     replies): none is lost, and the only duplicates are of records in flight at a break (the
+//!     C server has no duplicate-request cache).
 //!
 //! Needs `rpcgen` (rpcsvc-proto), libtirpc headers (libtirpc-dev), a C compiler and an rpcbind
 //! answering on 127.0.0.1:111. Run it in a private network namespace with its own rpcbind:
@@ -24,6 +27,14 @@ use std::time::{Duration, Instant};
 
 use p2p_core::log::{LogShipper, LogShipperConfig, LogStats, LogTarget};
 use p2p_proto::rpc::log::LogEntry;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the test proxy of p2p-core's tests, of which this file uses a part"
+)]
+#[path = "../../p2p-core/tests/support/proxy.rs"]
+mod proxy;
 
 /// Tests that register LOG_PROG v1 with the (shared) rpcbind take this lock first, in any test
 /// binary of the workspace: `flock` on this file, held for the test's duration.
@@ -376,7 +387,8 @@ fn log_shipper_feeds_rpcgen_server() {
         stats,
         LogStats {
             sent: N as u64,
-            dropped: 0
+            dropped: 0,
+            ..LogStats::default()
         }
     );
     for (i, entry) in expected.iter().enumerate() {
@@ -390,6 +402,175 @@ fn log_shipper_feeds_rpcgen_server() {
     assert!(
         stdout.recv_timeout(WAIT).is_err(),
         "a record was printed more than once"
+    );
+    // A killed C server leaves its registration behind; it is the test's own (`lock_log_prog`).
+    let _ = Command::new("rpcinfo")
+        .args(["-d", "536871065", "1"])
+        .output();
+}
+
+#[test]
+fn log_stream_through_a_partition_to_rpcgen_server() {
+    if !can_run("log_stream_through_a_partition_to_rpcgen_server") {
+        return;
+    }
+    let Some(_lock) = lock_log_prog("log_stream_through_a_partition_to_rpcgen_server") else {
+        return;
+    };
+    const N: usize = 350;
+    let dir = tempfile::tempdir().unwrap();
+    let server = build(dir.path(), "server", SERVER_C, &["log_svc.c", "log_xdr.c"]);
+    let mut c_server = Guard(
+        Command::new(&server)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = line_reader(c_server.0.stdout.take().unwrap());
+    let record = |i: usize| {
+        LogEntry::new(
+            &format!("user{i}"),
+            "PUBLISH",
+            "24/11/2026 19:40:12",
+            "f.mp3",
+        )
+        .unwrap()
+    };
+    let read_lines = |count: usize, seen: &mut Vec<String>| {
+        for _ in 0..count {
+            let line = stdout
+                .recv_timeout(WAIT)
+                .unwrap_or_else(|e| panic!("line {} from the C server: {e}", seen.len()));
+            seen.push(line);
+        }
+    };
+    let mut seen = Vec::new();
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (stats, in_flight_at_breaks) = runtime.block_on(async {
+        // The C server registers after start-up: wait until rpcbind knows it.
+        let deadline = Instant::now() + WAIT;
+        let c_addr = loop {
+            let found =
+                p2p_core::log::rpcbind::lookup_tcp([127, 0, 0, 1].into(), Duration::from_secs(2))
+                    .await;
+            match found {
+                Ok(addr) => break addr,
+                Err(e) if Instant::now() > deadline => panic!("C server never registered: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        };
+        let proxy = proxy::Proxy::start(c_addr).await;
+        let mut config = LogShipperConfig::new(LogTarget {
+            host: "127.0.0.1".to_owned(),
+            port: Some(proxy.addr.port()),
+        });
+        // Long enough that a loaded machine never times out a call outside the breaks.
+        config.call_timeout = Duration::from_secs(3);
+        config.connect_timeout = Duration::from_secs(1);
+        config.backoff_min = Duration::from_millis(10);
+        config.backoff_max = Duration::from_millis(200);
+        config.flush_timeout = WAIT;
+        let shipper = LogShipper::spawn(config);
+        let until_resent = |at_least: u64| {
+            let shipper = &shipper;
+            async move {
+                let deadline = Instant::now() + WAIT;
+                while shipper.stats().resent < at_least {
+                    assert!(
+                        Instant::now() < deadline,
+                        "nothing sent again: {:?}",
+                        shipper.stats()
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        for i in 0..100 {
+            shipper.log(record(i));
+        }
+        let deadline = Instant::now() + WAIT;
+        while shipper.stats().sent < 100 {
+            assert!(
+                Instant::now() < deadline,
+                "not acknowledged: {:?}",
+                shipper.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A partition: the calls in flight go unanswered, the shipper gives the connection up.
+        proxy.set_mode(proxy::Mode::BlackHole);
+        for i in 100..200 {
+            shipper.log(record(i));
+        }
+        until_resent(1).await;
+        proxy.set_mode(proxy::Mode::Pass);
+        for i in 200..300 {
+            shipper.log(record(i));
+        }
+        let deadline = Instant::now() + WAIT;
+        while shipper.stats().sent < 300 {
+            assert!(
+                Instant::now() < deadline,
+                "not acknowledged: {:?}",
+                shipper.stats()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Only the replies lost: the C server printed these, and prints them again when they
+        // are sent again.
+        let before = shipper.stats().resent;
+        proxy.set_mode(proxy::Mode::DropReplies);
+        for i in 300..N {
+            shipper.log(record(i));
+        }
+        until_resent(before + 1).await;
+        proxy.set_mode(proxy::Mode::Pass);
+        let stats = shipper.shutdown().await;
+        (stats, [100..200, 300..N])
+    });
+    assert_eq!(
+        (stats.sent, stats.dropped, stats.refused, stats.undelivered),
+        (N as u64, 0, 0, 0),
+        "{stats:?}"
+    );
+    // Every record acknowledged was printed: read until each has been seen, then the rest.
+    let expected: Vec<String> = (0..N).map(|i| record(i).to_string()).collect();
+    let mut distinct = std::collections::HashSet::new();
+    while distinct.len() < N {
+        read_lines(1, &mut seen);
+        distinct.insert(seen.last().unwrap().clone());
+    }
+    let _ = c_server.0.kill();
+    let _ = c_server.0.wait();
+    while let Ok(line) = stdout.recv_timeout(Duration::from_secs(1)) {
+        seen.push(line);
+    }
+    // None lost, in order of first printing.
+    let mut first = Vec::new();
+    let mut printed = std::collections::HashSet::new();
+    for line in &seen {
+        if printed.insert(line.clone()) {
+            first.push(line.clone());
+        }
+    }
+    assert_eq!(first, expected, "records lost or out of order");
+    // Duplicates only of records in flight at a break.
+    let may_repeat: std::collections::HashSet<String> = in_flight_at_breaks
+        .into_iter()
+        .flatten()
+        .map(|i| record(i).to_string())
+        .collect();
+    let repeated: Vec<&String> = {
+        let mut once = std::collections::HashSet::new();
+        seen.iter().filter(|l| !once.insert(*l)).collect()
+    };
+    // The C server printed the records whose replies were lost, and again when resent.
+    assert!(!repeated.is_empty(), "the lost replies caused no resend");
+    assert!(
+        repeated.iter().all(|l| may_repeat.contains(*l)),
+        "a record not in flight at a break was printed twice: {repeated:?}"
     );
     // A killed C server leaves its registration behind; it is the test's own (`lock_log_prog`).
     let _ = Command::new("rpcinfo")

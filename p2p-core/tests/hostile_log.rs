@@ -128,7 +128,8 @@ async fn udp_exchange(socket: &UdpSocket, msg: &[u8], sentinel: u32) -> Vec<Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_string_at_and_over_its_bound() {
-    let service = LogHarness::start(MAX_RECORD).await;
+    // The same call twice on purpose: no duplicate-request cache.
+    let service = LogHarness::start_without_replay_cache(MAX_RECORD).await;
     let socket = udp_socket(&service).await;
     let bounds = [256usize, 64, 32, 256];
     let mut expected_lines = Vec::new();
@@ -381,7 +382,8 @@ async fn datagram_over_the_limit_is_not_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragment_shapes_that_are_answered() {
-    let service = LogHarness::start(MAX_RECORD).await;
+    // The same call twice on purpose: no duplicate-request cache.
+    let service = LogHarness::start_without_replay_cache(MAX_RECORD).await;
     let msg = sendlog_call(11, &entry("frag", "OP", "f"));
     // Every byte its own fragment.
     let mut wire = Vec::new();

@@ -59,7 +59,8 @@ async fn records_arrive_in_order() {
         stats,
         LogStats {
             sent: N as u64,
-            dropped: 0
+            dropped: 0,
+            ..LogStats::default()
         }
     );
     service.finish().await;
@@ -90,7 +91,8 @@ async fn service_down_then_started() {
         stats,
         LogStats {
             sent: 20,
-            dropped: 0
+            dropped: 0,
+            ..LogStats::default()
         }
     );
     service.finish().await;
@@ -108,13 +110,10 @@ async fn service_never_up_counts_drops() {
     // The task holds at most one record outside the queue: at least 5 of 10 did not fit.
     assert!(shipper.stats().dropped >= 5, "{:?}", shipper.stats());
     let stats = shipper.shutdown().await;
-    assert_eq!(
-        stats,
-        LogStats {
-            sent: 0,
-            dropped: 10
-        }
-    );
+    // Dropped: what did not fit in the queue; the rest is undelivered at the end.
+    assert_eq!(stats.sent, 0);
+    assert!(stats.dropped >= 5, "{stats:?}");
+    assert_eq!(stats.dropped + stats.undelivered, 10, "{stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,29 +133,23 @@ async fn service_restarts() {
     }
     service.finish().await;
     let mut service = LogHarness::start_on(addr, LogServiceConfig::default().max_record).await;
-    // Records sent before the shipper sees that the old connection is gone may be lost (at most
-    // once): wait until each of these is either acknowledged or counted as dropped.
+    // Records sent before the shipper sees that the old connection is gone are sent again on
+    // the new one: nothing is lost, everything arrives once, in order.
     for i in 5..10 {
         shipper.log(record(i));
     }
-    tokio::time::timeout(WAIT, async {
-        while shipper.stats().sent + shipper.stats().dropped < 10 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await
-    .expect("records 5..10 settled");
-    let delivered = shipper.stats().sent - 5;
-    // After the reconnection everything arrives, in order.
     for i in 10..15 {
         shipper.log(record(i));
     }
-    for i in (10 - delivered as usize)..15 {
+    for i in 5..15 {
         assert_eq!(service.line().await, record(i).to_string());
     }
     let stats = shipper.shutdown().await;
-    assert_eq!(stats.sent, 10 + delivered);
-    assert_eq!(stats.sent + stats.dropped, 15);
+    assert_eq!(
+        (stats.sent, stats.dropped, stats.undelivered),
+        (15, 0, 0),
+        "{stats:?}"
+    );
     service.finish().await;
 }
 
@@ -173,7 +166,8 @@ async fn log_never_blocks_without_runtime_progress() {
     }
     assert_eq!(shipper.stats().dropped, 900);
     let stats = shipper.shutdown().await;
-    assert_eq!(stats.sent + stats.dropped, 1000);
+    assert_eq!(stats.dropped, 900);
+    assert_eq!(stats.sent + stats.dropped + stats.undelivered, 1000);
     assert_eq!(stats.sent, 0);
 }
 
@@ -214,7 +208,8 @@ async fn records_gather_between_writes() {
         stats,
         LogStats {
             sent: 4,
-            dropped: 0
+            dropped: 0,
+            ..LogStats::default()
         }
     );
     assert_eq!(service.line().await, record(3).to_string());
@@ -240,7 +235,8 @@ async fn a_connection_closed_for_idleness_is_replaced() {
         stats,
         LogStats {
             sent: 3,
-            dropped: 0
+            dropped: 0,
+            ..LogStats::default()
         }
     );
     service.finish().await;

@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     config.listen = SocketAddr::new(args.listen_addr, args.listen_port);
     config.classic = args.classic;
     config.ping_interval = std::time::Duration::from_secs(args.ping_interval);
+    config.congestion = args.congestion;
     if let Some(dir) = args.state_dir {
         config.state_dir = Some(dir);
     }

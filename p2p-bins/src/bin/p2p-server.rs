@@ -87,10 +87,11 @@ async fn run(args: Args) -> ExitCode {
     let log = Arc::try_unwrap(handler).ok().and_then(|mut h| h.take_log());
     if let Some(log) = log {
         let stats = log.shutdown().await;
-        if stats.dropped > 0 {
+        if stats.dropped + stats.refused + stats.undelivered > 0 {
             eprintln!(
-                "p2p-server: {} log records sent, {} dropped",
-                stats.sent, stats.dropped
+                "p2p-server: {} log records sent ({} calls sent again after a reconnect), \
+                 {} dropped (queue full), {} refused by the log service, {} undelivered at exit",
+                stats.sent, stats.resent, stats.dropped, stats.refused, stats.undelivered
             );
         }
     }

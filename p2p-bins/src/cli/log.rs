@@ -31,7 +31,8 @@ pub struct Args {
     /// closed between one and two times this after its last call; at least 1).
     #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = super::timeout_secs)]
     pub idle_timeout: u64,
-    /// Seconds a TCP client has to read its replies before it is disconnected (at least 1).
+    /// Seconds a TCP client may take none of its replies before it is disconnected (at least 1;
+    /// a client that reads slowly is not).
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = super::timeout_secs)]
     pub write_timeout: u64,
     /// Microseconds a TCP connection that is the only one keeps polling its socket after

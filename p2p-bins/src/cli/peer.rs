@@ -42,6 +42,26 @@ pub struct Args {
     /// ~/.local/state/p2p-peer].
     #[arg(long, env = "P2P_STATE_DIR", value_name = "DIR", value_parser = clap::builder::PathBufValueParser::new())]
     pub state_dir: Option<PathBuf>,
+    /// TCP congestion control for the transfers this peer serves, e.g. `bbr`
+    /// (Linux; one of /proc/sys/net/ipv4/tcp_available_congestion_control)
+    /// [default: the system's]. A name the kernel refuses is said once and
+    /// the system's is used.
+    #[arg(long, value_name = "NAME", value_parser = congestion_name)]
+    pub congestion: Option<String>,
+}
+
+/// A congestion control's name: what the kernel accepts (up to 15 bytes of
+/// letters, digits, `_` and `-`).
+fn congestion_name(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > 15
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        return Err("a congestion control name: 1 to 15 letters, digits, '_' or '-'".to_owned());
+    }
+    Ok(s.to_owned())
 }
 
 /// `--help`'s text after the options: the shell's commands, as `help` shows

@@ -37,7 +37,10 @@ pub struct ServerConfig {
     /// stalls past it gets the operation's "other error" byte when its OP is
     /// known, otherwise the connection is closed. Default 10 s.
     pub read_timeout: Duration,
-    /// Time the reply may take to be written. Default 10 s.
+    /// Idle timeout of the reply: it is cut only when none of its bytes has
+    /// moved for this long, however slowly a large listing drains; a reply
+    /// cut short is aborted with a reset, never ended as if complete.
+    /// Default 10 s.
     pub write_timeout: Duration,
     /// A connected user that has sent PING and then none for this long is
     /// disconnected (PROTOCOL.md §6.3); `None` never expires anyone. Default
@@ -242,15 +245,30 @@ async fn serve_connection(
         Outcome::Refused(Some(op)) => Reply::other_error(op).encode(&mut out),
         Outcome::Refused(None) | Outcome::Gone => return Ok(()),
     }
-    let sent = match timeout(config.write_timeout, send_reply(&stream, &out)).await {
-        Ok(result) => result,
-        Err(_elapsed) => Err(io::Error::new(io::ErrorKind::TimedOut, "write timeout")),
-    };
-    if sent.is_err() {
+    let sent = send_reply(&stream, &out, config.write_timeout).await;
+    if let Err(e) = &sent {
         metrics::counter!(names::DIRECTORY_REPLY_FAILURES).increment(1);
+        if e.kind() == io::ErrorKind::TimedOut {
+            tracing::debug!(%peer, bytes = out.len(), "reply cut: the client took no byte for {:?}", config.write_timeout);
+        }
+        // The client must not take a reply cut short for a whole one: reset.
+        abort(&stream);
     }
     sent
 }
+
+/// Resets the connection (`SO_LINGER` 0 before the close): the kernel drops
+/// what is queued and sends a reset instead of an end of stream.
+fn abort(stream: &TcpStream) {
+    let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
+}
+
+/// `TCP_NOTSENT_LOWAT` of a reply larger than this (Linux): at most this
+/// much waits unsent in the kernel, so the server sees each bit of progress
+/// on a slow link and the idle timeout measures bytes moving, rather than a
+/// send buffer autotuned to megabytes draining by a third. Smaller replies
+/// never set it (no extra syscall per request).
+pub const REPLY_LOW_WATER: u32 = 64 * 1024;
 
 /// Flags of the reply's `send` calls: `MSG_MORE` where the platform has it, so
 /// the reply's last partial segment waits for the FIN; no `SIGPIPE` from a
@@ -271,13 +289,27 @@ const REPLY_FLAGS: SendFlags = SendFlags::empty();
 /// The FIN goes out before the socket is closed: a client that sent bytes after
 /// its request, still unread at close, gets its reply and end of stream before
 /// the kernel's reset, not a reset that loses the held-back reply.
-async fn send_reply(stream: &TcpStream, mut out: &[u8]) -> io::Result<()> {
+///
+/// Each `send` that moves bytes starts the `idle` wait again: only a client
+/// that takes nothing for `idle` fails the reply (`TimedOut`).
+async fn send_reply(stream: &TcpStream, mut out: &[u8], idle: Duration) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    if out.len() > REPLY_LOW_WATER as usize {
+        let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(REPLY_LOW_WATER);
+    }
     while !out.is_empty() {
-        let sent = stream
-            .async_io(Interest::WRITABLE, || {
-                rustix::net::send(stream, out, REPLY_FLAGS).map_err(io::Error::from)
-            })
-            .await?;
+        let send = stream.async_io(Interest::WRITABLE, || {
+            rustix::net::send(stream, out, REPLY_FLAGS).map_err(io::Error::from)
+        });
+        let sent = match timeout(idle, send).await {
+            Ok(sent) => sent?,
+            Err(_elapsed) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no byte of the reply taken for {idle:?}"),
+                ));
+            }
+        };
         if sent == 0 {
             return Err(io::ErrorKind::WriteZero.into());
         }

@@ -32,7 +32,7 @@ pub mod rpcbind;
 mod service;
 mod shipper;
 
-pub use service::{LogOutput, LogService, LogServiceConfig};
+pub use service::{LogOutput, LogService, LogServiceConfig, REPLAY_CACHE_ENTRIES};
 pub use shipper::{LogShipper, LogShipperConfig, LogStats, LogTarget};
 
 /// Errors of the log service, its client and the rpcbind client.
@@ -115,4 +115,26 @@ impl LogError {
             source,
         }
     }
+}
+
+/// Writes all of `bytes`, failing (`TimedOut`) only when none of them moves for `idle`: each write
+/// that moves bytes starts the wait again, so a slow peer that keeps reading is never cut.
+pub(crate) async fn write_moving<W>(
+    writer: &mut W,
+    mut bytes: &[u8],
+    idle: Duration,
+) -> io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::AsyncWriteExt;
+    while !bytes.is_empty() {
+        match tokio::time::timeout(idle, writer.write(bytes)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::ErrorKind::TimedOut.into()),
+        }
+    }
+    Ok(())
 }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::io::{self, Write};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -58,8 +58,8 @@ pub struct LogServiceConfig {
     /// again when they have calls to make; the directory's log shipper does so on its own.
     /// Default 60 s.
     pub idle_timeout: Duration,
-    /// Time allowed to send a batch of replies; a client that does not read them is
-    /// disconnected. Default 10 s.
+    /// Idle timeout of a batch of replies: a client that takes none of their bytes for this long
+    /// is disconnected (one that reads slowly is not). Default 10 s.
     pub write_timeout: Duration,
     /// Busy polling: after sending its replies, a TCP connection that is the service's only one
     /// keeps checking its socket for this long before it sleeps, yielding to the runtime's other
@@ -79,7 +79,18 @@ pub struct LogServiceConfig {
     pub register_with_rpcbind: bool,
     /// Time allowed for each exchange with rpcbind. Default 2 s.
     pub rpcbind_timeout: Duration,
+    /// Duplicate-request cache, as NFS servers keep for ONC RPC: the last this many SENDLOG
+    /// calls written, keyed by client address, xid and the call's bytes. A call sent again
+    /// after a broken connection (the directory's shipper resends every unanswered call, with
+    /// its xid) is answered from the cache, not written twice. The client's IP address is part
+    /// of the key, not its port: a reconnection comes from a new port. 0 turns it off.
+    /// Default [`REPLAY_CACHE_ENTRIES`].
+    pub replay_cache: usize,
 }
+
+/// Default [`LogServiceConfig::replay_cache`]: far more than a shipper keeps in flight (its
+/// window is 1024), at about 100 bytes each.
+pub const REPLAY_CACHE_ENTRIES: usize = 65_536;
 
 impl Default for LogServiceConfig {
     fn default() -> Self {
@@ -92,6 +103,7 @@ impl Default for LogServiceConfig {
             busy_poll: Duration::from_micros(50),
             register_with_rpcbind: true,
             rpcbind_timeout: Duration::from_secs(2),
+            replay_cache: REPLAY_CACHE_ENTRIES,
         }
     }
 }
@@ -270,7 +282,7 @@ impl LogService {
         } else {
             None
         };
-        let sink = Arc::new(Sink::new(output.0));
+        let sink = Arc::new(Sink::new(output.0).with_replay_cache(self.config.replay_cache));
         let mut tasks = JoinSet::new();
         tasks.spawn(serve_udp(
             self.udp,
@@ -307,7 +319,7 @@ impl LogService {
                     let sink = Arc::clone(&sink);
                     let open = OpenConnection::new(&open);
                     tasks.spawn(async move {
-                        serve_tcp(stream, sink, limits, &open).await;
+                        serve_tcp(stream, peer.ip(), sink, limits, &open).await;
                         drop(permit);
                     });
                 }
@@ -395,6 +407,70 @@ struct Sink {
     state: Mutex<Commit>,
     out: OutputLock,
     failed: AtomicBool,
+    replay: Mutex<ReplayCache>,
+}
+
+/// A SENDLOG call as the duplicate-request cache knows it: client address, xid, and a digest
+/// of the whole call (so a reused xid with other arguments is a new call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct ReplayKey {
+    client: IpAddr,
+    xid: u32,
+    call: [u8; 16],
+}
+
+impl ReplayKey {
+    fn of(client: IpAddr, msg: &[u8]) -> Option<Self> {
+        let xid = u32::from_be_bytes(msg.get(..4)?.try_into().ok()?);
+        let digest = blake3::hash(msg);
+        let mut call = [0u8; 16];
+        call.copy_from_slice(&digest.as_bytes()[..16]);
+        Some(Self { client, xid, call })
+    }
+}
+
+/// The duplicate-request cache: the replies of the last `capacity` SENDLOG calls written, the
+/// oldest forgotten first.
+#[derive(Debug, Default)]
+struct ReplayCache {
+    capacity: usize,
+    replies: std::collections::HashMap<ReplayKey, Vec<u8>>,
+    order: VecDeque<ReplayKey>,
+}
+
+impl ReplayCache {
+    fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            ..Self::default()
+        }
+    }
+
+    fn get(&self, key: &ReplayKey) -> Option<Vec<u8>> {
+        self.replies.get(key).cloned()
+    }
+
+    /// Records `key` as written, with its reply.
+    fn insert(&mut self, key: ReplayKey, reply: Vec<u8>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.replies.insert(key, reply).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.replies.remove(&old);
+            }
+        }
+    }
+
+    /// Forgets `key` (its line could not be written: a call sent again must be written).
+    fn remove(&mut self, key: &ReplayKey) {
+        if self.replies.remove(key).is_some() {
+            self.order.retain(|k| k != key);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -423,7 +499,19 @@ impl Sink {
             state: Mutex::new(Commit::default()),
             out: OutputLock::new(output),
             failed: AtomicBool::new(false),
+            replay: Mutex::new(ReplayCache::new(REPLAY_CACHE_ENTRIES)),
         }
+    }
+
+    fn with_replay_cache(self, capacity: usize) -> Self {
+        Self {
+            replay: Mutex::new(ReplayCache::new(capacity)),
+            ..self
+        }
+    }
+
+    fn replay(&self) -> MutexGuard<'_, ReplayCache> {
+        self.replay.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn state(&self) -> MutexGuard<'_, Commit> {
@@ -637,6 +725,8 @@ struct Answer<T> {
     reply: Vec<u8>,
     /// A SENDLOG whose line is in the batch.
     logged: bool,
+    /// Its entry in the duplicate-request cache.
+    key: Option<ReplayKey>,
     to: T,
 }
 
@@ -650,19 +740,47 @@ impl<T> Batch<T> {
         }
     }
 
-    /// Dispatches one message: queues its reply (and line); false when it gets no reply (over
-    /// TCP, the connection closes).
-    fn dispatch(&mut self, msg: &[u8], to: T) -> bool {
+    /// Dispatches one message from `client`: queues its reply (and line); false when it gets no
+    /// reply (over TCP, the connection closes). A SENDLOG the duplicate-request cache knows is
+    /// answered with its cached reply and not written again.
+    fn dispatch(&mut self, msg: &[u8], to: T, client: IpAddr, sink: &Sink) -> bool {
         match dispatch(msg) {
             Dispatch::Reply { reply, entry } => {
                 let logged = entry.is_some();
+                let mut key = None;
                 if let Some(entry) = entry {
+                    key = ReplayKey::of(client, msg);
+                    let mut cache = sink.replay();
+                    if let Some(cached) = key.as_ref().and_then(|k| cache.get(k)) {
+                        drop(cache);
+                        tracing::debug!(%client, "SENDLOG sent again: answered from the duplicate-request cache");
+                        metrics::counter!(names::LOG_CALLS, "transport" => self.metrics.transport, "result" => "replayed")
+                            .increment(1);
+                        self.replies.push(Answer {
+                            reply: cached,
+                            logged: false,
+                            key: None,
+                            to,
+                        });
+                        return true;
+                    }
+                    // Recorded now, before the line is queued: a copy arriving on another
+                    // connection meanwhile is answered, not written. A failed write forgets it.
+                    if let Some(k) = key {
+                        cache.insert(k, reply.clone());
+                    }
+                    drop(cache);
                     push_line(&mut self.lines, &entry);
                     self.logged += 1;
                 } else {
                     self.metrics.unlogged(Some(&reply));
                 }
-                self.replies.push(Answer { reply, logged, to });
+                self.replies.push(Answer {
+                    reply,
+                    logged,
+                    key,
+                    to,
+                });
                 true
             }
             Dispatch::Close { reason } => {
@@ -694,6 +812,11 @@ impl<T> Batch<T> {
             self.metrics.system_err.increment(logged);
         }
         if !ok {
+            let mut cache = sink.replay();
+            for key in self.replies.iter().filter_map(|a| a.key.as_ref()) {
+                cache.remove(key);
+            }
+            drop(cache);
             self.replies.retain_mut(|answer| {
                 if !answer.logged {
                     return true;
@@ -864,6 +987,7 @@ fn input_waiting(stream: &TcpStream) -> bool {
 /// lines in one batch, their replies in one write.
 async fn serve_tcp(
     mut stream: TcpStream,
+    client: IpAddr,
     sink: Arc<Sink>,
     limits: ConnectionLimits,
     open: &OpenConnection,
@@ -884,7 +1008,7 @@ async fn serve_tcp(
             match decoder.decode(&mut input) {
                 Ok(Some(record)) => {
                     called = true;
-                    if !batch.dispatch(&record, ()) {
+                    if !batch.dispatch(&record, (), client, &sink) {
                         close = true;
                         break;
                     }
@@ -902,13 +1026,16 @@ async fn serve_tcp(
             encode_record(&answer.reply, &mut replies);
         }
         if !replies.is_empty() {
-            match tokio::time::timeout(limits.write_timeout, stream.write_all(&replies)).await {
-                Ok(Ok(())) => replies.clear(),
-                Ok(Err(_)) => return,
-                Err(_) => {
-                    tracing::debug!("closing connection: replies not read in time");
+            match super::write_moving(&mut stream, &replies, limits.write_timeout).await {
+                Ok(()) => replies.clear(),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    tracing::debug!(
+                        "closing connection: no reply byte taken for {:?}",
+                        limits.write_timeout
+                    );
                     return;
                 }
+                Err(_) => return,
             }
         }
         if close {
@@ -961,7 +1088,7 @@ async fn serve_udp(socket: UdpSocket, sink: Arc<Sink>, max_record: usize) {
             tracing::debug!("UDP call from {peer} over {max_record} bytes: dropped");
             batch.metrics.unlogged(None);
         } else {
-            batch.dispatch(&buf[..n], peer);
+            batch.dispatch(&buf[..n], peer, peer.ip(), &sink);
         }
     };
     loop {

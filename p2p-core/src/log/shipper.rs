@@ -15,7 +15,7 @@ use p2p_proto::rpc::log::{
 use p2p_proto::rpc::message::RpcMessage;
 use p2p_proto::rpc::record::{MAX_FRAGMENT_LEN, RecordDecoder, RecordMark, encode_record};
 use p2p_proto::rpcbind::PMAP_PORT;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
@@ -112,8 +112,9 @@ pub struct LogShipperConfig {
     pub coalesce: Duration,
     /// Limit for a TCP connect and for each exchange with rpcbind. Default 2 s.
     pub connect_timeout: Duration,
-    /// Limit for the answer to a call (and for writing it); past it the connection is dropped as
-    /// dead. Default 5 s.
+    /// Limit for the answer to a call, and the idle timeout of writing calls (no byte taken for
+    /// this long); past it the connection is reset and its unanswered calls are sent again on
+    /// the next. Default 5 s.
     pub call_timeout: Duration,
     /// First delay before reconnecting after a failure; doubled per failure. Default 100 ms.
     pub backoff_min: Duration,
@@ -141,14 +142,24 @@ impl LogShipperConfig {
     }
 }
 
-/// What a [`LogShipper`] did.
+/// What a [`LogShipper`] did. Every record given to [`LogShipper::log`] ends in exactly one of
+/// `sent`, `dropped`, `refused` and (after [`LogShipper::shutdown`]) `undelivered`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LogStats {
-    /// Records the log service acknowledged.
+    /// Records the log service acknowledged (each once, however often it was sent).
     pub sent: u64,
-    /// Records not delivered: queue full, connection lost with the call unanswered, refused by
-    /// the service, or still queued at the end of [`LogShipper::shutdown`].
+    /// Calls sent again, with their xid, on a new connection after the one they were sent on
+    /// broke before answering them (a record sent again twice counts twice).
+    pub resent: u64,
+    /// Records dropped because the bounded queue was full (said at `warn`); the only loss while
+    /// the shipper runs.
     pub dropped: u64,
+    /// Records the log service answered with an error (it could not write them).
+    pub refused: u64,
+    /// At the end of [`LogShipper::shutdown`]: records neither acknowledged nor refused within
+    /// the flush timeout (still queued, or sent and unanswered). The connection is reset, so
+    /// none of them reaches the service after the shipper has gone.
+    pub undelivered: u64,
 }
 
 #[derive(Debug, Default)]
@@ -158,7 +169,8 @@ struct Counters {
     batch_ready: Notify,
     enqueued: AtomicU64,
     dropped_full: AtomicU64,
-    dropped_task: AtomicU64,
+    refused: AtomicU64,
+    resent: AtomicU64,
     sent: AtomicU64,
     full_warned: AtomicBool,
     metrics: ShipperMetrics,
@@ -171,7 +183,7 @@ struct ShipperMetrics {
     queued: metrics::Gauge,
     sent: metrics::Counter,
     queue_full: metrics::Counter,
-    connection_lost: metrics::Counter,
+    resent: metrics::Counter,
     refused: metrics::Counter,
 }
 
@@ -182,7 +194,7 @@ impl Default for ShipperMetrics {
             queued: metrics::gauge!(names::LOG_SHIPPER_QUEUED),
             sent: metrics::counter!(names::LOG_SHIPPER_SENT),
             queue_full: dropped("queue_full"),
-            connection_lost: dropped("connection_lost"),
+            resent: metrics::counter!(names::LOG_SHIPPER_RESENT),
             refused: dropped("refused"),
         }
     }
@@ -191,13 +203,16 @@ impl Default for ShipperMetrics {
 /// Sends log records to the log service in order, over one persistent TCP connection, from a
 /// background task.
 ///
-/// Delivery is in order and at most once: if a connection breaks while calls are unanswered, they
-/// are counted as dropped rather than sent again (the service may have printed them). The one
-/// exception is a batch sent on a connection that had gone idle and that the service turns out
-/// to have closed (it restarted) before answering any of it: those calls are sent again, once, on
-/// the new connection.
-/// Records queued while the service is unreachable stay queued (up to the queue capacity) and are
-/// sent, in order, when a connection is back. The first failure of an outage is reported once on
+/// Delivery is in order and nothing is lost while the shipper runs: if a connection breaks (or
+/// a call goes unanswered for the call timeout) the connection is reset (`SO_LINGER` 0: nothing
+/// it still holds arrives later, out of order) and every unanswered call is sent again, first,
+/// in order, with its xid, on the next connection. The log service's duplicate-request cache
+/// answers a call it already wrote without writing it again: with `p2p-log` every record is
+/// written exactly once, in order; a server without such a cache (the rpcgen one) may write
+/// again the records that were in flight at the break, and only those.
+/// Records queued while the service is unreachable stay queued (up to the queue capacity; past
+/// it they are dropped, counted and said at `warn`) and are sent, in order, when a connection is
+/// back. The first failure of an outage is reported once on
 /// stderr (tracing `warn`); reconnection uses exponential backoff. The port is asked from rpcbind
 /// on the host at each connection, unless the target gives it.
 #[derive(Debug)]
@@ -252,15 +267,10 @@ impl LogShipper {
         }
     }
 
-    /// Counts so far (records still queued or in flight are in neither).
+    /// Counts so far (records still queued or in flight are in none; `undelivered` is 0).
     #[must_use]
     pub fn stats(&self) -> LogStats {
-        let c = &self.counters;
-        LogStats {
-            sent: c.sent.load(Ordering::Relaxed),
-            dropped: c.dropped_full.load(Ordering::Relaxed)
-                + c.dropped_task.load(Ordering::Relaxed),
-        }
+        self.counters.stats(0)
     }
 
     /// Stops accepting records, delivers what is queued within the flush timeout, and returns the
@@ -285,11 +295,20 @@ impl LogShipper {
             // The task is gone after this; its outcome (cancelled) tells nothing more.
             let _ = task.await;
         }
-        let sent = counters.sent.load(Ordering::Relaxed);
+        let done = counters.sent.load(Ordering::Relaxed) + counters.refused.load(Ordering::Relaxed);
         let enqueued = counters.enqueued.load(Ordering::Relaxed);
+        counters.stats(enqueued.saturating_sub(done))
+    }
+}
+
+impl Counters {
+    fn stats(&self, undelivered: u64) -> LogStats {
         LogStats {
-            sent,
-            dropped: counters.dropped_full.load(Ordering::Relaxed) + enqueued.saturating_sub(sent),
+            sent: self.sent.load(Ordering::Relaxed),
+            resent: self.resent.load(Ordering::Relaxed),
+            dropped: self.dropped_full.load(Ordering::Relaxed),
+            refused: self.refused.load(Ordering::Relaxed),
+            undelivered,
         }
     }
 }
@@ -299,13 +318,13 @@ impl LogShipper {
 async fn run(config: LogShipperConfig, mut rx: mpsc::Receiver<LogEntry>, counters: Arc<Counters>) {
     let mut backoff = config.backoff_min;
     let mut outage = false;
-    // Records to send before any from the queue: the first one taken while disconnected, or
-    // calls to send again after a stale connection (see `Session::unanswered`).
-    let mut pending: VecDeque<LogEntry> = VecDeque::new();
+    // Calls to send before any record from the queue: the first one taken while disconnected,
+    // or the calls a broken connection left unanswered (with their xids), oldest first.
+    let mut pending: VecDeque<Call> = VecDeque::new();
     loop {
         if pending.is_empty() {
             match rx.recv().await {
-                Some(entry) => pending.push_back(entry),
+                Some(entry) => pending.push_back(Call { xid: None, entry }),
                 None => return,
             }
         }
@@ -340,18 +359,26 @@ async fn run(config: LogShipperConfig, mut rx: mpsc::Receiver<LogEntry>, counter
         match session.run(stream, &mut rx, &mut pending).await {
             Ok(()) => return,
             Err(e) => {
-                let (resend, lost) = session.unanswered(&e);
-                pending = resend;
-                counters.dropped_task.fetch_add(lost, Ordering::Relaxed);
-                counters.metrics.connection_lost.increment(lost);
-                if lost == 0 {
+                // The connection is gone (reset: see `connect`); its unanswered calls go first
+                // on the next one, in order, with their xids.
+                let unanswered = std::mem::take(&mut session.in_flight);
+                let again = unanswered.len() as u64;
+                for call in unanswered.into_iter().rev() {
+                    pending.push_front(Call {
+                        xid: Some(call.xid),
+                        entry: call.entry,
+                    });
+                }
+                counters.resent.fetch_add(again, Ordering::Relaxed);
+                counters.metrics.resent.increment(again);
+                if again == 0 {
                     // The service closed an idle connection; reconnect when there is work.
                     tracing::debug!("log service {} closed the connection: {e}", config.target);
                 } else {
                     outage = true;
                     tracing::warn!(
-                        "connection to log service {} lost: {e}; {lost} unanswered records \
-                         dropped; reconnecting",
+                        "connection to log service {} lost: {e}; reconnecting to send its \
+                         {again} unanswered records again",
                         config.target
                     );
                 }
@@ -393,6 +420,11 @@ async fn connect(config: &LogShipperConfig) -> Result<TcpStream, LogError> {
             Ok(Ok(stream)) => {
                 // Records are small and latency matters more than packet count.
                 let _ = stream.set_nodelay(true);
+                // Every close is an abort: a connection given up on (broken, unanswered, or
+                // the shipper stopping) must not deliver what it still holds later, after
+                // its calls were sent again or reported undelivered. Closed only when all its
+                // calls are answered, a clean connection loses nothing by it.
+                let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO));
                 return Ok(stream);
             }
             Ok(Err(e)) => {
@@ -407,6 +439,13 @@ async fn connect(config: &LogShipperConfig) -> Result<TcpStream, LogError> {
         }
     }
     Err(last)
+}
+
+/// A record to send: new (`xid` None) or sent before and unanswered (its xid, kept so that
+/// the service's duplicate-request cache recognizes it).
+struct Call {
+    xid: Option<u32>,
+    entry: LogEntry,
 }
 
 /// A call sent and not yet answered.
@@ -424,11 +463,6 @@ struct Session<'a> {
     in_flight: VecDeque<InFlight>,
     out: Vec<u8>,
     refused_warned: bool,
-    /// The connection has answered calls and then had none in flight.
-    was_idle: bool,
-    /// The calls in flight were sent on a connection reused after being idle, and none has been
-    /// answered since.
-    stale_suspect: bool,
 }
 
 impl<'a> Session<'a> {
@@ -439,16 +473,11 @@ impl<'a> Session<'a> {
             in_flight: VecDeque::new(),
             out: Vec::new(),
             refused_warned: false,
-            was_idle: false,
-            stale_suspect: false,
         }
     }
 
-    fn push(&mut self, entry: LogEntry) {
-        if self.in_flight.is_empty() && self.was_idle {
-            self.stale_suspect = true;
-        }
-        let xid = next_xid();
+    fn push(&mut self, entry: LogEntry, xid: Option<u32>) {
+        let xid = xid.unwrap_or_else(next_xid);
         // `sendlog_call` framed by `encode_record`, encoded in place: no buffer per record.
         let header = RpcMessage::call(xid, LOG_PROG, LOG_VERS, SENDLOG);
         let len = header.encoded_len() + entry.encoded_len();
@@ -469,30 +498,13 @@ impl<'a> Session<'a> {
         });
     }
 
-    /// After the connection failed with `error`: the calls to send again, and how many are lost.
-    ///
-    /// Like an HTTP client with a pooled connection, a batch sent on a connection reused after
-    /// being idle, that fails by being closed or reset before any answer, is sent again once: the
-    /// service had almost surely closed the connection before the calls reached it (it restarted).
-    /// Otherwise the unanswered calls may have been printed: they are counted as dropped rather
-    /// than risk printing a record twice.
-    fn unanswered(&mut self, error: &LogError) -> (VecDeque<LogEntry>, u64) {
-        let calls = std::mem::take(&mut self.in_flight);
-        let reset = matches!(error, LogError::Closed { .. } | LogError::Io { .. });
-        if self.stale_suspect && reset {
-            (calls.into_iter().map(|c| c.entry).collect(), 0)
-        } else {
-            (VecDeque::new(), calls.len() as u64)
-        }
-    }
-
     /// Sends what the queue holds, keeping at most `max_in_flight` calls unanswered; `Ok` once the
     /// queue is closed and every call answered.
     async fn run(
         &mut self,
         stream: TcpStream,
         rx: &mut mpsc::Receiver<LogEntry>,
-        pending: &mut VecDeque<LogEntry>,
+        pending: &mut VecDeque<Call>,
     ) -> Result<(), LogError> {
         let (mut reader, mut writer) = stream.into_split();
         let mut decoder = RecordDecoder::new(MAX_REPLY);
@@ -504,8 +516,8 @@ impl<'a> Session<'a> {
         // Writes are held until then, so that records gather into one batch.
         let mut hold_until: Option<Instant> = None;
         let mut closed = false;
-        while let Some(entry) = pending.pop_front() {
-            self.push(entry);
+        while let Some(call) = pending.pop_front() {
+            self.push(call.entry, call.xid);
         }
         loop {
             if self.in_flight.is_empty() {
@@ -530,7 +542,7 @@ impl<'a> Session<'a> {
             if hold.is_none() {
                 while !closed && self.in_flight.len() < window {
                     match rx.try_recv() {
-                        Ok(entry) => self.push(entry),
+                        Ok(entry) => self.push(entry, None),
                         Err(mpsc::error::TryRecvError::Empty) => break,
                         Err(mpsc::error::TryRecvError::Disconnected) => closed = true,
                     }
@@ -538,10 +550,12 @@ impl<'a> Session<'a> {
                 self.counters.metrics.queued.set(rx.len() as f64);
                 if !self.out.is_empty() {
                     let what = "sending log records";
-                    tokio::time::timeout(timeout, writer.write_all(&self.out))
+                    super::write_moving(&mut writer, &self.out, timeout)
                         .await
-                        .map_err(|_| LogError::Timeout { what, timeout })?
-                        .map_err(|e| LogError::io(what, e))?;
+                        .map_err(|e| match e.kind() {
+                            std::io::ErrorKind::TimedOut => LogError::Timeout { what, timeout },
+                            _ => LogError::io(what, e),
+                        })?;
                     self.out.clear();
                     hold_until = (!coalesce.is_zero()).then(|| Instant::now() + coalesce);
                 }
@@ -574,7 +588,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 entry = rx.recv(), if hold.is_none() && !closed && self.in_flight.len() < window => match entry {
-                    Some(entry) => self.push(entry),
+                    Some(entry) => self.push(entry, None),
                     None => closed = true,
                 },
             }
@@ -598,17 +612,13 @@ impl<'a> Session<'a> {
             return Err(LogError::XidMismatch { expected, got: xid });
         }
         self.in_flight.pop_front();
-        self.stale_suspect = false;
-        if self.in_flight.is_empty() {
-            self.was_idle = true;
-        }
         match result {
             Ok(_) => {
                 self.counters.sent.fetch_add(1, Ordering::Relaxed);
                 self.counters.metrics.sent.increment(1);
             }
             Err(failure) => {
-                self.counters.dropped_task.fetch_add(1, Ordering::Relaxed);
+                self.counters.refused.fetch_add(1, Ordering::Relaxed);
                 self.counters.metrics.refused.increment(1);
                 if !self.refused_warned {
                     self.refused_warned = true;
@@ -651,7 +661,7 @@ mod tests {
         ];
         let mut want = Vec::new();
         for entry in entries {
-            session.push(entry.clone());
+            session.push(entry.clone(), None);
             let xid = session.in_flight.back().unwrap().xid;
             encode_record(&sendlog_call(xid, &entry), &mut want);
         }

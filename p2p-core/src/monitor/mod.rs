@@ -188,6 +188,11 @@ fn describe() {
         "Log records not delivered, by reason."
     );
     describe_counter!(
+        LOG_SHIPPER_RESENT,
+        Unit::Count,
+        "Log calls sent again after their connection broke unanswered."
+    );
+    describe_counter!(
         LOG_CALLS,
         Unit::Count,
         "RPC calls answered or dropped, by transport and result."

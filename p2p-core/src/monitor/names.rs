@@ -39,8 +39,11 @@ pub const LOG_SHIPPER_QUEUED: &str = "p2p_log_shipper_queued_records";
 /// Counter: log records the log service acknowledged.
 pub const LOG_SHIPPER_SENT: &str = "p2p_log_shipper_sent_records_total";
 /// Counter: log records not delivered, by `reason` (`queue_full`,
-/// `connection_lost`, `refused`).
+/// `refused`).
 pub const LOG_SHIPPER_DROPPED: &str = "p2p_log_shipper_dropped_records_total";
+/// Counter: log calls sent again after the connection they were sent on
+/// broke unanswered.
+pub const LOG_SHIPPER_RESENT: &str = "p2p_log_shipper_resent_records_total";
 
 /// Counter: RPC calls the log service answered or dropped, by `transport`
 /// (`tcp`, `udp`) and `result` (`ok`, `null`, `system_err`, `garbage_args`,

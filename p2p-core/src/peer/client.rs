@@ -25,18 +25,39 @@ pub enum ClientError {
     /// server does this for an operation it does not know.
     #[error("the directory server closed the connection without a reply")]
     NoReply,
-    /// The reply broke off part way.
-    #[error("the directory server's reply broke off")]
+    /// The reply broke off part way: the server closed or reset the
+    /// connection in the middle of it.
+    #[error("the directory server's reply broke off (the connection was closed or reset part way)")]
     Truncated,
     /// The reply did not decode.
     #[error("malformed reply from the directory server: {0}")]
     Decode(#[from] DecodeError),
-    /// The server did not answer in time.
+    /// The server did not answer in time: no byte of a reply (or the request
+    /// could not be written) within the timeout.
     #[error("the directory server did not answer within {0:?}")]
     Timeout(Duration),
+    /// The reply started and then stopped: no byte for the idle timeout.
+    #[error(
+        "the directory server stopped sending: {received} bytes of the reply, then none for {idle:?}"
+    )]
+    Stalled {
+        /// Bytes of the reply received.
+        received: usize,
+        /// The idle timeout.
+        idle: Duration,
+    },
     /// Reading or writing the socket failed.
     #[error("directory connection failed: {0}")]
     Io(#[from] io::Error),
+}
+
+impl ClientError {
+    /// Whether the request may have reached the server and taken effect:
+    /// everything but a failure to connect. A state-changing operation that
+    /// ends so must ask the server what happened (see `peer::settle`).
+    pub fn may_have_taken_effect(&self) -> bool {
+        !matches!(self, Self::Connect { .. })
+    }
 }
 
 /// Talks to one directory server.
@@ -49,7 +70,8 @@ pub struct DirectoryClient {
 /// Bytes read at a time from the server.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Default time for a whole operation (connect, request, reply).
+/// Default timeout of an operation: to connect, to send the request, for the
+/// reply's first byte, and between its bytes.
 pub const DEFAULT_OPERATION_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl DirectoryClient {
@@ -66,7 +88,10 @@ impl DirectoryClient {
         }
     }
 
-    /// Sets the time a whole operation may take.
+    /// Sets the operation's timeouts: to connect, to write the request, for
+    /// the first byte of the reply, and the idle timeout between its bytes
+    /// (a long listing on a slow link takes as long as it needs, as long
+    /// as bytes keep arriving).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -79,32 +104,37 @@ impl DirectoryClient {
 
     /// Sends one request on a new connection and reads its reply.
     pub async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
-        match timeout(self.timeout, self.call_inner(request)).await {
-            Ok(result) => result,
-            Err(_) => Err(ClientError::Timeout(self.timeout)),
-        }
+        let mut stream = self.open().await?;
+        let mut out = BytesMut::with_capacity(request.encoded_len());
+        request.encode(&mut out);
+        self.send(&mut stream, &out).await?;
+        let op = request.op();
+        read_reply(&mut stream, self.timeout, |buf| Ok(Reply::decode(op, buf)?)).await
     }
 
     /// A new connection to the server, one per operation.
     async fn open(&self) -> Result<TcpStream, ClientError> {
-        let stream =
-            TcpStream::connect(&self.server)
-                .await
-                .map_err(|source| ClientError::Connect {
-                    server: self.server.clone(),
-                    source,
-                })?;
+        let connect = match timeout(self.timeout, TcpStream::connect(&self.server)).await {
+            Ok(connected) => connected,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("no answer within {:?}", self.timeout),
+            )),
+        };
+        let stream = connect.map_err(|source| ClientError::Connect {
+            server: self.server.clone(),
+            source,
+        })?;
         stream.set_nodelay(true)?;
         Ok(stream)
     }
 
-    async fn call_inner(&self, request: &Request) -> Result<Reply, ClientError> {
-        let mut stream = self.open().await?;
-        let mut out = BytesMut::with_capacity(request.encoded_len());
-        request.encode(&mut out);
-        stream.write_all(&out).await?;
-        let op = request.op();
-        read_reply(&mut stream, |buf| Ok(Reply::decode(op, buf)?)).await
+    /// Writes the whole request within the timeout.
+    async fn send(&self, stream: &mut TcpStream, out: &[u8]) -> Result<(), ClientError> {
+        match timeout(self.timeout, stream.write_all(out)).await {
+            Ok(written) => Ok(written?),
+            Err(_) => Err(ClientError::Timeout(self.timeout)),
+        }
     }
 
     /// `CAPABILITIES` (PROTOCOL.md §6.1): the extension operations the server
@@ -115,23 +145,29 @@ impl DirectoryClient {
             let mut stream = self.open().await?;
             let mut out = BytesMut::with_capacity(CapabilitiesRequest.encoded_len());
             CapabilitiesRequest.encode(&mut out);
-            stream.write_all(&out).await?;
-            read_reply(&mut stream, |buf| Ok(CapabilitiesReply::decode(buf)?)).await
+            self.send(&mut stream, &out).await?;
+            read_reply(&mut stream, self.timeout, |buf| {
+                Ok(CapabilitiesReply::decode(buf)?)
+            })
+            .await
         };
-        match timeout(self.timeout, exchange).await {
-            Ok(Ok(reply)) => Ok(Some(reply)),
-            Ok(Err(ClientError::NoReply)) => Ok(None),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(ClientError::Timeout(self.timeout)),
+        match exchange.await {
+            Ok(reply) => Ok(Some(reply)),
+            Err(ClientError::NoReply) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 }
 
 /// Reads until `decode` yields a message. End of stream, or a reset, before
 /// any byte is [`ClientError::NoReply`] (how a classic server refuses an
-/// operation it does not know); after some bytes, [`ClientError::Truncated`].
+/// operation it does not know); after some bytes, [`ClientError::Truncated`]
+/// (a reset then too: a server cuts a reply it could not finish with a
+/// reset). Each read waits at most `idle`: [`ClientError::Timeout`] before the
+/// first byte, [`ClientError::Stalled`] after.
 async fn read_reply<T>(
     stream: &mut TcpStream,
+    idle: Duration,
     decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, ClientError>,
 ) -> Result<T, ClientError> {
     let mut buf = BytesMut::with_capacity(512);
@@ -141,7 +177,17 @@ async fn read_reply<T>(
         }
         // Large reads keep re-decoding a big listing rare.
         buf.reserve(READ_CHUNK);
-        match stream.read_buf(&mut buf).await {
+        let read = match timeout(idle, stream.read_buf(&mut buf)).await {
+            Ok(read) => read,
+            Err(_) if buf.is_empty() => return Err(ClientError::Timeout(idle)),
+            Err(_) => {
+                return Err(ClientError::Stalled {
+                    received: buf.len(),
+                    idle,
+                });
+            }
+        };
+        match read {
             Ok(0) => {
                 return Err(if buf.is_empty() {
                     ClientError::NoReply
@@ -152,6 +198,9 @@ async fn read_reply<T>(
             Ok(_) => {}
             Err(e) if buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
                 return Err(ClientError::NoReply);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Err(ClientError::Truncated);
             }
             Err(e) => return Err(e.into()),
         }

@@ -48,12 +48,21 @@ pub enum DownloadError {
     #[error("the peer refused the transfer")]
     Refused,
     /// The serving peer could not be reached.
-    #[error("cannot reach the peer at {addr}: {source}")]
+    #[error("could not connect to the peer at {addr}: {source}")]
     Connect {
         /// The peer's address.
         addr: SocketAddr,
         /// The underlying error.
         source: io::Error,
+    },
+    /// The serving peer did not accept the connection in time (nothing
+    /// answered: a host that is down or a network that drops everything).
+    #[error("could not connect to the peer at {addr}: no answer within {limit:?}")]
+    ConnectTimeout {
+        /// The peer's address.
+        addr: SocketAddr,
+        /// How long the connect waited.
+        limit: Duration,
     },
     /// The reply header did not decode.
     #[error("malformed transfer header: {0}")]
@@ -64,8 +73,8 @@ pub enum DownloadError {
         /// Header bytes received.
         received: usize,
     },
-    /// The connection closed before the whole body arrived.
-    #[error("short body: {received} of {expected} bytes")]
+    /// The peer ended the connection before the whole body arrived.
+    #[error("the peer closed the connection early: {received} of {expected} bytes arrived")]
     Short {
         /// Bytes announced (the whole file).
         expected: u64,
@@ -88,10 +97,14 @@ pub enum DownloadError {
         /// The digest of what arrived.
         actual: Digest,
     },
-    /// The peer stopped sending.
-    #[error("the peer stopped sending for {0:?}")]
+    /// The peer stopped sending: no byte arrived for this long (the idle
+    /// timeout; a slow transfer that moves is never cut).
+    #[error("the peer stopped sending: no byte for {0:?}")]
     Timeout(Duration),
-    /// The connection failed (reset, broken pipe...).
+    /// The peer (or something between) cut the connection: a reset.
+    #[error("the peer cut the connection: {0}")]
+    Cut(io::Error),
+    /// The connection failed otherwise.
     #[error("connection to the peer failed: {0}")]
     Network(io::Error),
     /// A local file error.
@@ -106,6 +119,8 @@ impl DownloadError {
         matches!(
             self,
             Self::Connect { .. }
+                | Self::ConnectTimeout { .. }
+                | Self::Cut(_)
                 | Self::HeaderIncomplete { .. }
                 | Self::Short { .. }
                 | Self::Timeout(_)
@@ -145,7 +160,9 @@ pub enum BodyHashing {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DownloadOptions {
-    /// Longest wait for any progress (connect, header, each read). Default 30 s.
+    /// Idle timeout: the longest wait for any progress (the connect, the
+    /// header, each read); a transfer that moves bytes, however slowly, is
+    /// never cut. Default 30 s.
     pub stall_timeout: Duration,
     /// Size of the read/write chunks. Default 1 MiB.
     pub chunk_size: usize,
@@ -185,8 +202,22 @@ async fn timed<T>(
     fut: impl Future<Output = io::Result<T>>,
 ) -> Result<T, DownloadError> {
     match timeout(limit, fut).await {
-        Ok(result) => result.map_err(DownloadError::Network),
+        Ok(result) => result.map_err(network),
         Err(_) => Err(DownloadError::Timeout(limit)),
+    }
+}
+
+/// A socket error: a cut when the other side reset or aborted.
+fn network(e: io::Error) -> DownloadError {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    ) {
+        DownloadError::Cut(e)
+    } else {
+        DownloadError::Network(e)
     }
 }
 
@@ -425,7 +456,7 @@ impl Downloader {
                 Err(DownloadError::HeaderIncomplete { received: 0 }) if !seen => {
                     return Ok(FromOutcome::NoReply);
                 }
-                Err(DownloadError::Network(e)) if !seen && buf.is_empty() && is_reset(&e) => {
+                Err(DownloadError::Cut(_)) if !seen && buf.is_empty() => {
                     return Ok(FromOutcome::NoReply);
                 }
                 Err(e) => return Err(e),
@@ -655,6 +686,7 @@ async fn expect_close(stream: &mut TcpStream, limit: Duration) -> Result<(), Clo
         Ok(0) => Ok(()),
         Ok(_) => Err(CloseError::Trailing),
         // A reset after the whole body: everything announced arrived.
+        Err(DownloadError::Cut(_)) => Ok(()),
         Err(DownloadError::Network(e)) if is_reset(&e) => Ok(()),
         Err(e) => Err(CloseError::Other(e)),
     }
@@ -688,9 +720,9 @@ async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, Downloa
     let stream = match timeout(limit, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(source)) => return Err(DownloadError::Connect { addr, source }),
-        Err(_) => return Err(DownloadError::Timeout(limit)),
+        Err(_) => return Err(DownloadError::ConnectTimeout { addr, limit }),
     };
-    stream.set_nodelay(true).map_err(DownloadError::Network)?;
+    stream.set_nodelay(true).map_err(network)?;
     Ok(stream)
 }
 
@@ -759,7 +791,7 @@ async fn receive_body(
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 return Err(DownloadError::Timeout(limit));
             }
-            Err(e) => return Err(DownloadError::Network(e)),
+            Err(e) => return Err(network(e)),
         }
     }
     // The portable path, also taken where splice is not available: this task

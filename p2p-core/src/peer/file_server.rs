@@ -91,12 +91,30 @@ pub struct FileServerConfig {
     pub max_connections: usize,
     /// Time a requester has to send its request. Default 10 s.
     pub read_timeout: Duration,
-    /// Time one write may block on a requester that does not read: a stalled
-    /// requester is dropped, and never blocks the others. Default 30 s.
+    /// Idle timeout of the reply: the transfer is cut (with a reset, and a
+    /// `warn`) only when no byte of it has moved for this long, however slow
+    /// the link; a stalled requester never blocks the others. Default 30 s.
     pub write_timeout: Duration,
     /// Size of the read/write chunks. Default 1 MiB.
     pub chunk_size: usize,
+    /// `TCP_NOTSENT_LOWAT` of a transfer's socket (Linux): at most this many
+    /// bytes wait unsent in the kernel, so the server sees each bit of
+    /// progress on a slow link (a write completes every half of it) instead
+    /// of the moment a large, autotuned send buffer drains by a third.
+    /// `write_timeout` must be well above the time the slowest link accepted
+    /// takes to move half of it. Default 128 KiB ([`SEND_LOW_WATER`]).
+    pub send_low_water: u32,
+    /// TCP congestion control asked of the kernel for transfers (Linux
+    /// `TCP_CONGESTION`, e.g. `bbr`); `None` keeps the system's default.
+    /// A name the kernel refuses is reported once at `warn` and the
+    /// system's is used. Default `None`.
+    pub congestion: Option<String>,
 }
+
+/// Default [`FileServerConfig::send_low_water`]: at the default 30 s idle
+/// timeout, a link must move 64 KiB per 30 s (about 2 KiB/s) to count as
+/// moving.
+pub const SEND_LOW_WATER: u32 = 128 * 1024;
 
 impl Default for FileServerConfig {
     fn default() -> Self {
@@ -106,6 +124,8 @@ impl Default for FileServerConfig {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             chunk_size: 1 << 20,
+            send_low_water: SEND_LOW_WATER,
+            congestion: None,
         }
     }
 }
@@ -199,6 +219,7 @@ async fn serve(
 ) -> io::Result<()> {
     let started = std::time::Instant::now();
     stream.set_nodelay(true)?;
+    tune(&stream, config);
     let request = match timeout(config.read_timeout, read_request(&mut stream)).await {
         Ok(Ok(Some(request))) => request,
         Ok(Ok(None)) => return Ok(()),
@@ -258,7 +279,27 @@ async fn serve(
         }
         (Some(_), None) => return Ok(()),
     };
-    send_body(&mut stream, file, start, size, config).await?;
+    if let Err(e) = send_body(&mut stream, file, start, size, config).await {
+        // Said at `warn`: the requester sees a failed transfer, and the
+        // reason is on this side.
+        let reason = match e.kind() {
+            io::ErrorKind::TimedOut => "the requester took no byte",
+            io::ErrorKind::UnexpectedEof => "the file shrank while serving",
+            _ if is_cut(&e) => "the requester closed or reset the connection",
+            _ => "the connection failed",
+        };
+        tracing::warn!(
+            %peer,
+            file = %file_name,
+            offset = start,
+            size,
+            error = %e,
+            "transfer dropped: {reason}"
+        );
+        // A transfer cut short is reset, never ended as if complete.
+        abort(&stream);
+        return Ok(());
+    }
     stream.shutdown().await?;
     tracing::debug!(
         %peer,
@@ -373,12 +414,100 @@ async fn copy_body(
     Ok(())
 }
 
-async fn write_timed(stream: &mut TcpStream, bytes: &[u8], limit: Duration) -> io::Result<()> {
-    match timeout(limit, stream.write_all(bytes)).await {
-        Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "requester stopped reading",
-        )),
+/// Writes all of `bytes`; fails only when none of them moves for `idle`
+/// (each partial write starts the wait again).
+async fn write_timed(stream: &mut TcpStream, mut bytes: &[u8], idle: Duration) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match timeout(idle, stream.write(bytes)).await {
+            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(Ok(n)) => bytes = &bytes[n..],
+            Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no byte taken for {idle:?}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether an error means the requester went away.
+fn is_cut(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Resets the connection (`SO_LINGER` 0): what is still queued is discarded,
+/// and the requester sees a reset rather than an end of stream.
+fn abort(stream: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+    #[cfg(not(target_os = "linux"))]
+    let _ = stream;
+}
+
+/// The transfer socket's low-water mark and congestion control.
+fn tune(stream: &TcpStream, config: &FileServerConfig) {
+    #[cfg(target_os = "linux")]
+    {
+        let socket = socket2::SockRef::from(stream);
+        if let Err(e) = socket.set_tcp_notsent_lowat(config.send_low_water) {
+            tracing::debug!(error = %e, "cannot set TCP_NOTSENT_LOWAT");
+        }
+        if let Some(name) = &config.congestion {
+            set_congestion(stream, name);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (stream, config);
+}
+
+/// Asks the kernel for congestion control `name` on `socket` (Linux); a
+/// refusal is said once at `warn` (the system's default stays).
+#[cfg(target_os = "linux")]
+fn set_congestion(socket: &impl std::os::fd::AsFd, name: &str) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Err(e) = rustix::net::sockopt::set_tcp_congestion(socket, name)
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            congestion = name,
+            error = %io::Error::from(e),
+            "the kernel refuses this congestion control (is its module loaded? see \
+             /proc/sys/net/ipv4/tcp_available_congestion_control); using the system's"
+        );
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+
+    /// A transfer socket gets the congestion control asked for (`reno` is
+    /// built into every Linux kernel); a name the kernel does not know
+    /// leaves the system's.
+    #[tokio::test]
+    async fn congestion_control_is_asked_of_the_kernel() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let system = rustix::net::sockopt::tcp_congestion(&stream).unwrap();
+        set_congestion(&stream, "no-such-cc");
+        assert_eq!(
+            rustix::net::sockopt::tcp_congestion(&stream).unwrap(),
+            system
+        );
+        set_congestion(&stream, "reno");
+        assert_eq!(
+            rustix::net::sockopt::tcp_congestion(&stream).unwrap(),
+            "reno"
+        );
     }
 }

@@ -6,6 +6,7 @@ pub mod client;
 pub mod destination;
 pub mod download;
 pub mod file_server;
+pub mod settle;
 pub mod shell;
 pub mod state;
 #[cfg(target_os = "linux")]

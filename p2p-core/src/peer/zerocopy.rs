@@ -28,7 +28,7 @@ const PIPE_SIZE: usize = 1 << 20;
 fn stalled(limit: Duration) -> io::Error {
     io::Error::new(
         io::ErrorKind::TimedOut,
-        format!("no progress for {limit:?}"),
+        format!("no byte moved for {limit:?}"),
     )
 }
 

@@ -34,6 +34,8 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub mod proxy;
+
 /// A limit for each wait, so that a broken server fails the test instead of
 /// hanging it. Generous: tests run in parallel on two cores, in debug builds.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -392,6 +394,15 @@ impl LogHarness {
     pub async fn start_on(bind: SocketAddr, max_record: usize) -> Self {
         let mut config = LogServiceConfig::with_bind(bind);
         config.max_record = max_record;
+        Self::start_with(config).await
+    }
+
+    /// Starts a service on `127.0.0.1:0` without a duplicate-request cache:
+    /// it writes every call, the same one sent twice included.
+    pub async fn start_without_replay_cache(max_record: usize) -> Self {
+        let mut config = LogServiceConfig::with_bind("127.0.0.1:0".parse().unwrap());
+        config.max_record = max_record;
+        config.replay_cache = 0;
         Self::start_with(config).await
     }
 

@@ -27,6 +27,7 @@ use super::client::{ClientError, DirectoryClient};
 use super::destination;
 use super::download::{DownloadError, DownloadOptions, Downloader, TransferProtocol};
 use super::file_server::{FileServer, FileServerConfig, Library};
+use super::settle;
 use super::state::{
     CONNECTED_FILE, ConnectedMarker, DIGESTS_FILE, DigestCache, LIBRARY_FILE, Publications,
     StateDir,
@@ -66,6 +67,14 @@ pub struct PeerConfig {
     /// The state directory (digests of published files); `None` keeps them in
     /// memory only. Default [`super::state::default_state_dir`].
     pub state_dir: Option<PathBuf>,
+    /// Timeout of a directory operation: to connect, to send, and the idle
+    /// timeout of the reply. Default 10 s
+    /// ([`super::client::DEFAULT_OPERATION_TIMEOUT`]).
+    pub operation_timeout: Duration,
+    /// TCP congestion control for the transfers this peer serves (Linux
+    /// `TCP_CONGESTION`, e.g. `bbr`); `None` keeps the system's. Default
+    /// `None`.
+    pub congestion: Option<String>,
 }
 
 impl PeerConfig {
@@ -79,6 +88,8 @@ impl PeerConfig {
             classic: false,
             ping_interval: DEFAULT_PING_INTERVAL,
             state_dir: super::state::default_state_dir(),
+            operation_timeout: super::client::DEFAULT_OPERATION_TIMEOUT,
+            congestion: None,
         }
     }
 }
@@ -181,6 +192,7 @@ pub struct Session {
     client: DirectoryClient,
     datetime: DatetimeClient,
     listen: SocketAddr,
+    congestion: Option<String>,
     downloader: Downloader,
     state: Option<StateDir>,
     server_host: String,
@@ -207,9 +219,11 @@ impl Session {
             download.protocol = TransferProtocol::Classic;
         }
         Self {
-            client: DirectoryClient::new(&config.server_host, config.server_port),
+            client: DirectoryClient::new(&config.server_host, config.server_port)
+                .with_timeout(config.operation_timeout),
             datetime: DatetimeClient::new(config.datetime_url.clone()),
             listen: config.listen,
+            congestion: config.congestion.clone(),
             downloader: Downloader::new(download),
             state: config.state_dir.clone().map(StateDir::new),
             server_host: config.server_host.clone(),
@@ -400,6 +414,31 @@ impl Session {
         })
     }
 
+    /// `reply` to `body` as `user`, or, when it was lost after the request may
+    /// have arrived, what the directory shows (peer/settle.rs), said on stderr.
+    async fn settle(
+        &mut self,
+        user: &UserName,
+        body: RequestBody,
+        reply: Result<Reply, ClientError>,
+    ) -> Result<Reply, ClientError> {
+        match reply {
+            Err(e) if e.may_have_taken_effect() => {
+                // Extensions as far as known: no CAPABILITIES round trip to a hung server.
+                let get_user_info = self.extensions.is_some_and(|x| x.get_user_info);
+                let request = Request {
+                    timestamp: Some(self.datetime.now().await),
+                    user: user.clone(),
+                    body,
+                };
+                let settled = settle::lost_reply(&self.client, &request, get_user_info).await;
+                eprintln!("{}", settled.explain(request.op().as_str()));
+                settled.into_reply(e)
+            }
+            other => other,
+        }
+    }
+
     async fn unregister(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Unregister).await;
         if reply.as_ref().is_ok_and(|r| r.code() == 0) {
@@ -489,6 +528,7 @@ impl Session {
         let gone = self.restore(&user);
         let config = FileServerConfig {
             bind: self.listen,
+            congestion: self.congestion.clone(),
             ..FileServerConfig::default()
         };
         let server = match FileServer::start(config, library).await {
@@ -505,7 +545,10 @@ impl Session {
             server.stop().await;
             return vec![Output::Result(Command::Connect.fail().to_owned())];
         };
-        let mut reply = self.call(user.clone(), RequestBody::Connect { port }).await;
+        let reply = self.call(user.clone(), RequestBody::Connect { port }).await;
+        let mut reply = self
+            .settle(&user, RequestBody::Connect { port }, reply)
+            .await;
         if reply.as_ref().is_ok_and(|r| r.code() == 2) && self.left_connected(&user) {
             reply = self.connect_again(&user, port).await;
         }
@@ -588,6 +631,7 @@ impl Session {
 
     async fn disconnect(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Disconnect).await;
+        let reply = self.settle(&user, RequestBody::Disconnect, reply).await;
         // The listener stops whenever this shell stops acting as that user:
         // on success, and also when the server no longer knows the user as
         // connected.
@@ -678,15 +722,12 @@ impl Session {
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
         }
-        let reply = self
-            .call(
-                user.clone(),
-                RequestBody::Publish {
-                    file: file.clone(),
-                    description,
-                },
-            )
-            .await;
+        let body = RequestBody::Publish {
+            file: file.clone(),
+            description,
+        };
+        let reply = self.call(user.clone(), body.clone()).await;
+        let reply = self.settle(&user, body, reply).await;
         // 3: the directory lists it for this user already (an earlier run
         // published it): the contract's text, but this file is served.
         if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
@@ -701,9 +742,9 @@ impl Session {
             Ok(acting) => acting,
             Err(out) => return out,
         };
-        let reply = self
-            .call(user.clone(), RequestBody::Delete { file: file.clone() })
-            .await;
+        let body = RequestBody::Delete { file: file.clone() };
+        let reply = self.call(user.clone(), body.clone()).await;
+        let reply = self.settle(&user, body, reply).await;
         // 3: not published there: nothing to serve either.
         if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
             library.remove(file.as_str());

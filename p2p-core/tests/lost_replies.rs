@@ -1,0 +1,193 @@
+//! A state-changing operation whose reply is lost on the way back (the test
+//! proxy drops only the reply direction of that one connection): the peer
+//! asks the directory what happened and ends in the directory's state. A
+//! CONNECT that took effect keeps its transfer listener (other peers can
+//! download from the recorded address); a PUBLISH that took effect is served;
+//! a DELETE that took effect is no longer served; a DISCONNECT that took
+//! effect closes the listener.
+
+mod support;
+
+use std::time::Duration;
+
+use p2p_core::console::Command;
+use p2p_core::directory::Store;
+use p2p_core::peer::shell::Output;
+use p2p_core::peer::{DownloadOptions, PeerConfig, Session, download};
+use p2p_proto::directory::{GetUserInfoReply, ListContentReply};
+use support::proxy::Proxy;
+use support::{Directory, WAIT, file, user};
+
+/// The directory operation timeout of the session under test: a lost reply
+/// costs this long before the peer asks what happened.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn result(command: Command, code: u8) -> Vec<Output> {
+    vec![Output::Result(command.text(code).to_owned())]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
+    let dir = Directory::start(support::config_with_read_timeout(WAIT));
+    let store: &dyn Store = dir.store.as_ref();
+    support::install_probe(store).await;
+    let proxy = Proxy::start(dir.addr).await;
+    // No datetime service: the session falls back to the local time at once.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = PeerConfig::new("127.0.0.1", proxy.addr.port());
+    config.datetime_url = format!("http://{closed}/");
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.state_dir = None;
+    config.operation_timeout = OPERATION_TIMEOUT;
+    let mut session = Session::new(&config);
+
+    let (out, _) = session.execute("REGISTER alice").await;
+    assert_eq!(out, result(Command::Register, 0));
+
+    // CONNECT's reply is lost: the directory has alice connected.
+    proxy.drop_replies_of_next(1);
+    let (out, _) = session.execute("CONNECT alice").await;
+    assert_eq!(
+        out,
+        result(Command::Connect, 0),
+        "the peer follows the directory"
+    );
+    assert_eq!(session.connected_user(), Some(&user("alice")));
+    let GetUserInfoReply::Ok(recorded) = store
+        .get_user_info(&user(support::PROBE), &user("alice"))
+        .await
+        .unwrap()
+    else {
+        panic!("the directory does not have alice connected");
+    };
+
+    // REGISTER, CONNECT, LIST_USERS (the settling question), CAPABILITIES,
+    // and the first PING that follows a CONNECT at once: all made before the
+    // next reply is dropped.
+    let deadline = std::time::Instant::now() + WAIT;
+    while proxy.accepted() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no PING after CONNECT"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // PUBLISH's reply is lost too: the directory lists the file, and the
+    // peer serves it from the recorded address.
+    let files = tempfile::tempdir().unwrap();
+    let path = files.path().canonicalize().unwrap().join("song.txt");
+    std::fs::write(&path, b"la la la").unwrap();
+    let name = path.to_str().unwrap().to_owned();
+    let before = proxy.accepted();
+    proxy.drop_replies_of_next(1);
+    let (out, _) = session.execute(&format!("PUBLISH {name} a song")).await;
+    assert_eq!(
+        proxy.accepted(),
+        before + 2,
+        "PUBLISH and the question that settled it"
+    );
+    assert_eq!(out, result(Command::Publish, 0));
+    match store
+        .list_content(&user(support::PROBE), &user("alice"))
+        .await
+        .unwrap()
+    {
+        ListContentReply::Ok(listed) => assert_eq!(listed, vec![file(&name)]),
+        other => panic!("unexpected {other:?}"),
+    }
+    let dest = files.path().join("copy.txt");
+    let mut options = DownloadOptions::default();
+    options.progress = false;
+    let addr = std::net::SocketAddr::new(recorded.ip, recorded.port);
+    tokio::time::timeout(WAIT, download(addr, &file(&name), &dest, &options))
+        .await
+        .unwrap()
+        .expect("the listener kept after the lost CONNECT reply serves the published file");
+    assert_eq!(std::fs::read(&dest).unwrap(), b"la la la");
+
+    // DELETE's reply lost: the directory no longer lists the file, and the
+    // peer no longer serves it.
+    let before = proxy.accepted();
+    proxy.drop_replies_of_next(1);
+    let (out, _) = session.execute(&format!("DELETE {name}")).await;
+    assert_eq!(
+        proxy.accepted(),
+        before + 2,
+        "DELETE and the question that settled it"
+    );
+    assert_eq!(out, result(Command::Delete, 0));
+    assert_eq!(
+        store
+            .list_content(&user(support::PROBE), &user("alice"))
+            .await
+            .unwrap(),
+        ListContentReply::Ok(vec![])
+    );
+    let again = files.path().join("again.txt");
+    assert!(
+        download(addr, &file(&name), &again, &options)
+            .await
+            .is_err(),
+        "a deleted file is still served"
+    );
+
+    // DISCONNECT's reply lost: the directory has alice disconnected, and the
+    // peer stops acting as her (its listener closes).
+    let before = proxy.accepted();
+    proxy.drop_replies_of_next(1);
+    let (out, _) = session.execute("DISCONNECT alice").await;
+    assert_eq!(out, result(Command::Disconnect, 0));
+    assert_eq!(session.connected_user(), None);
+    assert_eq!(
+        proxy.accepted(),
+        before + 2,
+        "DISCONNECT and the question that settled it"
+    );
+    assert!(!matches!(
+        store
+            .get_user_info(&user(support::PROBE), &user("alice"))
+            .await
+            .unwrap(),
+        GetUserInfoReply::Ok(_)
+    ));
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "the listener outlived the DISCONNECT"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_to_a_connect_that_did_not_take_effect_stays_a_failure() {
+    let dir = Directory::start(support::config_with_read_timeout(WAIT));
+    let store: &dyn Store = dir.store.as_ref();
+    support::install_probe(store).await;
+    let proxy = Proxy::start(dir.addr).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut config = PeerConfig::new("127.0.0.1", proxy.addr.port());
+    config.datetime_url = format!("http://{closed}/");
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.state_dir = None;
+    config.operation_timeout = OPERATION_TIMEOUT;
+    let mut session = Session::new(&config);
+    // bob is not registered: the CONNECT fails on the server, and its reply
+    // is lost; the directory shows bob not connected.
+    proxy.drop_replies_of_next(1);
+    let (out, _) = session.execute("CONNECT bob").await;
+    assert_eq!(
+        out,
+        vec![Output::Result(Command::Connect.fail().to_owned())]
+    );
+    assert_eq!(session.connected_user(), None);
+    let bob = store
+        .get_user_info(&user(support::PROBE), &user("bob"))
+        .await
+        .unwrap();
+    assert!(!matches!(bob, GetUserInfoReply::Ok(_)), "{bob:?}");
+}
