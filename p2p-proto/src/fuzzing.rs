@@ -26,6 +26,8 @@ use std::fmt::Debug;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use arbitrary::{Arbitrary, Unstructured};
+
+use crate::codec::{Decode, Encode, StreamDecoder, decode_from, to_vec};
 use bytes::{BufMut, BytesMut};
 
 use crate::directory::{
@@ -34,7 +36,7 @@ use crate::directory::{
     matches, search_words,
 };
 use crate::rpc::log::{
-    self, CloseReason, Dispatch, LOG_PROG, LOG_VERS, LogEntry, NULLPROC, SENDLOG,
+    self, CloseReason, Dispatch, LOG_PROG, LOG_VERS, LogEntry, LogReply, NULLPROC, SENDLOG,
 };
 use crate::rpc::message::{
     self, AcceptStat, AcceptedReply, AuthStat, AuthSysParams, CallBody, CallFailure, Credentials,
@@ -173,7 +175,7 @@ pub fn directory_request(data: &[u8]) {
     // Two chunks: every answer of the decoder is the one-shot answer for the same bytes.
     let cut = cut_point(data);
     let mut decoder = RequestDecoder::new();
-    let first = decoder.decode(&data[..cut]);
+    let first = decode_from(&mut decoder, &data[..cut]);
     assert_eq!(
         first,
         Request::decode(&data[..cut]),
@@ -181,7 +183,7 @@ pub fn directory_request(data: &[u8]) {
     );
     if first == Ok(None) {
         assert_eq!(
-            decoder.decode(data),
+            decode_from(&mut decoder, data),
             whole,
             "second chunk after {cut} bytes"
         );
@@ -189,7 +191,7 @@ pub fn directory_request(data: &[u8]) {
 
     // Byte by byte: the decoder decides at the first byte where the one-shot decoder does.
     let mut decoder = RequestDecoder::new();
-    decides_like_the_whole(data, &whole, |b| decoder.decode(b));
+    decides_like_the_whole(data, &whole, |b| decode_from(&mut decoder, b));
 }
 
 /// Feeds `data` to a streaming `decode` one more byte at a time and checks that it decides at
@@ -227,7 +229,7 @@ pub fn directory_reply(data: &[u8]) {
         return;
     };
     let op = OpCode::ALL[usize::from(selector) % OpCode::ALL.len()];
-    let decode = |b: &[u8]| Reply::decode(op, b);
+    let decode = |b: &[u8]| Reply::decode_with(op, b);
     if let Ok(Some((reply, _))) = decode_streaming(bytes, decode) {
         assert_eq!(reply.op(), op, "reply to the wrong operation");
         assert_eq!(reply.is_ok(), reply.code() == 0);
@@ -281,7 +283,7 @@ pub fn directory_server_message(data: &[u8]) {
         }
     }
     let mut decoder = ServerMessageDecoder::new();
-    decides_like_the_whole(data, &whole, |b| decoder.decode(b));
+    decides_like_the_whole(data, &whole, |b| decode_from(&mut decoder, b));
 }
 
 /// `CAPABILITIES` reply decoder ([`CapabilitiesReply::decode`]).
@@ -360,9 +362,9 @@ pub fn capabilities_to_bytes_and_back(data: &[u8]) {
         );
         let cut = cut_point(&bytes).min(bytes.len() - 1);
         let mut decoder = ServerMessageDecoder::new();
-        assert_eq!(decoder.decode(&bytes[..cut]), Ok(None));
+        assert_eq!(decode_from(&mut decoder, &bytes[..cut]), Ok(None));
         assert_eq!(
-            decoder.decode(&bytes),
+            decode_from(&mut decoder, &bytes),
             Ok(Some((message, bytes.len()))),
             "ServerMessageDecoder after a cut at {cut}"
         );
@@ -683,6 +685,15 @@ pub fn rpc_dispatch(data: &[u8]) {
             }
         },
         Dispatch::Reply { reply, entry } => {
+            assert_eq!(
+                LogReply::decode_with(
+                    if entry.is_some() { SENDLOG } else { NULLPROC },
+                    &to_vec(&reply)
+                ),
+                Ok(Some((reply.clone(), reply.encoded_len()))),
+                "the typed reply does not survive the wire"
+            );
+            let reply = to_vec(&reply);
             let Ok(Some((call_header, used))) = header else {
                 panic!("a reply to a message whose header gives {header:?}");
             };
@@ -849,7 +860,7 @@ pub fn rpcbind(data: &[u8]) {
             Mapping::decode,
         );
         assert_eq!(&bytes[..], &data[..consumed]);
-        let call = rpcbind::pmap_call(1, rpcbind::PMAPPROC_GETPORT, &mapping);
+        let call = to_vec(&rpcbind::pmap_call(1, rpcbind::PMAPPROC_GETPORT, &mapping));
         let Ok(Some((_, used))) = RpcMessage::decode(&call) else {
             panic!("pmap_call header does not decode");
         };
@@ -872,7 +883,12 @@ pub fn rpcbind(data: &[u8]) {
         );
         let bytes = re_encode(&rpcb, |r, b| r.encode(b), Rpcb::encoded_len, Rpcb::decode);
         assert_eq!(bytes.len(), consumed);
-        let call = rpcbind::rpcb_call(1, rpcbind::RPCBVERS_4, rpcbind::RPCBPROC_GETADDR, &rpcb);
+        let call = to_vec(&rpcbind::rpcb_call(
+            1,
+            rpcbind::RPCBVERS_4,
+            rpcbind::RPCBPROC_GETADDR,
+            &rpcb,
+        ));
         let Ok(Some((_, used))) = RpcMessage::decode(&call) else {
             panic!("rpcb_call header does not decode");
         };
@@ -942,9 +958,9 @@ pub fn directory_request_to_bytes_and_back(data: &[u8]) {
     assert!(bytes.len() <= crate::directory::MAX_REQUEST_LEN);
     let cut = cut_point(&bytes).min(bytes.len() - 1);
     let mut decoder = RequestDecoder::new();
-    assert_eq!(decoder.decode(&bytes[..cut]), Ok(None));
+    assert_eq!(decode_from(&mut decoder, &bytes[..cut]), Ok(None));
     assert_eq!(
-        decoder.decode(&bytes),
+        decode_from(&mut decoder, &bytes),
         Ok(Some((request, bytes.len()))),
         "RequestDecoder after a cut at {cut}"
     );
@@ -962,7 +978,7 @@ pub fn directory_reply_to_bytes_and_back(data: &[u8]) {
         &reply,
         |r, b| r.encode(b),
         Reply::encoded_len,
-        |b| Reply::decode(op, b),
+        |b| Reply::decode_with(op, b),
     );
     assert_eq!(bytes[0], reply.code());
 }
@@ -1118,12 +1134,13 @@ pub fn log_entry_to_bytes_and_back(data: &[u8]) {
         LogEntry::decode,
     );
     check_log_entry(&entry);
-    match log::dispatch(&log::sendlog_call(xid, &entry)) {
+    match log::dispatch(&to_vec(&log::sendlog_call(xid, &entry))) {
         Dispatch::Reply {
             reply,
             entry: Some(got),
         } => {
             assert_eq!(got, entry);
+            let reply = to_vec(&reply);
             assert_eq!(log::decode_sendlog_reply(&reply), Ok(Some((xid, Ok(0)))));
         }
         other => panic!("SENDLOG of {entry:?} dispatched as {other:?}"),
@@ -1162,7 +1179,7 @@ mod tests {
             log_entry_to_bytes_and_back,
         ];
         let entry = LogEntry::new("alice", "PUBLISH", "24/11/2026 19:40:12", "song.mp3").unwrap();
-        let call = log::sendlog_call(7, &entry);
+        let call = to_vec(&log::sendlog_call(7, &entry));
         let mut framed = vec![200, 0];
         crate::rpc::record::encode_record(&call, &mut framed);
         let from_header = [b"\x003\x00blake3:".as_slice(), &[b'a'; 64], b"\x00abc"].concat();

@@ -25,6 +25,7 @@
 
 use bytes::{BufMut, Bytes};
 
+use crate::codec::{Decode, Encode, finish};
 use crate::xdr::{self, XdrError, XdrResult, fail};
 
 /// The only RPC protocol version (`rpcvers`) of RFC 5531.
@@ -118,20 +119,8 @@ impl OpaqueAuth {
         }
     }
 
-    /// Encoded size in bytes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        xdr::UNIT + xdr::opaque_len(self.body.len())
-    }
-
-    /// Encodes `flavor` and `body`.
-    pub fn encode(&self, buf: &mut impl BufMut) {
-        xdr::put_u32(buf, self.flavor);
-        xdr::put_opaque(buf, &self.body);
-    }
-
     /// Decodes an `opaque_auth`, refusing a body over [`MAX_AUTH_BYTES`].
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
+    pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
         let (input, flavor) = xdr::u32(input)?;
         let (input, body) = xdr::opaque("opaque_auth.body", MAX_AUTH_BYTES)(input)?;
         Ok((
@@ -141,6 +130,19 @@ impl OpaqueAuth {
                 body: Bytes::copy_from_slice(body),
             },
         ))
+    }
+}
+
+impl Encode for OpaqueAuth {
+    /// Encodes `flavor` and `body`.
+    fn encode(&self, buf: &mut impl BufMut) {
+        xdr::put_u32(buf, self.flavor);
+        xdr::put_opaque(buf, &self.body);
+    }
+
+    /// Encoded size in bytes.
+    fn encoded_len(&self) -> usize {
+        xdr::UNIT + xdr::opaque_len(self.body.len())
     }
 }
 
@@ -233,27 +235,8 @@ impl AuthSysParams {
         &self.gids
     }
 
-    /// Encoded size in bytes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        xdr::UNIT * 4 + xdr::opaque_len(self.machinename.len()) + xdr::UNIT * self.gids.len()
-    }
-
-    /// Encodes the parameters.
-    pub fn encode(&self, buf: &mut impl BufMut) {
-        xdr::put_u32(buf, self.stamp);
-        xdr::put_opaque(buf, &self.machinename);
-        xdr::put_u32(buf, self.uid);
-        xdr::put_u32(buf, self.gid);
-        // At most MAX_GIDS, so the count fits.
-        xdr::put_u32(buf, self.gids.len() as u32);
-        for gid in &self.gids {
-            xdr::put_u32(buf, *gid);
-        }
-    }
-
     /// Decodes the parameters, refusing over-long machine names and gid lists.
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
+    pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
         let (input, stamp) = xdr::u32(input)?;
         let (input, machinename) =
             xdr::opaque("authsys_parms.machinename", MAX_MACHINE_NAME)(input)?;
@@ -283,6 +266,26 @@ impl AuthSysParams {
                 gids,
             },
         ))
+    }
+}
+
+impl Encode for AuthSysParams {
+    /// Encodes the parameters.
+    fn encode(&self, buf: &mut impl BufMut) {
+        xdr::put_u32(buf, self.stamp);
+        xdr::put_opaque(buf, &self.machinename);
+        xdr::put_u32(buf, self.uid);
+        xdr::put_u32(buf, self.gid);
+        // At most MAX_GIDS, so the count fits.
+        xdr::put_u32(buf, self.gids.len() as u32);
+        for gid in &self.gids {
+            xdr::put_u32(buf, *gid);
+        }
+    }
+
+    /// Encoded size in bytes.
+    fn encoded_len(&self) -> usize {
+        xdr::UNIT * 4 + xdr::opaque_len(self.machinename.len()) + xdr::UNIT * self.gids.len()
     }
 }
 
@@ -487,33 +490,46 @@ impl RpcMessage {
         }
     }
 
-    /// Encoded size of the header in bytes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        const U: usize = xdr::UNIT;
-        U + U
-            + match &self.body {
-                MessageBody::Call(c) => 4 * U + c.cred.encoded_len() + c.verf.encoded_len(),
-                MessageBody::Reply(ReplyBody::Accepted(a)) => {
-                    U + a.verf.encoded_len()
-                        + U
-                        + match a.stat {
-                            AcceptStat::ProgMismatch { .. } => 2 * U,
-                            _ => 0,
-                        }
-                }
-                MessageBody::Reply(ReplyBody::Denied(r)) => {
-                    U + U
-                        + match r {
-                            RejectedReply::RpcMismatch { .. } => 2 * U,
-                            RejectedReply::AuthError { .. } => U,
-                        }
-                }
+    /// Decodes a header as a nom parser; the remaining input is the arguments or results.
+    pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
+        let (input, xid) = xdr::u32(input)?;
+        let (input, mtype) = xdr::u32(input)?;
+        let (input, body) = match mtype {
+            CALL => {
+                let (input, rpcvers) = xdr::u32(input)?;
+                let (input, prog) = xdr::u32(input)?;
+                let (input, vers) = xdr::u32(input)?;
+                let (input, procedure) = xdr::u32(input)?;
+                let (input, cred) = OpaqueAuth::parse(input)?;
+                let (input, verf) = OpaqueAuth::parse(input)?;
+                let call = CallBody {
+                    rpcvers,
+                    prog,
+                    vers,
+                    procedure,
+                    cred,
+                    verf,
+                };
+                (input, MessageBody::Call(call))
             }
+            REPLY => {
+                let (input, reply) = parse_reply_body(input)?;
+                (input, MessageBody::Reply(reply))
+            }
+            value => {
+                return fail(XdrError::InvalidDiscriminant {
+                    what: "msg_type",
+                    value,
+                });
+            }
+        };
+        Ok((input, Self { xid, body }))
     }
+}
 
+impl Encode for RpcMessage {
     /// Encodes the header.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         xdr::put_u32(buf, self.xid);
         match &self.body {
             MessageBody::Call(c) => {
@@ -556,45 +572,37 @@ impl RpcMessage {
         }
     }
 
-    /// Decodes a header as a nom parser; the remaining input is the arguments or results.
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, xid) = xdr::u32(input)?;
-        let (input, mtype) = xdr::u32(input)?;
-        let (input, body) = match mtype {
-            CALL => {
-                let (input, rpcvers) = xdr::u32(input)?;
-                let (input, prog) = xdr::u32(input)?;
-                let (input, vers) = xdr::u32(input)?;
-                let (input, procedure) = xdr::u32(input)?;
-                let (input, cred) = OpaqueAuth::parse(input)?;
-                let (input, verf) = OpaqueAuth::parse(input)?;
-                let call = CallBody {
-                    rpcvers,
-                    prog,
-                    vers,
-                    procedure,
-                    cred,
-                    verf,
-                };
-                (input, MessageBody::Call(call))
+    /// Encoded size of the header in bytes.
+    fn encoded_len(&self) -> usize {
+        const U: usize = xdr::UNIT;
+        U + U
+            + match &self.body {
+                MessageBody::Call(c) => 4 * U + c.cred.encoded_len() + c.verf.encoded_len(),
+                MessageBody::Reply(ReplyBody::Accepted(a)) => {
+                    U + a.verf.encoded_len()
+                        + U
+                        + match a.stat {
+                            AcceptStat::ProgMismatch { .. } => 2 * U,
+                            _ => 0,
+                        }
+                }
+                MessageBody::Reply(ReplyBody::Denied(r)) => {
+                    U + U
+                        + match r {
+                            RejectedReply::RpcMismatch { .. } => 2 * U,
+                            RejectedReply::AuthError { .. } => U,
+                        }
+                }
             }
-            REPLY => {
-                let (input, reply) = parse_reply_body(input)?;
-                (input, MessageBody::Reply(reply))
-            }
-            value => {
-                return fail(XdrError::InvalidDiscriminant {
-                    what: "msg_type",
-                    value,
-                });
-            }
-        };
-        Ok((input, Self { xid, body }))
     }
+}
 
-    /// Decodes a header: `Ok(None)` if `input` ends too early, else the header and its length.
-    pub fn decode(input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
-        xdr::run(Self::parse, input)
+/// Decodes a header: `Ok(None)` if `input` ends too early, else the header and its length.
+impl Decode for RpcMessage {
+    type Error = XdrError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
+        finish(input, Self::parse(input))
     }
 }
 
@@ -660,6 +668,56 @@ fn parse_reply_body(input: &[u8]) -> XdrResult<'_, ReplyBody> {
     }
 }
 
+/// A whole call message: the header ([`RpcMessage`] with a [`CallBody`]) and the procedure's
+/// arguments after it, e.g. `Call<&LogEntry>` for SENDLOG, `Call<()>` for a NULL call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call<A> {
+    /// The header; its body is a [`MessageBody::Call`].
+    pub header: RpcMessage,
+    /// The procedure's arguments.
+    pub args: A,
+}
+
+impl<A> Call<A> {
+    /// A call with AUTH_NONE credential and verifier.
+    #[must_use]
+    pub const fn new(xid: u32, prog: u32, vers: u32, procedure: u32, args: A) -> Self {
+        Self {
+            header: RpcMessage::call(xid, prog, vers, procedure),
+            args,
+        }
+    }
+}
+
+impl<A: Encode> Encode for Call<A> {
+    fn encode(&self, buf: &mut impl BufMut) {
+        self.header.encode(buf);
+        self.args.encode(buf);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.header.encoded_len() + self.args.encoded_len()
+    }
+}
+
+/// Decodes a call and its arguments (bytes after the arguments are left, as libtirpc ignores
+/// them). A reply is [`XdrError::InvalidValue`].
+impl<A: Decode<Error = XdrError>> Decode for Call<A> {
+    type Error = XdrError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
+        let Some((header, used)) = finish(input, RpcMessage::parse(input))? else {
+            return Ok(None);
+        };
+        if !matches!(header.body, MessageBody::Call(_)) {
+            return Err(XdrError::InvalidValue {
+                what: "call (got a reply)",
+            });
+        }
+        Ok(A::decode(&input[used..])?.map(|(args, n)| (Self { header, args }, used + n)))
+    }
+}
+
 /// Why a call did not succeed, as its reply says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -685,7 +743,7 @@ pub type Reply<T> = (u32, Result<T, CallFailure>);
 /// case.
 ///
 /// `Ok(None)`: the message ends too early. A call, or bytes after the results, are errors.
-pub fn decode_reply<'a, T>(
+pub(crate) fn decode_reply<'a, T>(
     msg: &'a [u8],
     results: impl FnOnce(&'a [u8]) -> XdrResult<'a, T>,
 ) -> Result<Option<Reply<T>>, XdrError> {
@@ -709,7 +767,7 @@ pub fn decode_reply<'a, T>(
         };
         Ok((input, (header.xid, Err(outcome))))
     };
-    match xdr::run(parser, msg)? {
+    match finish(msg, parser(msg))? {
         None => Ok(None),
         Some((_, used)) if used != msg.len() => Err(XdrError::TrailingBytes {
             count: msg.len() - used,
