@@ -40,7 +40,8 @@ use p2p_core::peer::{
 use p2p_proto::directory::{OpCode, Reply, Request, RequestBody};
 use p2p_proto::field::{Description, FileName};
 use p2p_proto::rpc::log::{LogEntry, decode_sendlog_reply, sendlog_call};
-use p2p_proto::rpc::record::{RecordDecoder, encode_record};
+use p2p_proto::rpc::record::{Record, RecordDecoder};
+use p2p_proto::{Decode, Encode, StreamDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;
@@ -469,7 +470,7 @@ async fn directory_op(addr: SocketAddr, op: OpCode, wire: &[u8], buf: &mut Vec<u
     match tokio::time::timeout(OP_TIMEOUT, exchange(addr, wire, buf)).await {
         Err(_) => Outcome::Error(format!("{op}: timeout")),
         Ok(Err(e)) => Outcome::Error(format!("{op}: {e}")),
-        Ok(Ok(())) => match Reply::decode(op, buf) {
+        Ok(Ok(())) => match Reply::decode_with(op, buf) {
             Ok(Some((reply, _))) if reply.is_ok() => Outcome::Ok,
             Ok(Some((reply, _))) => Outcome::Unexpected(reply),
             Ok(None) if buf.is_empty() => Outcome::Error(format!("{op}: no reply")),
@@ -741,7 +742,7 @@ async fn drive_log(
             .unwrap_or_else(|_| sample::log_entry());
             // One framed call, its xid patched in place (after the 4-byte record mark).
             let mut framed = Vec::new();
-            encode_record(&sendlog_call(0, &entry), &mut framed);
+            Record(sendlog_call(0, &entry)).encode(&mut framed);
             let mut decoder = RecordDecoder::new(64 * 1024);
             let mut inbuf = BytesMut::with_capacity(4096);
             let end = tokio::time::Instant::now() + duration;
@@ -1786,7 +1787,7 @@ fn scale(args: &ScaleArgs) -> Res<()> {
                 Outcome::Ok => {
                     lat.record(took);
                     bytes = buf.len();
-                    entries = match Reply::decode(op, &buf) {
+                    entries = match Reply::decode_with(op, &buf) {
                         Ok(Some((
                             Reply::ListUsers(p2p_proto::directory::ListUsersReply::Ok(v)),
                             _,
@@ -1866,7 +1867,7 @@ fn scale(args: &ScaleArgs) -> Res<()> {
             let mut buf = Vec::new();
             let (op, wire) = &list_content_wire;
             let outcome = rt.block_on(directory_op(addr, *op, wire, &mut buf));
-            let entries = match (outcome, Reply::decode(*op, &buf)) {
+            let entries = match (outcome, Reply::decode_with(*op, &buf)) {
                 (
                     Outcome::Ok,
                     Ok(Some((
@@ -1926,7 +1927,7 @@ async fn search_sampling(
                         if let Ok(Some((
                             Reply::Search(p2p_proto::directory::SearchReply::Ok(hits)),
                             _,
-                        ))) = Reply::decode(op, &buf)
+                        ))) = Reply::decode_with(op, &buf)
                         {
                             results = hits.len();
                         }

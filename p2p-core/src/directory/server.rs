@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use p2p_proto::directory::{
     CapabilitiesReply, MAX_REQUEST_LEN, OpCode, Reply, ServerMessage, ServerMessageDecoder,
 };
+use p2p_proto::{Encode, StreamDecoder};
 use rustix::net::{SendFlags, Shutdown};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -201,9 +202,9 @@ async fn serve_connection(
     let mut buf = BytesMut::with_capacity(256);
     let mut decoder = ServerMessageDecoder::default();
     let outcome = loop {
-        match decoder.decode(&buf) {
-            Ok(Some((ServerMessage::Request(request), _))) => break Outcome::Request(request),
-            Ok(Some((ServerMessage::Capabilities, _))) => break Outcome::Capabilities,
+        match decoder.decode(&mut buf) {
+            Ok(Some(ServerMessage::Request(request))) => break Outcome::Request(request),
+            Ok(Some(ServerMessage::Capabilities)) => break Outcome::Capabilities,
             Ok(None) => {}
             Err(e) => {
                 refused(peer, RefusedReason::Malformed, &buf, Some(&e));

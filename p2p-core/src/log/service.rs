@@ -20,6 +20,7 @@ use bytes::BytesMut;
 use p2p_proto::rpc::log::{Dispatch, LOG_PROG, LogEntry, dispatch};
 use p2p_proto::rpc::message::{AcceptStat, MessageBody, ReplyBody, RpcMessage};
 use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, RecordDecoder, encode_record};
+use p2p_proto::{Decode, Encode, StreamDecoder};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -655,6 +656,9 @@ impl<T> Batch<T> {
     fn dispatch(&mut self, msg: &[u8], to: T) -> bool {
         match dispatch(msg) {
             Dispatch::Reply { reply, entry } => {
+                let mut bytes = Vec::with_capacity(reply.encoded_len());
+                reply.encode(&mut bytes);
+                let reply = bytes;
                 let logged = entry.is_some();
                 if let Some(entry) = entry {
                     push_line(&mut self.lines, &entry);
@@ -998,6 +1002,7 @@ mod tests {
     use std::task::{Context, Poll};
 
     use p2p_proto::rpc::log::{decode_sendlog_reply, sendlog_call};
+    use p2p_proto::rpc::record::Record;
 
     use super::*;
 
@@ -1213,7 +1218,7 @@ mod tests {
                     for &r in window {
                         let e = LogEntry::new(&format!("u{c}"), "PUBLISH", &format!("{r:03}"), "f")
                             .unwrap();
-                        encode_record(&sendlog_call(r as u32, &e), &mut wire);
+                        Record(sendlog_call(r as u32, &e)).encode(&mut wire);
                     }
                     stream.write_all(&wire).await.unwrap();
                     while answered < window[window.len() - 1] + 1 {

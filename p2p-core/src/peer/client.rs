@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use p2p_proto::directory::{CapabilitiesReply, CapabilitiesRequest, DecodeError, Reply, Request};
+use p2p_proto::{Decode, Encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -104,7 +105,7 @@ impl DirectoryClient {
         request.encode(&mut out);
         stream.write_all(&out).await?;
         let op = request.op();
-        read_reply(&mut stream, |buf| Ok(Reply::decode(op, buf)?)).await
+        read_reply(&mut stream, |buf| Ok(Reply::decode_with(op, buf)?)).await
     }
 
     /// `CAPABILITIES` (PROTOCOL.md §6.1): the extension operations the server
