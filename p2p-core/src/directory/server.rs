@@ -183,7 +183,7 @@ fn refused(
     tracing::debug!(
         %peer,
         reason = reason.as_str(),
-        op = op_of(buf).map(OpCode::as_str),
+        op = OpCode::of_request(buf).map(OpCode::as_str),
         received = buf.len(),
         error = error.map(tracing::field::display),
         "request refused"
@@ -212,13 +212,13 @@ async fn serve_connection(
             }
         }
         if buf.len() > MAX_REQUEST_LEN {
-            let op = op_of(&buf);
+            let op = OpCode::of_request(&buf);
             refused(peer, RefusedReason::TooLong, &buf, None);
             break Outcome::Refused(op);
         }
         match timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_elapsed) => {
-                let op = op_of(&buf);
+                let op = OpCode::of_request(&buf);
                 refused(peer, RefusedReason::ReadTimeout, &buf, None);
                 break Outcome::Refused(op);
             }
@@ -285,10 +285,4 @@ async fn send_reply(stream: &TcpStream, mut out: &[u8]) -> io::Result<()> {
         out = &out[sent..];
     }
     rustix::net::shutdown(stream, Shutdown::Write).map_err(io::Error::from)
-}
-
-/// The OP of a partial request, when its first field is complete and known.
-fn op_of(buf: &[u8]) -> Option<OpCode> {
-    let end = buf.iter().position(|&b| b == 0)?;
-    OpCode::from_bytes(&buf[..end])
 }
