@@ -91,6 +91,7 @@ pub trait StreamDecoder {
 /// each explicitly: `Incomplete` is `Ok(None)`; `Failure` (a value that breaks the grammar) and
 /// `Error` (no alternative matched; the crate's parsers `cut` before returning, so this is
 /// a grammar error too) are the error they carry.
+#[inline]
 pub(crate) fn finish<T, E>(
     input: &[u8],
     result: IResult<&[u8], T, E>,

@@ -11,7 +11,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU16;
 
 use bytes::BufMut;
-use nom::combinator::{cut, map_res};
 use nom::{IResult, Needed, Parser};
 
 use crate::DecodeError;
@@ -34,6 +33,7 @@ pub(crate) const fn fail<T>(error: DecodeError) -> Result<T, nom::Err<DecodeErro
 ///
 /// Bounded: refused with [`DecodeError::FieldTooLong`] as soon as byte `max + 1`
 /// arrives and is not the NUL; never scans further than that.
+#[inline]
 pub(crate) fn nul_field<'a>(
     input: &'a [u8],
     field: &'static str,
@@ -50,14 +50,29 @@ pub(crate) fn nul_field<'a>(
     }
 }
 
-/// `field = *max(%x01-FF) %x00` whose bytes `check` turns into a value; what `check` refuses is
-/// final (`cut`).
+/// `field = *max(%x01-FF) %x00` whose bytes `check` turns into a value, as a parser to compose
+/// with nom's combinators; what `check` refuses is final (a `Failure`, as nom's `cut` makes it).
 pub(crate) fn checked_field<'a, T>(
     field: &'static str,
     max: usize,
-    check: impl FnMut(&'a [u8]) -> Result<T, DecodeError>,
+    mut check: impl FnMut(&'a [u8]) -> Result<T, DecodeError>,
 ) -> impl Parser<&'a [u8], Output = T, Error = DecodeError> {
-    cut(map_res(move |input| nul_field(input, field, max), check))
+    move |input: &'a [u8]| checked(input, field, max, &mut check)
+}
+
+/// [`checked_field`] applied to `input`.
+#[inline]
+pub(crate) fn checked<'a, T>(
+    input: &'a [u8],
+    field: &'static str,
+    max: usize,
+    check: impl FnOnce(&'a [u8]) -> Result<T, DecodeError>,
+) -> PResult<'a, T> {
+    let (rest, raw) = nul_field(input, field, max)?;
+    match check(raw) {
+        Ok(value) => Ok((rest, value)),
+        Err(e) => fail(e),
+    }
 }
 
 /// `result = %x00-FF`: one binary byte (a result code).
@@ -66,11 +81,11 @@ pub(crate) fn byte(input: &[u8]) -> PResult<'_, u8> {
 }
 
 /// `op = 1*13(%x01-FF) %x00` naming one of the directory operations.
+#[inline]
 pub(crate) fn op_code(input: &[u8]) -> PResult<'_, OpCode> {
-    checked_field("OP", MAX_OP_LEN, |raw| {
+    checked(input, "OP", MAX_OP_LEN, |raw| {
         OpCode::from_bytes(raw).ok_or(DecodeError::UnknownOp)
     })
-    .parse(input)
 }
 
 /// Maps a field validation error to the decode error naming the field.
@@ -79,8 +94,9 @@ fn invalid(field: &'static str) -> impl Fn(FieldError) -> DecodeError {
 }
 
 /// A user name field (`USER`, `TARGET`, `NAME`): `1*255(%x21-FF) %x00`.
+#[inline]
 pub(crate) fn user_name<'a>(input: &'a [u8], field: &'static str) -> PResult<'a, UserName> {
-    checked_field(field, MAX_FIELD_LEN, |raw| to_user_name(raw, field)).parse(input)
+    checked(input, field, MAX_FIELD_LEN, |raw| to_user_name(raw, field))
 }
 
 /// Validates the raw bytes of a user name field.
@@ -90,26 +106,23 @@ pub(crate) fn to_user_name(raw: &[u8], field: &'static str) -> Result<UserName, 
 
 /// A `FILE` field: `1*255(%x01-FF) %x00`, UTF-8.
 pub(crate) fn file_name(input: &[u8]) -> PResult<'_, FileName> {
-    checked_field("FILE", MAX_FIELD_LEN, |raw| {
+    checked(input, "FILE", MAX_FIELD_LEN, |raw| {
         FileName::from_bytes(raw).map_err(invalid("FILE"))
     })
-    .parse(input)
 }
 
 /// A `DESCRIPTION` field: `*255(%x01-FF) %x00`, UTF-8.
 pub(crate) fn description(input: &[u8]) -> PResult<'_, Description> {
-    checked_field("DESCRIPTION", MAX_FIELD_LEN, |raw| {
+    checked(input, "DESCRIPTION", MAX_FIELD_LEN, |raw| {
         Description::from_bytes(raw).map_err(invalid("DESCRIPTION"))
     })
-    .parse(input)
 }
 
 /// A `QUERY` field: any bytes but NUL, judged later ([`SearchQuery::terms`]).
 pub(crate) fn search_query(input: &[u8]) -> PResult<'_, SearchQuery> {
-    checked_field("QUERY", MAX_FIELD_LEN, |raw| {
+    checked(input, "QUERY", MAX_FIELD_LEN, |raw| {
         SearchQuery::from_bytes(raw).map_err(invalid("QUERY"))
     })
-    .parse(input)
 }
 
 /// `number = 1*max_digits DIGIT %x00`: strictly ASCII decimal (no sign, no spaces).
@@ -119,10 +132,9 @@ pub(crate) fn number<'a>(
     field: &'static str,
     max_digits: usize,
 ) -> PResult<'a, u64> {
-    checked_field(field, max_digits, |raw| {
+    checked(input, field, max_digits, |raw| {
         decimal(raw).ok_or(DecodeError::InvalidNumber { field })
     })
-    .parse(input)
 }
 
 /// `1*DIGIT` as a whole field's bytes, without overflow.
@@ -140,31 +152,30 @@ pub(crate) fn decimal(raw: &[u8]) -> Option<u64> {
 }
 
 /// A `PORT` field as a reply carries it: decimal 0..=65535.
+#[inline]
 pub(crate) fn port(input: &[u8]) -> PResult<'_, u16> {
-    cut(map_res(
-        |i| number(i, "PORT", MAX_PORT_DIGITS),
-        |value| u16::try_from(value).map_err(|_| DecodeError::InvalidPort { value }),
-    ))
-    .parse(input)
+    checked(input, "PORT", MAX_PORT_DIGITS, |raw| {
+        let value = decimal(raw).ok_or(DecodeError::InvalidNumber { field: "PORT" })?;
+        u16::try_from(value).map_err(|_| DecodeError::InvalidPort { value })
+    })
 }
 
 /// A `PORT` field as CONNECT sends it: decimal 1..=65535.
+#[inline]
 pub(crate) fn listening_port(input: &[u8]) -> PResult<'_, NonZeroU16> {
-    cut(map_res(
-        |i| number(i, "PORT", MAX_PORT_DIGITS),
-        |value| {
-            u16::try_from(value)
-                .ok()
-                .and_then(NonZeroU16::new)
-                .ok_or(DecodeError::InvalidPort { value })
-        },
-    ))
-    .parse(input)
+    checked(input, "PORT", MAX_PORT_DIGITS, |raw| {
+        let value = decimal(raw).ok_or(DecodeError::InvalidNumber { field: "PORT" })?;
+        u16::try_from(value)
+            .ok()
+            .and_then(NonZeroU16::new)
+            .ok_or(DecodeError::InvalidPort { value })
+    })
 }
 
 /// An `IP` field: an IPv4 or IPv6 address as text, `1*45(%x01-FF) %x00`.
+#[inline]
 pub(crate) fn ip_addr(input: &[u8]) -> PResult<'_, IpAddr> {
-    checked_field("IP", MAX_IP_LEN, |raw| {
+    checked(input, "IP", MAX_IP_LEN, |raw| {
         match dotted_quad(raw) {
             Some(v4) => Some(IpAddr::V4(v4)),
             // Everything else (IPv6, and the forms the fast path leaves out) goes
@@ -173,7 +184,6 @@ pub(crate) fn ip_addr(input: &[u8]) -> PResult<'_, IpAddr> {
         }
         .ok_or(DecodeError::InvalidAddress)
     })
-    .parse(input)
 }
 
 /// The fast path of [`ip_addr`]: a canonical dotted quad (`0`-`255`, no leading

@@ -154,22 +154,18 @@ pub(crate) fn bool(input: &[u8]) -> XdrResult<'_, bool> {
 /// before waiting for (or allocating) any of the data.
 pub(crate) fn opaque(what: &'static str, max: u32) -> impl Fn(&[u8]) -> XdrResult<'_, &[u8]> {
     move |input: &[u8]| {
-        let len = cut(map_res(be_u32, |len| {
-            if len <= max {
-                Ok(len as usize)
-            } else {
-                Err(XdrError::TooLong {
-                    what,
-                    len: u64::from(len),
-                    max,
-                })
-            }
-        }));
+        let (rest, len) = be_u32(input)?;
+        if len > max {
+            return fail(XdrError::TooLong {
+                what,
+                len: u64::from(len),
+                max,
+            });
+        }
+        let len = len as usize;
         // Data and padding are taken together, so that a complete item is never split.
-        len.flat_map(|len| {
-            nom::bytes::streaming::take(len + pad_len(len)).map(move |data: &[u8]| &data[..len])
-        })
-        .parse(input)
+        let (rest, data) = nom::bytes::streaming::take(len + pad_len(len)).parse(rest)?;
+        Ok((rest, &data[..len]))
     }
 }
 
@@ -177,7 +173,11 @@ pub(crate) fn opaque(what: &'static str, max: u32) -> impl Fn(&[u8]) -> XdrResul
 /// can send and print).
 pub(crate) fn string(what: &'static str, max: u32) -> impl Fn(&[u8]) -> XdrResult<'_, &str> {
     move |input: &[u8]| {
-        cut(map_res(opaque(what, max), |bytes| check_text(what, bytes))).parse(input)
+        let (rest, bytes) = opaque(what, max)(input)?;
+        match check_text(what, bytes) {
+            Ok(text) => Ok((rest, text)),
+            Err(e) => fail(e),
+        }
     }
 }
 

@@ -208,10 +208,11 @@ impl PeerAddr {
     }
 
     /// `addr = ip NUL port NUL`.
+    #[inline]
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        (wire::ip_addr, wire::port)
-            .map(|(ip, port)| Self { ip, port })
-            .parse(input)
+        let (rest, ip) = wire::ip_addr(input)?;
+        let (rest, port) = wire::port(rest)?;
+        Ok((rest, Self { ip, port }))
     }
 }
 
@@ -239,10 +240,11 @@ pub struct UserEntry {
 
 impl UserEntry {
     /// `user = name NUL ip NUL port NUL`.
+    #[inline]
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        (|i| wire::user_name(i, "NAME"), PeerAddr::parse)
-            .map(|(name, addr)| Self { name, addr })
-            .parse(input)
+        let (rest, name) = wire::user_name(input, "NAME")?;
+        let (rest, addr) = PeerAddr::parse(rest)?;
+        Ok((rest, Self { name, addr }))
     }
 
     fn encode(&self, buf: &mut impl BufMut) {

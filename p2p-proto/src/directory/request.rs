@@ -154,6 +154,7 @@ impl RequestBody {
     }
 
     /// Parses the fields after `USER` for `op` (the `body` rule of [`Request`]'s grammar).
+    #[inline]
     fn parse(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
         match op {
             OpCode::Register => Ok((input, Self::Register)),
@@ -191,6 +192,7 @@ impl Request {
     }
 
     /// The streaming nom parser behind [`Request`]'s [`Decode`] (the grammar above [`Request`]).
+    #[inline]
     pub(crate) fn parse(input: &[u8]) -> nom::IResult<&[u8], Self, RequestError> {
         let (rest, op) =
             wire::op_code(input).map_err(|e| e.map(|error| RequestError { op: None, error }))?;
@@ -204,6 +206,7 @@ impl Request {
 
     /// `[datetime NUL] user NUL body`: the second field is `DATETIME` exactly when it has that
     /// shape; otherwise it is `USER` (nom's `alt` backtracks to read it again as one).
+    #[inline]
     fn parse_after_op(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
         let datetime = map_res(
             |i| wire::nul_field(i, "USER", MAX_FIELD_LEN),
