@@ -3,10 +3,6 @@
 
 use super::*;
 
-fn encode_request(r: &Request, buf: &mut Vec<u8>) {
-    r.encode(buf);
-}
-
 /// Directory request decoder ([`Request::decode`]) and its streaming form ([`RequestDecoder`]).
 ///
 /// Expectation: no panic; a decoded request re-encodes to the bytes it came from (values only for
@@ -18,12 +14,7 @@ pub fn directory_request(data: &[u8]) {
     let whole = decode_streaming(data, Request::decode);
     match &whole {
         Ok(Some((request, consumed))) => {
-            let bytes = re_encode(
-                request,
-                encode_request,
-                Request::encoded_len,
-                Request::decode,
-            );
+            let bytes = round_trip((), request);
             assert!(bytes.len() <= crate::directory::MAX_REQUEST_LEN);
             if !matches!(request.body, RequestBody::Connect { .. }) {
                 assert_eq!(
@@ -83,7 +74,7 @@ pub fn directory_reply(data: &[u8]) {
     if let Ok(Some((reply, _))) = decode_streaming(bytes, decode) {
         assert_eq!(reply.op(), op, "reply to the wrong operation");
         assert_eq!(reply.is_ok(), reply.code() == 0);
-        re_encode(&reply, |r, b| r.encode(b), Reply::encoded_len, decode);
+        round_trip(op, &reply);
     }
 }
 
@@ -112,12 +103,7 @@ pub fn directory_server_message(data: &[u8]) {
         );
     }
     if let Ok(Some((message, consumed))) = &whole {
-        let bytes = re_encode(
-            message,
-            |m, b| m.encode(b),
-            ServerMessage::encoded_len,
-            ServerMessage::decode,
-        );
+        let bytes = round_trip((), message);
         if !matches!(
             message,
             ServerMessage::Request(Request {
@@ -145,12 +131,7 @@ pub fn directory_server_message(data: &[u8]) {
 pub fn capabilities_reply(data: &[u8]) {
     if let Ok(Some((reply, consumed))) = decode_streaming(data, CapabilitiesReply::decode) {
         assert!(reply.operations.len() <= crate::directory::MAX_CAPABILITIES);
-        let bytes = re_encode(
-            &reply,
-            |r, b| r.encode(b),
-            CapabilitiesReply::encoded_len,
-            CapabilitiesReply::decode,
-        );
+        let bytes = round_trip((), &reply);
         assert!(bytes.len() <= consumed);
         for op in OpCode::ALL {
             assert_eq!(
@@ -204,12 +185,7 @@ pub fn search_query(data: &[u8]) {
 pub fn capabilities_to_bytes_and_back(data: &[u8]) {
     let mut u = Unstructured::new(data);
     if let Ok(message) = ServerMessage::arbitrary(&mut u) {
-        let bytes = re_encode(
-            &message,
-            |m, b| m.encode(b),
-            ServerMessage::encoded_len,
-            ServerMessage::decode,
-        );
+        let bytes = round_trip((), &message);
         let cut = cut_point(&bytes).min(bytes.len() - 1);
         let mut decoder = ServerMessageDecoder::new();
         assert_eq!(decode_from(&mut decoder, &bytes[..cut]), Ok(None));
@@ -220,12 +196,7 @@ pub fn capabilities_to_bytes_and_back(data: &[u8]) {
         );
     }
     if let Ok(reply) = CapabilitiesReply::arbitrary(&mut u) {
-        re_encode(
-            &reply,
-            |r, b| r.encode(b),
-            CapabilitiesReply::encoded_len,
-            CapabilitiesReply::decode,
-        );
+        round_trip((), &reply);
     }
 }
 
@@ -270,12 +241,7 @@ pub fn directory_request_to_bytes_and_back(data: &[u8]) {
     let Ok(request) = Request::arbitrary(&mut Unstructured::new(data)) else {
         return;
     };
-    let bytes = re_encode(
-        &request,
-        encode_request,
-        Request::encoded_len,
-        Request::decode,
-    );
+    let bytes = round_trip((), &request);
     assert!(bytes.len() <= crate::directory::MAX_REQUEST_LEN);
     let cut = cut_point(&bytes).min(bytes.len() - 1);
     let mut decoder = RequestDecoder::new();
@@ -295,11 +261,6 @@ pub fn directory_reply_to_bytes_and_back(data: &[u8]) {
         return;
     };
     let op = reply.op();
-    let bytes = re_encode(
-        &reply,
-        |r, b| r.encode(b),
-        Reply::encoded_len,
-        |b| Reply::decode_with(op, b),
-    );
+    let bytes = round_trip(op, &reply);
     assert_eq!(bytes[0], reply.code());
 }

@@ -9,7 +9,7 @@
 //! Result<Option<(value, consumed)>, error>`:
 //!
 //! - **No panic** on any input, and no unbounded work or allocation.
-//! - **Round trip**: when `bytes` decode to `value`, `encode(value)` writes exactly
+//! - **Round trip** ([`crate::testing::round_trip`]): when `bytes` decode to `value`, `encode(value)` writes exactly
 //!   `encoded_len(value)` bytes and decodes to `value`, consuming all of them.
 //! - **Canonical form**: where the wire has one spelling per value the re-encoding is the very
 //!   bytes consumed; where it allows several (leading zeros in decimal numbers, textual IP
@@ -42,6 +42,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use arbitrary::{Arbitrary, Unstructured};
 
 use crate::codec::{Decode, Encode, StreamDecoder, decode_from, to_vec};
+use crate::testing::round_trip;
 use bytes::{BufMut, BytesMut};
 
 use crate::directory::{
@@ -109,39 +110,6 @@ where
         );
     }
     whole
-}
-
-/// Encodes `value`, checks `encoded_len`, decodes the bytes again and checks the value and the
-/// consumed length; returns the encoding.
-fn re_encode<T, E>(
-    value: &T,
-    encode: impl Fn(&T, &mut Vec<u8>),
-    encoded_len: impl Fn(&T) -> usize,
-    decode: impl Fn(&[u8]) -> Decoded<T, E>,
-) -> Vec<u8>
-where
-    T: PartialEq + Debug,
-    E: PartialEq + Debug,
-{
-    let mut bytes = Vec::new();
-    encode(value, &mut bytes);
-    assert_eq!(
-        encoded_len(value),
-        bytes.len(),
-        "encoded_len of {value:?} is not what encode wrote"
-    );
-    match decode(&bytes) {
-        Ok(Some((again, consumed))) => {
-            assert_eq!(&again, value, "{value:?} re-encoded as {bytes:02x?}");
-            assert_eq!(
-                consumed,
-                bytes.len(),
-                "re-encoding of {value:?} not consumed"
-            );
-        }
-        other => panic!("re-encoding of {value:?} ({bytes:02x?}) decodes as {other:?}"),
-    }
-    bytes
 }
 
 /// Feeds `data` to a streaming `decode` one more byte at a time and checks that it decides at

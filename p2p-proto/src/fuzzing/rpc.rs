@@ -25,12 +25,7 @@ fn check_log_entry(entry: &LogEntry) {
 pub fn xdr_log_entry(data: &[u8]) {
     if let Ok(Some((entry, consumed))) = decode_streaming(data, LogEntry::decode) {
         check_log_entry(&entry);
-        let bytes = re_encode(
-            &entry,
-            |e, b| e.encode(b),
-            LogEntry::encoded_len,
-            LogEntry::decode,
-        );
+        let bytes = round_trip((), &entry);
         assert_eq!(bytes.len(), consumed);
     }
 }
@@ -70,12 +65,7 @@ pub fn rpc_call(data: &[u8]) {
             MessageBody::Reply(ReplyBody::Accepted(accepted)) => check_opaque_auth(&accepted.verf),
             MessageBody::Reply(ReplyBody::Denied(_)) => {}
         }
-        let bytes = re_encode(
-            &msg,
-            |m, b| m.encode(b),
-            RpcMessage::encoded_len,
-            RpcMessage::decode,
-        );
+        let bytes = round_trip((), &msg);
         assert_eq!(bytes.len(), consumed);
     }
 }
@@ -357,12 +347,7 @@ pub fn record_reassembler(data: &[u8]) {
 /// them with [`rpcbind::pmap_call`] and [`rpcbind::rpcb_call`] decode to the same argument.
 pub fn rpcbind(data: &[u8]) {
     if let Ok(Some((mapping, consumed))) = decode_streaming(data, Mapping::decode) {
-        let bytes = re_encode(
-            &mapping,
-            |m, b| m.encode(b),
-            |_| Mapping::ENCODED_LEN,
-            Mapping::decode,
-        );
+        let bytes = round_trip((), &mapping);
         assert_eq!(&bytes[..], &data[..consumed]);
         let call = to_vec(&rpcbind::pmap_call(1, rpcbind::PMAPPROC_GETPORT, &mapping));
         let Ok(Some((_, used))) = RpcMessage::decode(&call) else {
@@ -385,7 +370,7 @@ pub fn rpcbind(data: &[u8]) {
             .as_ref(),
             Ok(&rpcb)
         );
-        let bytes = re_encode(&rpcb, |r, b| r.encode(b), Rpcb::encoded_len, Rpcb::decode);
+        let bytes = round_trip((), &rpcb);
         assert_eq!(bytes.len(), consumed);
         let call = to_vec(&rpcbind::rpcb_call(
             1,
@@ -534,12 +519,7 @@ pub fn rpc_message_to_bytes_and_back(data: &[u8]) {
     let Ok(ArbitraryRpcMessage(msg)) = ArbitraryRpcMessage::arbitrary(&mut u) else {
         return;
     };
-    let bytes = re_encode(
-        &msg,
-        |m, b| m.encode(b),
-        RpcMessage::encoded_len,
-        RpcMessage::decode,
-    );
+    let bytes = round_trip((), &msg);
     let cut = cut_point(&bytes).min(bytes.len() - 1);
     assert_eq!(RpcMessage::decode(&bytes[..cut]), Ok(None), "cut at {cut}");
     let mut with_args = bytes.clone();
@@ -588,12 +568,7 @@ pub fn log_entry_to_bytes_and_back(data: &[u8]) {
     else {
         return;
     };
-    re_encode(
-        &entry,
-        |e, b| e.encode(b),
-        LogEntry::encoded_len,
-        LogEntry::decode,
-    );
+    round_trip((), &entry);
     check_log_entry(&entry);
     match log::dispatch(&to_vec(&log::sendlog_call(xid, &entry))) {
         Dispatch::Reply {

@@ -7,12 +7,7 @@ use super::*;
 /// Expectation: no panic; a decoded request re-encodes to exactly the bytes consumed.
 pub fn transfer_get_file(data: &[u8]) {
     if let Ok(Some((request, consumed))) = decode_streaming(data, GetFile::decode) {
-        let bytes = re_encode(
-            &request,
-            |r, b| r.encode(b),
-            GetFile::encoded_len,
-            GetFile::decode,
-        );
+        let bytes = round_trip((), &request);
         assert_eq!(&bytes[..], &data[..consumed]);
         assert!(bytes.len() <= crate::transfer::MAX_GET_FILE_LEN);
     }
@@ -25,12 +20,7 @@ pub fn transfer_get_file(data: &[u8]) {
 /// the re-encoding has none).
 pub fn transfer_header(data: &[u8]) {
     if let Ok(Some((header, consumed))) = decode_streaming(data, TransferHeader::decode) {
-        let bytes = re_encode(
-            &header,
-            |h, b| h.encode(b),
-            TransferHeader::encoded_len,
-            TransferHeader::decode,
-        );
+        let bytes = round_trip((), &header);
         assert!(bytes.len() <= consumed, "{header:?} re-encoded longer");
         assert!(bytes.len() <= crate::transfer::MAX_HEADER_LEN);
         assert_eq!(data[0], header.code());
@@ -47,12 +37,7 @@ pub fn transfer_header(data: &[u8]) {
 /// the bytes consumed (an `OFFSET` may carry leading zeros).
 pub fn transfer_request(data: &[u8]) {
     if let Ok(Some((request, consumed))) = decode_streaming(data, TransferRequest::decode) {
-        let bytes = re_encode(
-            &request,
-            |r, b| r.encode(b),
-            TransferRequest::encoded_len,
-            TransferRequest::decode,
-        );
+        let bytes = round_trip((), &request);
         assert!(bytes.len() <= consumed, "{request:?} re-encoded longer");
         assert!(bytes.len() <= crate::transfer::MAX_GET_FILE_FROM_LEN);
         if let TransferRequest::GetFile(_) = request {
@@ -68,12 +53,7 @@ pub fn transfer_request(data: &[u8]) {
 /// its one canonical form, so it re-encodes to the very bytes received.
 pub fn transfer_from_header(data: &[u8]) {
     if let Ok(Some((header, consumed))) = decode_streaming(data, GetFileFromHeader::decode) {
-        let bytes = re_encode(
-            &header,
-            |h, b| h.encode(b),
-            GetFileFromHeader::encoded_len,
-            GetFileFromHeader::decode,
-        );
+        let bytes = round_trip((), &header);
         assert!(bytes.len() <= consumed, "{header:?} re-encoded longer");
         assert!(bytes.len() <= crate::transfer::MAX_FROM_HEADER_LEN);
         assert_eq!(data[0], header.code());
