@@ -9,8 +9,9 @@
 //! Result<Option<(value, consumed)>, error>`:
 //!
 //! - **No panic** on any input, and no unbounded work or allocation.
-//! - **Round trip** ([`crate::testing::round_trip`]): when `bytes` decode to `value`, `encode(value)` writes exactly
-//!   `encoded_len(value)` bytes and decodes to `value`, consuming all of them.
+//! - **Round trip** ([`crate::testing::round_trip`]): when `bytes` decode to `value`,
+//!   `encode(value)` writes exactly `encoded_len(value)` bytes and decodes to `value`, consuming
+//!   all of them.
 //! - **Canonical form**: where the wire has one spelling per value the re-encoding is the very
 //!   bytes consumed; where it allows several (leading zeros in decimal numbers, textual IP
 //!   addresses, XDR pad bytes, which are accepted whatever they hold), only the decoded *values*
