@@ -447,12 +447,11 @@ impl GetFileFromHeader {
     fn parse(input: &[u8]) -> PResult<'_, Self> {
         let (rest, code) = wire::byte(input)?;
         match code {
-            0 => (
-                size,
-                wire::checked_field("DIGEST", DIGEST_LEN, Digest::from_field),
-            )
-                .map(|(size, digest)| Self::Ok { size, digest })
-                .parse(rest),
+            0 => {
+                let (rest, size) = size(rest)?;
+                let (rest, digest) = wire::checked(rest, "DIGEST", DIGEST_LEN, Digest::from_field)?;
+                Ok((rest, Self::Ok { size, digest }))
+            }
             1 => Ok((rest, Self::NotFound)),
             2 => Ok((rest, Self::Other)),
             3 => Ok((rest, Self::OffsetBeyondSize)),

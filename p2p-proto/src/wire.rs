@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::num::NonZeroU16;
 
 use bytes::BufMut;
-use nom::{IResult, Needed, Parser};
+use nom::{IResult, Needed};
 
 use crate::DecodeError;
 use crate::directory::{MAX_IP_LEN, MAX_OP_LEN, MAX_PORT_DIGITS, OpCode, SearchQuery};
@@ -56,7 +56,7 @@ pub(crate) fn checked_field<'a, T>(
     field: &'static str,
     max: usize,
     mut check: impl FnMut(&'a [u8]) -> Result<T, DecodeError>,
-) -> impl Parser<&'a [u8], Output = T, Error = DecodeError> {
+) -> impl FnMut(&'a [u8]) -> PResult<'a, T> {
     move |input: &'a [u8]| checked(input, field, max, &mut check)
 }
 

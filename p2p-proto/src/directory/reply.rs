@@ -771,7 +771,7 @@ impl Decode<OpCode> for Reply {
 /// allocated for it.
 pub(crate) fn list<'a, T>(
     max: usize,
-    mut entry: impl Parser<&'a [u8], Output = T, Error = DecodeError>,
+    mut entry: impl FnMut(&'a [u8]) -> PResult<'a, T>,
 ) -> impl Parser<&'a [u8], Output = Vec<T>, Error = DecodeError> {
     let mut count = wire::checked_field("COUNT", wire::MAX_NUMBER_DIGITS, move |raw| {
         let count = wire::decimal(raw).ok_or(DecodeError::InvalidNumber { field: "COUNT" })?;
@@ -786,7 +786,7 @@ pub(crate) fn list<'a, T>(
         let (mut rest, count) = count.parse(input)?;
         let mut entries = Vec::with_capacity(count.min(LIST_PREALLOC));
         for _ in 0..count {
-            let (next, value) = entry.parse(rest)?;
+            let (next, value) = entry(rest)?;
             entries.push(value);
             rest = next;
         }
