@@ -5,32 +5,20 @@
 //! replies a directory with 10 000 connected users (or a user with 10 000 files) sends,
 //! `directory_{parse|encode}_search_reply_100` for a full SEARCH reply at the default
 //! `--search-limit`, and `directory_{parse|encode}_capabilities` /
-//! `..._capabilities_reply` for capability discovery (the request through
-//! `ServerMessage::decode`, what a server runs).
+//! `..._capabilities_reply` for capability discovery (the request as a `ServerMessage`, what a
+//! server decodes).
 
-use std::hint::black_box;
+mod common;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use common::encode_and_parse;
+use criterion::{Criterion, criterion_group, criterion_main};
 use p2p_benches::sample;
-use p2p_proto::directory::{CapabilitiesReply, CapabilitiesRequest, Reply, Request, ServerMessage};
+use p2p_proto::directory::ServerMessage;
 
 fn requests(c: &mut Criterion) {
     let mut group = c.benchmark_group("directory");
     for (name, request) in sample::requests() {
-        let mut wire = Vec::with_capacity(request.encoded_len());
-        request.encode(&mut wire);
-        group.throughput(Throughput::Bytes(wire.len() as u64));
-        group.bench_function(format!("directory_encode_{name}"), |b| {
-            let mut buf = Vec::with_capacity(wire.len());
-            b.iter(|| {
-                buf.clear();
-                black_box(&request).encode(&mut buf);
-                black_box(buf.len())
-            });
-        });
-        group.bench_function(format!("directory_parse_{name}"), |b| {
-            b.iter(|| Request::decode(black_box(&wire)).expect("valid request"));
-        });
+        encode_and_parse(&mut group, "directory", name, (), &request, &[]);
     }
     group.finish();
 }
@@ -42,57 +30,24 @@ fn listings(c: &mut Criterion) {
         ("list_content_10000", sample::list_content_reply(10_000)),
         ("search_reply_100", sample::search_reply(100)),
     ] {
-        let mut wire = Vec::with_capacity(reply.encoded_len());
-        reply.encode(&mut wire);
-        group.throughput(Throughput::Bytes(wire.len() as u64));
-        group.bench_function(format!("directory_encode_{name}"), |b| {
-            let mut buf = Vec::with_capacity(wire.len());
-            b.iter(|| {
-                buf.clear();
-                black_box(&reply).encode(&mut buf);
-                black_box(buf.len())
-            });
-        });
-        group.bench_function(format!("directory_parse_{name}"), |b| {
-            b.iter(|| Reply::decode(reply.op(), black_box(&wire)).expect("valid reply"));
-        });
+        encode_and_parse(&mut group, "directory", name, reply.op(), &reply, &[]);
     }
     group.finish();
 }
 
 fn capabilities(c: &mut Criterion) {
     let mut group = c.benchmark_group("directory");
-    let request = CapabilitiesRequest;
-    let mut wire = Vec::with_capacity(request.encoded_len());
-    request.encode(&mut wire);
-    group.throughput(Throughput::Bytes(wire.len() as u64));
-    group.bench_function("directory_encode_capabilities", |b| {
-        let mut buf = Vec::with_capacity(wire.len());
-        b.iter(|| {
-            buf.clear();
-            black_box(&request).encode(&mut buf);
-            black_box(buf.len())
-        });
-    });
-    group.bench_function("directory_parse_capabilities", |b| {
-        b.iter(|| ServerMessage::decode(black_box(&wire)).expect("valid request"));
-    });
-
+    let request = ServerMessage::Capabilities;
+    encode_and_parse(&mut group, "directory", "capabilities", (), &request, &[]);
     let reply = sample::capabilities_reply();
-    let mut wire = Vec::with_capacity(reply.encoded_len());
-    reply.encode(&mut wire);
-    group.throughput(Throughput::Bytes(wire.len() as u64));
-    group.bench_function("directory_encode_capabilities_reply", |b| {
-        let mut buf = Vec::with_capacity(wire.len());
-        b.iter(|| {
-            buf.clear();
-            black_box(&reply).encode(&mut buf);
-            black_box(buf.len())
-        });
-    });
-    group.bench_function("directory_parse_capabilities_reply", |b| {
-        b.iter(|| CapabilitiesReply::decode(black_box(&wire)).expect("valid reply"));
-    });
+    encode_and_parse(
+        &mut group,
+        "directory",
+        "capabilities_reply",
+        (),
+        &reply,
+        &[],
+    );
     group.finish();
 }
 

@@ -1,48 +1,57 @@
-//! Log RPC codecs: a SENDLOG call as the directory sends it, as the log service parses and
-//! dispatches it, and TCP record reassembly.
+//! Log RPC codecs: a SENDLOG call as the directory sends it (framed for TCP), as the log service
+//! parses and dispatches it, and TCP record reassembly.
 
 use std::hint::black_box;
 
 use bytes::{BufMut, BytesMut};
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use p2p_benches::sample;
-use p2p_proto::rpc::RpcMessage;
 use p2p_proto::rpc::log::{Dispatch, LogEntry, dispatch, sendlog_call};
-use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, RecordDecoder, RecordMark, encode_record};
+use p2p_proto::rpc::message::Call;
+use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, Record, RecordDecoder, RecordMark};
+use p2p_proto::{Decode, Encode, StreamDecoder, testing};
+
+/// A call's bytes.
+fn encoded(message: &impl Encode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.encoded_len());
+    message.encode(&mut out);
+    out
+}
 
 fn sendlog(c: &mut Criterion) {
     let mut group = c.benchmark_group("rpc");
     let entry = sample::log_entry();
-    let call = sendlog_call(7, &entry);
-    let mut framed = Vec::new();
-    encode_record(&call, &mut framed);
+    let framed = encoded(&Record(sendlog_call(7, &entry)));
 
     group.throughput(Throughput::Bytes(framed.len() as u64));
     group.bench_function("rpc_encode_sendlog_call", |b| {
         let mut buf = Vec::with_capacity(framed.len());
         b.iter(|| {
             buf.clear();
-            let msg = sendlog_call(black_box(7), black_box(&entry));
-            encode_record(&msg, &mut buf);
+            Record(sendlog_call(black_box(7), black_box(&entry))).encode(&mut buf);
             black_box(buf.len())
         });
     });
+    group.finish();
 
-    group.throughput(Throughput::Bytes(call.len() as u64));
+    // Parsed as the owned call (header and entry) a server keeps.
+    let mut group = c.benchmark_group("rpc");
+    let call = Call {
+        header: sendlog_call(7, &entry).header,
+        args: entry.clone(),
+    };
+    let wire = testing::round_trip((), &call);
+    group.throughput(Throughput::Bytes(wire.len() as u64));
     group.bench_function("rpc_parse_sendlog_call", |b| {
         b.iter(|| {
-            let (header, used) = RpcMessage::decode(black_box(&call))
-                .expect("valid header")
-                .expect("complete header");
-            let (entry, _) = LogEntry::decode(&call[used..])
-                .expect("valid entry")
-                .expect("complete entry");
-            black_box((header, entry))
+            Call::<LogEntry>::decode(black_box(&wire))
+                .expect("valid call")
+                .expect("complete call")
         });
     });
 
     group.bench_function("rpc_parse_dispatch_sendlog", |b| {
-        b.iter(|| match dispatch(black_box(&call)) {
+        b.iter(|| match dispatch(black_box(&wire)) {
             Dispatch::Reply { reply, entry } => black_box((reply, entry)),
             other => panic!("unexpected dispatch {other:?}"),
         });
@@ -52,7 +61,7 @@ fn sendlog(c: &mut Criterion) {
 
 fn records(c: &mut Criterion) {
     let mut group = c.benchmark_group("rpc");
-    let call = sendlog_call(7, &sample::log_entry());
+    let call = encoded(&sendlog_call(7, &sample::log_entry()));
     // The call split into three fragments, the last one flagged.
     let cuts = [0, call.len() / 3, 2 * call.len() / 3, call.len()];
     let mut stream = BytesMut::new();

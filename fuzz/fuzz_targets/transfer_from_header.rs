@@ -1,6 +1,3 @@
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use p2p_proto::fuzzing;
-
-fuzz_target!(|data: &[u8]| fuzzing::transfer_from_header(data));
+p2p_proto::fuzz_target!(transfer_from_header);

@@ -278,12 +278,12 @@ fn p2p_log_closes_an_unused_connection_at_its_idle_timeout() {
     );
     // The slot is free: a call is answered and printed.
     let mut call = Vec::new();
-    p2p_proto::rpc::record::encode_record(
-        &p2p_proto::rpc::log::sendlog_call(
+    p2p_proto::Encode::encode(
+        &p2p_proto::rpc::record::Record(p2p_proto::rpc::log::sendlog_call(
             7,
             &p2p_proto::rpc::log::LogEntry::new("carol", "REGISTER", "24/11/2026 19:40:12", "")
                 .unwrap(),
-        ),
+        )),
         &mut call,
     );
     let mut next = std::net::TcpStream::connect(addr).unwrap();

@@ -24,6 +24,7 @@ use common::{
     python3_or_skip, temp_dir,
 };
 use p2p_proto::directory::{Reply, Request, RequestBody};
+use p2p_proto::{Decode, Encode};
 
 const MIB: usize = 1024 * 1024;
 
@@ -44,7 +45,7 @@ fn call(port: u16, user: &str, body: RequestBody) -> Reply {
     stream.write_all(&out).unwrap();
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).unwrap();
-    match Reply::decode(request.op(), &reply) {
+    match Reply::decode_with(request.op(), &reply) {
         Ok(Some((reply, _))) => reply,
         other => panic!("{}: bad reply {reply:?}: {other:?}", request.op()),
     }

@@ -22,6 +22,7 @@ use common::{
     parse_operation_line, pseudo_random_bytes, server_bin, temp_dir,
 };
 use p2p_proto::directory::{Reply, Request, RequestBody};
+use p2p_proto::{Decode, Encode};
 
 const MIB: usize = 1024 * 1024;
 
@@ -48,7 +49,7 @@ fn call(port: u16, request: &Request) -> Reply {
     stream
         .read_to_end(&mut reply)
         .unwrap_or_else(|e| panic!("{}: no reply: {e}", request.op()));
-    match Reply::decode(request.op(), &reply) {
+    match Reply::decode_with(request.op(), &reply) {
         Ok(Some((reply, used))) if used == reply_len(&reply) => reply,
         other => panic!("{}: bad reply {reply:?}: {other:?}", request.op()),
     }

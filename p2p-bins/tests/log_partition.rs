@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use common::{EXIT_TIMEOUT, LINE_TIMEOUT, LogService, Server, temp_dir};
 use p2p_core::log::{LogShipper, LogShipperConfig, LogTarget};
+use p2p_proto::Encode;
 use p2p_proto::directory::{Request, RequestBody};
 use p2p_proto::rpc::log::LogEntry;
 

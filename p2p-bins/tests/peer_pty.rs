@@ -16,6 +16,7 @@ use std::thread;
 
 use common::{LINE_TIMEOUT, Peer, Server, dead_datetime_url, dir_names, peer_bin, temp_dir};
 use p2p_proto::transfer::{Digest, GetFileFromHeader, TransferHeader, TransferRequest};
+use p2p_proto::{Decode, Encode};
 use rexpect::process::{Signal, WaitStatus};
 use rexpect::session::PtySession;
 

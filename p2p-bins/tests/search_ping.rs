@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::{LINE_TIMEOUT, LogService, Peer, Server, dead_datetime_url, temp_dir};
 use p2p_proto::directory::{ListUsersReply, OpCode, Reply, Request, RequestBody};
+use p2p_proto::{Decode, Encode};
 
 fn write_file(dir: &std::path::Path, name: &str) {
     std::fs::write(dir.join(name), name.as_bytes()).unwrap();

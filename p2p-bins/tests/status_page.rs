@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use common::{LINE_TIMEOUT, Lines, Server, temp_dir};
 use p2p_proto::directory::{Reply, Request, RequestBody};
+use p2p_proto::{Decode, Encode};
 
 /// How long one browser run may take (debug builds, two cores, tests in
 /// parallel).
@@ -159,7 +160,7 @@ fn call(port: u16, user: &str, body: RequestBody) -> u8 {
     let mut reply = Vec::new();
     stream.read_to_end(&mut reply).expect("a reply");
     assert!(
-        matches!(Reply::decode(request.op(), &reply), Ok(Some(_))),
+        matches!(Reply::decode_with(request.op(), &reply), Ok(Some(_))),
         "{}: bad reply {reply:?}",
         request.op()
     );

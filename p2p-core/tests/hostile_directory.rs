@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use p2p_core::directory::ServerConfig;
+use p2p_proto::Decode;
 use p2p_proto::directory::{
     GetUserInfoReply, ListContentReply, MAX_REQUEST_LEN, OpCode, RegisterResult, Reply, Request,
     RequestBody,
@@ -563,7 +564,7 @@ async fn bytes_after_a_request_do_not_cost_the_reply() {
     let clean = exchange(dir.addr, &list, true, PATIENCE).await;
     assert!(
         matches!(
-            Reply::decode(OpCode::ListContent, &clean.reply),
+            Reply::decode_with(OpCode::ListContent, &clean.reply),
             Ok(Some((Reply::ListContent(ListContentReply::Ok(ref files)), _))) if files.len() == 2
         ),
         "the listing of alice's two files, got {:?}",

@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use p2p_core::log::LogServiceConfig;
+use p2p_proto::Encode;
 use p2p_proto::rpc::log::{
     Dispatch, LOG_PROG, LOG_VERS, SENDLOG, decode_null_reply, decode_sendlog_reply, dispatch,
     null_call, sendlog_call,
@@ -70,12 +71,16 @@ async fn assert_serving(service: &LogHarness, tag: &str) {
     let before = service.lines().len();
     let mut client = connect(service.tcp).await;
     client
-        .send(&sendlog_call(0x7777, &entry(tag, "TCP", "")))
+        .send(&encoded(&sendlog_call(0x7777, &entry(tag, "TCP", ""))))
         .await;
     let reply = client.recv().await.expect("a reply to a valid call");
     assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((0x7777, Ok(0))));
     let socket = udp_socket(service).await;
-    let reply = udp_call(&socket, &sendlog_call(0x7778, &entry(tag, "UDP", ""))).await;
+    let reply = udp_call(
+        &socket,
+        &encoded(&sendlog_call(0x7778, &entry(tag, "UDP", ""))),
+    )
+    .await;
     assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((0x7778, Ok(0))));
     let lines = service.wait_lines(before + 2).await;
     assert_eq!(
@@ -110,7 +115,7 @@ async fn udp_call(socket: &UdpSocket, msg: &[u8]) -> Vec<u8> {
 /// order, so whatever `msg` caused is among them).
 async fn udp_exchange(socket: &UdpSocket, msg: &[u8], sentinel: u32) -> Vec<Vec<u8>> {
     socket.send(msg).await.unwrap();
-    socket.send(&null_call(sentinel)).await.unwrap();
+    socket.send(&encoded(&null_call(sentinel))).await.unwrap();
     let mut before = Vec::new();
     let mut buf = vec![0; 70_000];
     loop {
@@ -203,7 +208,7 @@ async fn every_string_at_and_over_its_bound() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_truncation_of_the_arguments_gets_garbage_args() {
     let service = LogHarness::start(MAX_RECORD).await;
-    let full = sendlog_call(1, &entry("alice", "PUBLISH", "song.mp3"));
+    let full = encoded(&sendlog_call(1, &entry("alice", "PUBLISH", "song.mp3")));
     let header = header_len();
     // All pipelined on one connection, and each as a datagram.
     let mut wire = Vec::new();
@@ -229,7 +234,7 @@ async fn every_truncation_of_the_arguments_gets_garbage_args() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_truncation_of_the_call_header_is_dropped() {
     let service = LogHarness::start(MAX_RECORD).await;
-    let full = sendlog_call(1, &entry("alice", "PUBLISH", "song.mp3"));
+    let full = encoded(&sendlog_call(1, &entry("alice", "PUBLISH", "song.mp3")));
     let socket = udp_socket(&service).await;
     for cut in 0..header_len() {
         // TCP: a record holding a partial header closes the connection.
@@ -281,7 +286,7 @@ async fn errors_over_udp() {
         );
     }
     // rpcvers 3 and a reply sent to the service: dropped without a reply.
-    let mut wrong_rpcvers = sendlog_call(6, &e);
+    let mut wrong_rpcvers = encoded(&sendlog_call(6, &e));
     wrong_rpcvers[8..12].copy_from_slice(&3u32.to_be_bytes());
     let mut reply = Vec::new();
     RpcMessage::accepted(7, AcceptStat::Success).encode(&mut reply);
@@ -296,7 +301,7 @@ async fn errors_over_udp() {
 
 /// A SENDLOG call padded with trailing bytes to exactly `len` bytes.
 fn call_of_len(xid: u32, len: usize) -> Vec<u8> {
-    let mut msg = sendlog_call(xid, &entry("pad", "OP", ""));
+    let mut msg = encoded(&sendlog_call(xid, &entry("pad", "OP", "")));
     assert!(msg.len() <= len);
     msg.resize(len, 0);
     msg
@@ -384,7 +389,7 @@ async fn datagram_over_the_limit_is_not_served() {
 async fn fragment_shapes_that_are_answered() {
     // The same call twice on purpose: no duplicate-request cache.
     let service = LogHarness::start_without_replay_cache(MAX_RECORD).await;
-    let msg = sendlog_call(11, &entry("frag", "OP", "f"));
+    let msg = encoded(&sendlog_call(11, &entry("frag", "OP", "f")));
     // Every byte its own fragment.
     let mut wire = Vec::new();
     for (i, byte) in msg.iter().enumerate() {
@@ -489,7 +494,10 @@ async fn credentials() {
 /// A hostile message: noise, a valid call with some bytes changed, a valid
 /// header with noise for arguments, or a valid call cut short.
 fn hostile_message(rng: &mut Rng) -> Vec<u8> {
-    let valid = sendlog_call(rng.next_u64() as u32, &entry("rnd", "PUBLISH", "x.mp3"));
+    let valid = encoded(&sendlog_call(
+        rng.next_u64() as u32,
+        &entry("rnd", "PUBLISH", "x.mp3"),
+    ));
     match rng.below(4) {
         0 => {
             let len = rng.below(300);
@@ -520,7 +528,7 @@ fn hostile_message(rng: &mut Rng) -> Vec<u8> {
 /// reply; and the line it prints.
 fn oracle(msg: &[u8]) -> (Option<Vec<u8>>, Option<String>) {
     match dispatch(msg) {
-        Dispatch::Reply { reply, entry } => (Some(reply), entry.map(|e| e.to_string())),
+        Dispatch::Reply { reply, entry } => (Some(encoded(&reply)), entry.map(|e| e.to_string())),
         _ => (None, None),
     }
 }
@@ -596,7 +604,7 @@ async fn caller_that_never_reads_its_replies_does_not_block_others() {
     // to this caller block once the socket buffers are full.
     let mut wire = Vec::new();
     for xid in 0..50_000 {
-        encode_record(&null_call(xid), &mut wire);
+        encode_record(&encoded(&null_call(xid)), &mut wire);
     }
     let stuck = TcpStream::connect(service.tcp).await.unwrap();
     let writer = tokio::spawn(async move {
@@ -647,7 +655,7 @@ async fn a_stalled_or_unused_connection_gives_its_slot_back() {
     // Half a call, then nothing: it holds the only slot until the idle limit.
     let mut framed = Vec::new();
     encode_record(
-        &sendlog_call(1, &entry("stalled", "PUBLISH", "")),
+        &encoded(&sendlog_call(1, &entry("stalled", "PUBLISH", ""))),
         &mut framed,
     );
     let mut stalled = TcpStream::connect(service.tcp).await.unwrap();
@@ -664,8 +672,11 @@ async fn a_stalled_or_unused_connection_gives_its_slot_back() {
     // One that keeps calling is not, however long it lives: 10 calls, 4 idle periods.
     let mut busy = connect(service.tcp).await;
     for xid in 0..10 {
-        busy.send(&sendlog_call(xid, &entry("busy", "LIST_USERS", "")))
-            .await;
+        busy.send(&encoded(&sendlog_call(
+            xid,
+            &entry("busy", "LIST_USERS", ""),
+        )))
+        .await;
         let reply = busy.recv().await.expect("the busy caller is still served");
         assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((xid, Ok(0))));
         tokio::time::sleep(Duration::from_millis(120)).await;
@@ -682,7 +693,7 @@ async fn a_caller_that_never_reads_its_replies_is_disconnected() {
     const CALLS: u32 = 400_000;
     let mut wire = Vec::new();
     for xid in 0..CALLS {
-        encode_record(&null_call(xid), &mut wire);
+        encode_record(&encoded(&null_call(xid)), &mut wire);
     }
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -714,4 +725,11 @@ async fn a_caller_that_never_reads_its_replies_is_disconnected() {
     );
     drop(sending.await.unwrap());
     service.stop().await;
+}
+
+/// What a call encodes to.
+fn encoded(message: &impl Encode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.encoded_len());
+    message.encode(&mut out);
+    out
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use p2p_core::log::LogServiceConfig;
 use support::{LogHarness, RpcClient, WAIT, entry, failure};
 
+use p2p_proto::Encode;
 use p2p_proto::rpc::log::{
     LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_null_reply, decode_sendlog_reply, null_call,
     sendlog_call,
@@ -46,7 +47,7 @@ fn call_with(prog: u32, vers: u32, procedure: u32, args: &LogEntry) -> Vec<u8> {
 async fn tcp_null_and_captured_sendlog() {
     let mut service = LogHarness::start(4096).await;
     let mut client = RpcClient::connect(service.tcp).await;
-    client.send(&null_call(1)).await;
+    client.send(&encoded(&null_call(1))).await;
     let reply = client.recv().await.unwrap();
     assert_eq!(decode_null_reply(&reply).unwrap(), Some((1, Ok(()))));
 
@@ -74,7 +75,7 @@ async fn udp_null_and_captured_sendlog() {
     socket.connect(service.udp).await.unwrap();
     let mut buf = vec![0; 2048];
 
-    socket.send(&null_call(5)).await.unwrap();
+    socket.send(&encoded(&null_call(5))).await.unwrap();
     let n = tokio::time::timeout(WAIT, socket.recv(&mut buf))
         .await
         .unwrap()
@@ -123,7 +124,7 @@ async fn errors_pipelined_and_answered_in_order() {
     for s in ["u".repeat(257).as_str(), "OP", "t", ""] {
         p2p_proto::xdr::put_string(&mut over, s);
     }
-    let mut truncated = sendlog_call(77, &e);
+    let mut truncated = encoded(&sendlog_call(77, &e));
     truncated.truncate(truncated.len() - 4);
     // All written at once, before reading any reply.
     let mut wire = Vec::new();
@@ -133,7 +134,7 @@ async fn errors_pipelined_and_answered_in_order() {
         call_with(0x2000_0098, LOG_VERS, SENDLOG, &e),
         over,
         truncated,
-        sendlog_call(78, &e),
+        encoded(&sendlog_call(78, &e)),
     ] {
         encode_record(&msg, &mut wire);
     }
@@ -163,7 +164,7 @@ async fn errors_pipelined_and_answered_in_order() {
 async fn three_fragments() {
     let mut service = LogHarness::start(4096).await;
     let mut client = RpcClient::connect(service.tcp).await;
-    let msg = sendlog_call(9, &entry("dave", "PUBLISH", "a b.mp3"));
+    let msg = encoded(&sendlog_call(9, &entry("dave", "PUBLISH", "a b.mp3")));
     let mut wire = Vec::new();
     for (part, last) in [(&msg[..3], false), (&msg[3..41], false), (&msg[41..], true)] {
         let mark = RecordMark {
@@ -196,7 +197,7 @@ async fn closes_without_reply() {
 
     // rpcvers 3.
     let mut client = RpcClient::connect(service.tcp).await;
-    let mut msg = sendlog_call(3, &entry("e", "OP", ""));
+    let mut msg = encoded(&sendlog_call(3, &entry("e", "OP", "")));
     msg[8..12].copy_from_slice(&3u32.to_be_bytes());
     client.send(&msg).await;
     assert!(client.recv().await.is_none());
@@ -229,7 +230,9 @@ async fn closes_without_reply() {
 
     // The service still serves.
     let mut client = RpcClient::connect(service.tcp).await;
-    client.send(&sendlog_call(4, &entry("f", "OP", ""))).await;
+    client
+        .send(&encoded(&sendlog_call(4, &entry("f", "OP", ""))))
+        .await;
     assert!(client.recv().await.is_some());
     assert_eq!(service.line().await, "f OP 24/11/2026 19:40:12");
     service.finish().await;
@@ -251,7 +254,7 @@ async fn concurrent_clients_lines_whole() {
             for r in 0..RECORDS {
                 let e = LogEntry::new(&format!("user{c:02}"), "PUBLISH", &format!("{r:04}"), &file)
                     .unwrap();
-                encode_record(&sendlog_call(r as u32, &e), &mut wire);
+                encode_record(&encoded(&sendlog_call(r as u32, &e)), &mut wire);
             }
             client.send_raw(&wire).await;
             for r in 0..RECORDS {
@@ -300,7 +303,7 @@ async fn a_busy_polling_connection_holds_up_no_other_caller() {
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     socket.connect(service.udp).await.unwrap();
     socket
-        .send(&sendlog_call(10, &entry("udp", "CONNECT", "")))
+        .send(&encoded(&sendlog_call(10, &entry("udp", "CONNECT", ""))))
         .await
         .unwrap();
     let mut buf = vec![0; 2048];
@@ -333,7 +336,7 @@ async fn logged(
     (user, op, file): (&str, &str, &str),
 ) {
     client
-        .send(&sendlog_call(xid, &entry(user, op, file)))
+        .send(&encoded(&sendlog_call(xid, &entry(user, op, file))))
         .await;
     let reply = client.recv().await.expect("answered");
     assert_eq!(decode_sendlog_reply(&reply).unwrap(), Some((xid, Ok(0))));
@@ -343,4 +346,11 @@ async fn logged(
         .collect::<Vec<_>>()
         .join(" ");
     assert_eq!(service.line().await, line);
+}
+
+/// What a call encodes to.
+fn encoded(message: &impl Encode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.encoded_len());
+    message.encode(&mut out);
+    out
 }

@@ -12,13 +12,23 @@
 //! - [`xdr`], [`rpc`], [`rpcbind`]: XDR, ONC RPC v2 (log program) and rpcbind/portmapper.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod codec;
 pub mod directory;
+mod error;
 pub mod field;
 pub mod rpc;
 pub mod rpcbind;
+pub mod testing;
 pub mod timestamp;
 pub mod transfer;
+mod wire;
 pub mod xdr;
+
+pub use codec::{Decode, Encode, StreamDecoder};
+pub use error::DecodeError;
+
+#[cfg(test)]
+mod testutil;
 
 /// The crate README's example, compiled and run as a doctest (the README is inside the package,
 /// so the packaged crate's doctests build too).

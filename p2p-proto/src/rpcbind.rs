@@ -25,7 +25,10 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::BufMut;
 
-use crate::rpc::message::{Reply, RpcMessage, decode_reply};
+use nom::Parser;
+
+use crate::codec::{Decode, Encode, finish};
+use crate::rpc::message::{Call, Reply, decode_reply};
 use crate::xdr::{self, XdrError, XdrResult};
 
 /// Program number of portmapper and rpcbind.
@@ -78,33 +81,39 @@ impl Mapping {
     /// Encoded size in bytes.
     pub const ENCODED_LEN: usize = 16;
 
+    /// `mapping = prog vers prot port`, four `unsigned int`s.
+    pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
+        (xdr::u32, xdr::u32, xdr::u32, xdr::u32)
+            .map(|(prog, vers, prot, port)| Self {
+                prog,
+                vers,
+                prot,
+                port,
+            })
+            .parse(input)
+    }
+}
+
+impl Encode for Mapping {
     /// Encodes the mapping.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         for v in [self.prog, self.vers, self.prot, self.port] {
             xdr::put_u32(buf, v);
         }
     }
 
-    /// Decodes a mapping as a nom parser.
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, prog) = xdr::u32(input)?;
-        let (input, vers) = xdr::u32(input)?;
-        let (input, prot) = xdr::u32(input)?;
-        let (input, port) = xdr::u32(input)?;
-        Ok((
-            input,
-            Self {
-                prog,
-                vers,
-                prot,
-                port,
-            },
-        ))
+    /// [`Self::ENCODED_LEN`].
+    fn encoded_len(&self) -> usize {
+        Self::ENCODED_LEN
     }
+}
 
-    /// Decodes a mapping: `Ok(None)` if `input` ends too early.
-    pub fn decode(input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
-        xdr::run(Self::parse, input)
+/// Decodes a mapping: `Ok(None)` if `input` ends too early.
+impl Decode for Mapping {
+    type Error = XdrError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
+        finish(input, Self::parse(input))
     }
 }
 
@@ -169,17 +178,29 @@ impl Rpcb {
         &self.owner
     }
 
-    /// Encoded size in bytes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        2 * xdr::UNIT
-            + xdr::opaque_len(self.netid.len())
-            + xdr::opaque_len(self.addr.len())
-            + xdr::opaque_len(self.owner.len())
+    /// Decodes an `rpcb` as a nom parser.
+    pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
+        (
+            xdr::u32,
+            xdr::u32,
+            xdr::string("rpcb.r_netid", RPCB_STRING_MAX),
+            xdr::string("rpcb.r_addr", RPCB_STRING_MAX),
+            xdr::string("rpcb.r_owner", RPCB_STRING_MAX),
+        )
+            .map(|(prog, vers, netid, addr, owner)| Self {
+                prog,
+                vers,
+                netid: netid.to_owned(),
+                addr: addr.to_owned(),
+                owner: owner.to_owned(),
+            })
+            .parse(input)
     }
+}
 
+impl Encode for Rpcb {
     /// Encodes the `rpcb`.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         xdr::put_u32(buf, self.prog);
         xdr::put_u32(buf, self.vers);
         xdr::put_string(buf, &self.netid);
@@ -187,49 +208,34 @@ impl Rpcb {
         xdr::put_string(buf, &self.owner);
     }
 
-    /// Decodes an `rpcb` as a nom parser.
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, prog) = xdr::u32(input)?;
-        let (input, vers) = xdr::u32(input)?;
-        let (input, netid) = xdr::string("rpcb.r_netid", RPCB_STRING_MAX)(input)?;
-        let (input, addr) = xdr::string("rpcb.r_addr", RPCB_STRING_MAX)(input)?;
-        let (input, owner) = xdr::string("rpcb.r_owner", RPCB_STRING_MAX)(input)?;
-        Ok((
-            input,
-            Self {
-                prog,
-                vers,
-                netid: netid.to_owned(),
-                addr: addr.to_owned(),
-                owner: owner.to_owned(),
-            },
-        ))
+    /// Encoded size in bytes.
+    fn encoded_len(&self) -> usize {
+        2 * xdr::UNIT
+            + xdr::opaque_len(self.netid.len())
+            + xdr::opaque_len(self.addr.len())
+            + xdr::opaque_len(self.owner.len())
     }
+}
 
-    /// Decodes an `rpcb`: `Ok(None)` if `input` ends too early.
-    pub fn decode(input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
-        xdr::run(Self::parse, input)
+/// Decodes an `rpcb`: `Ok(None)` if `input` ends too early.
+impl Decode for Rpcb {
+    type Error = XdrError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
+        finish(input, Self::parse(input))
     }
 }
 
 /// A portmapper v2 call (SET, UNSET or GETPORT) with AUTH_NONE: the bare message.
 #[must_use]
-pub fn pmap_call(xid: u32, procedure: u32, mapping: &Mapping) -> Vec<u8> {
-    let header = RpcMessage::call(xid, PMAP_PROG, PMAP_VERS, procedure);
-    let mut buf = Vec::with_capacity(header.encoded_len() + Mapping::ENCODED_LEN);
-    header.encode(&mut buf);
-    mapping.encode(&mut buf);
-    buf
+pub const fn pmap_call(xid: u32, procedure: u32, mapping: &Mapping) -> Call<&Mapping> {
+    Call::new(xid, PMAP_PROG, PMAP_VERS, procedure, mapping)
 }
 
 /// An rpcbind v3 or v4 call (SET, UNSET or GETADDR) with AUTH_NONE: the bare message.
 #[must_use]
-pub fn rpcb_call(xid: u32, vers: u32, procedure: u32, rpcb: &Rpcb) -> Vec<u8> {
-    let header = RpcMessage::call(xid, PMAP_PROG, vers, procedure);
-    let mut buf = Vec::with_capacity(header.encoded_len() + rpcb.encoded_len());
-    header.encode(&mut buf);
-    rpcb.encode(&mut buf);
-    buf
+pub const fn rpcb_call(xid: u32, vers: u32, procedure: u32, rpcb: &Rpcb) -> Call<&Rpcb> {
+    Call::new(xid, PMAP_PROG, vers, procedure, rpcb)
 }
 
 /// Decodes the reply to a SET or UNSET (portmapper or rpcbind): whether it was done.

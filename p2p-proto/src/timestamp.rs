@@ -60,9 +60,11 @@ impl Timestamp {
     /// Whether `bytes` is exactly a `DD/MM/YYYY HH:MM:SS`-shaped field.
     #[must_use]
     pub fn matches_pattern(bytes: &[u8]) -> bool {
+        // Every byte is checked, without an early exit: a fixed 19-step loop the compiler turns
+        // into straight-line code (the field is checked on every request).
         bytes.len() == Self::LEN
-            && bytes.iter().zip(PATTERN).all(|(&b, &p)| {
-                if p == b'D' {
+            && bytes.iter().zip(PATTERN).fold(true, |ok, (&b, &p)| {
+                ok & if p == b'D' {
                     b.is_ascii_digit()
                 } else {
                     b == p

@@ -10,12 +10,21 @@ use p2p_proto::rpc::message::{
     AcceptStat, AcceptedReply, AuthStat, CallBody, CallFailure, Credentials, MessageBody,
     OpaqueAuth, RejectedReply, ReplyBody, RpcMessage,
 };
-use p2p_proto::rpc::record::{RecordDecoder, RecordError, RecordMark, encode_record};
+use p2p_proto::rpc::record::{Record, RecordDecoder, RecordError, RecordMark, encode_record};
 use p2p_proto::rpcbind::{
     PMAP_PROG, RPCBPROC_GETADDR, RPCBVERS_4, Rpcb, decode_getaddr_reply, rpcb_call,
     socket_addr_from_uaddr,
 };
 use p2p_proto::xdr::XdrError;
+use p2p_proto::{Decode, Encode, StreamDecoder};
+
+/// What `message` encodes to.
+fn bytes(message: &impl Encode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.encoded_len());
+    message.encode(&mut out);
+    assert_eq!(out.len(), message.encoded_len());
+    out
+}
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.split_whitespace().collect();
@@ -81,14 +90,22 @@ fn one_record(wire: &[u8]) -> BytesMut {
 
 fn reply_of(msg: &[u8]) -> (Vec<u8>, Option<LogEntry>) {
     match dispatch(msg) {
-        Dispatch::Reply { reply, entry } => (reply, entry),
+        Dispatch::Reply { reply, entry } => (bytes(&reply), entry),
         other => panic!("expected a reply, got {other:?}"),
     }
 }
 
 #[test]
 fn tcp_call_encodes_exactly() {
-    assert_eq!(framed(&sendlog_call(0xd4c4_f146, &alice())), call_tcp());
+    assert_eq!(
+        framed(&bytes(&sendlog_call(0xd4c4_f146, &alice()))),
+        call_tcp()
+    );
+    // Framed in place, with no buffer of its own.
+    assert_eq!(
+        bytes(&Record(sendlog_call(0xd4c4_f146, &alice()))),
+        call_tcp()
+    );
     assert_eq!(call_tcp().len(), 104);
 }
 
@@ -143,7 +160,7 @@ fn tcp_reply_decodes_and_is_what_we_build() {
 #[test]
 fn udp_call_and_reply() {
     let bob = LogEntry::new("bob", "CONNECT", "24/11/2026 19:40:13", "").unwrap();
-    assert_eq!(sendlog_call(0x6b0e_4e89, &bob), call_udp());
+    assert_eq!(bytes(&sendlog_call(0x6b0e_4e89, &bob)), call_udp());
     let (reply, entry) = reply_of(&call_udp());
     assert_eq!(entry.as_ref(), Some(&bob));
     assert_eq!(
@@ -272,7 +289,7 @@ fn every_prefix_is_incomplete() {
             Dispatch::Reply { reply, entry } => {
                 assert!(entry.is_none());
                 assert_eq!(
-                    decode_sendlog_reply(&reply).unwrap(),
+                    decode_sendlog_reply(&bytes(&reply)).unwrap(),
                     Some((
                         0xd4c4_f146,
                         Err(CallFailure::Accepted {
@@ -430,7 +447,7 @@ fn libtirpc_edge_behaviour() {
 
 #[test]
 fn null_procedure_answers_empty() {
-    let (reply, entry) = reply_of(&null_call(9));
+    let (reply, entry) = reply_of(&bytes(&null_call(9)));
     assert!(entry.is_none());
     assert_eq!(
         reply,
@@ -470,7 +487,7 @@ fn getaddr_kat() {
     );
     // Our builder gives the same bytes from the same values.
     assert_eq!(
-        &rpcb_call(header.xid, RPCBVERS_4, RPCBPROC_GETADDR, &rpcb)[..],
+        &bytes(&rpcb_call(header.xid, RPCBVERS_4, RPCBPROC_GETADDR, &rpcb))[..],
         &call[..]
     );
 

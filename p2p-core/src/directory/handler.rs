@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use metrics::{Counter, Histogram};
 
+use p2p_proto::Encode;
 use p2p_proto::directory::{
     MAX_SEARCH_RESULTS, OpCode, PeerAddr, PingResult, Reply, Request, RequestBody, SearchEntry,
     SearchReply,

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 use p2p_proto::directory::{
     CapabilitiesReply, MAX_REQUEST_LEN, OpCode, Reply, ServerMessage, ServerMessageDecoder,
 };
+use p2p_proto::{Encode, StreamDecoder};
 use rustix::net::{SendFlags, Shutdown};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -185,7 +186,7 @@ fn refused(
     tracing::debug!(
         %peer,
         reason = reason.as_str(),
-        op = op_of(buf).map(OpCode::as_str),
+        op = OpCode::of_request(buf).map(OpCode::as_str),
         received = buf.len(),
         error = error.map(tracing::field::display),
         "request refused"
@@ -204,9 +205,9 @@ async fn serve_connection(
     let mut buf = BytesMut::with_capacity(256);
     let mut decoder = ServerMessageDecoder::default();
     let outcome = loop {
-        match decoder.decode(&buf) {
-            Ok(Some((ServerMessage::Request(request), _))) => break Outcome::Request(request),
-            Ok(Some((ServerMessage::Capabilities, _))) => break Outcome::Capabilities,
+        match decoder.decode(&mut buf) {
+            Ok(Some(ServerMessage::Request(request))) => break Outcome::Request(request),
+            Ok(Some(ServerMessage::Capabilities)) => break Outcome::Capabilities,
             Ok(None) => {}
             Err(e) => {
                 refused(peer, RefusedReason::Malformed, &buf, Some(&e));
@@ -214,13 +215,13 @@ async fn serve_connection(
             }
         }
         if buf.len() > MAX_REQUEST_LEN {
-            let op = op_of(&buf);
+            let op = OpCode::of_request(&buf);
             refused(peer, RefusedReason::TooLong, &buf, None);
             break Outcome::Refused(op);
         }
         match timeout_at(deadline, stream.read_buf(&mut buf)).await {
             Err(_elapsed) => {
-                let op = op_of(&buf);
+                let op = OpCode::of_request(&buf);
                 refused(peer, RefusedReason::ReadTimeout, &buf, None);
                 break Outcome::Refused(op);
             }
@@ -316,10 +317,4 @@ async fn send_reply(stream: &TcpStream, mut out: &[u8], idle: Duration) -> io::R
         out = &out[sent..];
     }
     rustix::net::shutdown(stream, Shutdown::Write).map_err(io::Error::from)
-}
-
-/// The OP of a partial request, when its first field is complete and known.
-fn op_of(buf: &[u8]) -> Option<OpCode> {
-    let end = buf.iter().position(|&b| b == 0)?;
-    OpCode::from_bytes(&buf[..end])
 }

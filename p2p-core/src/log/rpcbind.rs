@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
+use p2p_proto::Encode;
 use p2p_proto::rpc::log::{LOG_PROG, LOG_VERS};
 use p2p_proto::rpc::message::{AcceptStat, CallFailure};
 use p2p_proto::rpcbind::{
@@ -93,6 +94,13 @@ where
     result.map_err(|failure| LogError::Call { what, failure })
 }
 
+/// The bytes of a call, for [`exchange`].
+fn encoded(call: &impl Encode) -> Vec<u8> {
+    let mut out = Vec::with_capacity(call.encoded_len());
+    call.encode(&mut out);
+    out
+}
+
 fn netids(addr: &SocketAddr) -> (&'static str, &'static str) {
     if addr.is_ipv4() {
         ("tcp", "udp")
@@ -123,7 +131,7 @@ async fn register_on<S: AsyncRead + AsyncWrite + Unpin>(
                     &uaddr_from_socket_addr(&addr),
                     OWNER,
                 )?;
-                rpcb_call(xid, vers, RPCBPROC_SET, &rpcb)
+                encoded(&rpcb_call(xid, vers, RPCBPROC_SET, &rpcb))
             }
             Version::Pmap2 => {
                 let mapping = Mapping {
@@ -132,7 +140,7 @@ async fn register_on<S: AsyncRead + AsyncWrite + Unpin>(
                     prot,
                     port: u32::from(addr.port()),
                 };
-                pmap_call(xid, PMAPPROC_SET, &mapping)
+                encoded(&pmap_call(xid, PMAPPROC_SET, &mapping))
             }
         };
         if !exchange(stream, xid, &msg, "rpcbind SET", timeout, decode_bool_reply).await? {
@@ -157,12 +165,12 @@ async fn unset_on<S: AsyncRead + AsyncWrite + Unpin>(
         Version::V4 | Version::V3 => {
             let vers = version.number();
             // An empty netid removes the registrations of every netid.
-            rpcb_call(
+            encoded(&rpcb_call(
                 xid,
                 vers,
                 RPCBPROC_UNSET,
                 &Rpcb::new(LOG_PROG, LOG_VERS, "", "", OWNER)?,
-            )
+            ))
         }
         Version::Pmap2 => {
             let mapping = Mapping {
@@ -171,7 +179,7 @@ async fn unset_on<S: AsyncRead + AsyncWrite + Unpin>(
                 prot: 0,
                 port: 0,
             };
-            pmap_call(xid, PMAPPROC_UNSET, &mapping)
+            encoded(&pmap_call(xid, PMAPPROC_UNSET, &mapping))
         }
     };
     // FALSE only means there was nothing (of ours) to remove.
@@ -326,7 +334,7 @@ pub async fn lookup_tcp(host: IpAddr, timeout: Duration) -> Result<SocketAddr, L
             Version::V4 | Version::V3 => {
                 let vers = version.number();
                 let query = Rpcb::new(LOG_PROG, LOG_VERS, netid, "", OWNER)?;
-                let msg = rpcb_call(xid, vers, RPCBPROC_GETADDR, &query);
+                let msg = encoded(&rpcb_call(xid, vers, RPCBPROC_GETADDR, &query));
                 exchange(
                     &mut stream,
                     xid,
@@ -350,7 +358,7 @@ pub async fn lookup_tcp(host: IpAddr, timeout: Duration) -> Result<SocketAddr, L
                     prot: IPPROTO_TCP,
                     port: 0,
                 };
-                let msg = pmap_call(xid, PMAPPROC_GETPORT, &mapping);
+                let msg = encoded(&pmap_call(xid, PMAPPROC_GETPORT, &mapping));
                 exchange(
                     &mut stream,
                     xid,

@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use p2p_proto::rpc::log::{Dispatch, LOG_PROG, LogEntry, dispatch};
-use p2p_proto::rpc::message::{AcceptStat, MessageBody, ReplyBody, RpcMessage};
-use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, RecordDecoder, encode_record};
+use p2p_proto::rpc::log::{Dispatch, LOG_PROG, LogEntry, LogReply, dispatch};
+use p2p_proto::rpc::message::AcceptStat;
+use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, Record, RecordDecoder};
+use p2p_proto::{Encode, StreamDecoder};
 use rustix::io::Errno;
 use rustix::net::RecvFlags;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -434,7 +435,7 @@ impl ReplayKey {
 #[derive(Debug, Default)]
 struct ReplayCache {
     capacity: usize,
-    replies: std::collections::HashMap<ReplayKey, Vec<u8>>,
+    replies: std::collections::HashMap<ReplayKey, LogReply>,
     order: VecDeque<ReplayKey>,
 }
 
@@ -446,12 +447,12 @@ impl ReplayCache {
         }
     }
 
-    fn get(&self, key: &ReplayKey) -> Option<Vec<u8>> {
+    fn get(&self, key: &ReplayKey) -> Option<LogReply> {
         self.replies.get(key).cloned()
     }
 
     /// Records `key` as written, with its reply.
-    fn insert(&mut self, key: ReplayKey, reply: Vec<u8>) {
+    fn insert(&mut self, key: ReplayKey, reply: LogReply) {
         if self.capacity == 0 {
             return;
         }
@@ -695,7 +696,7 @@ impl CallMetrics {
 
     /// Counts a call that logged nothing: its reply's status, or `dropped`
     /// when it gets no reply.
-    fn unlogged(&self, reply: Option<&[u8]>) {
+    fn unlogged(&self, reply: Option<&LogReply>) {
         let result = reply.map_or("dropped", reply_result);
         metrics::counter!(names::LOG_CALLS, "transport" => self.transport, "result" => result)
             .increment(1);
@@ -703,26 +704,20 @@ impl CallMetrics {
 }
 
 /// The `result` label of a reply that logged nothing.
-fn reply_result(reply: &[u8]) -> &'static str {
-    let Ok(Some((message, _))) = RpcMessage::decode(reply) else {
-        return "other";
-    };
-    match message.body {
-        MessageBody::Reply(ReplyBody::Accepted(accepted)) => match accepted.stat {
-            AcceptStat::Success => "null",
-            AcceptStat::ProgUnavail => "prog_unavail",
-            AcceptStat::ProgMismatch { .. } => "prog_mismatch",
-            AcceptStat::ProcUnavail => "proc_unavail",
-            AcceptStat::GarbageArgs => "garbage_args",
-            AcceptStat::SystemErr => "system_err",
-        },
-        MessageBody::Reply(ReplyBody::Denied(_)) => "denied",
-        MessageBody::Call(_) => "other",
+fn reply_result(reply: &LogReply) -> &'static str {
+    match reply.accept_stat() {
+        Some(AcceptStat::Success) => "null",
+        Some(AcceptStat::ProgUnavail) => "prog_unavail",
+        Some(AcceptStat::ProgMismatch { .. }) => "prog_mismatch",
+        Some(AcceptStat::ProcUnavail) => "proc_unavail",
+        Some(AcceptStat::GarbageArgs) => "garbage_args",
+        Some(AcceptStat::SystemErr) => "system_err",
+        None => "denied",
     }
 }
 
 struct Answer<T> {
-    reply: Vec<u8>,
+    reply: LogReply,
     /// A SENDLOG whose line is in the batch.
     logged: bool,
     /// Its entry in the duplicate-request cache.
@@ -817,18 +812,9 @@ impl<T> Batch<T> {
                 cache.remove(key);
             }
             drop(cache);
-            self.replies.retain_mut(|answer| {
-                if !answer.logged {
-                    return true;
-                }
-                match system_err(&answer.reply) {
-                    Some(failed) => {
-                        answer.reply = failed;
-                        true
-                    }
-                    None => false,
-                }
-            });
+            for answer in self.replies.iter_mut().filter(|answer| answer.logged) {
+                answer.reply = answer.reply.system_err();
+            }
         }
     }
 }
@@ -838,18 +824,6 @@ fn push_line(buf: &mut Vec<u8>, entry: &LogEntry) {
     // Writing into a Vec cannot fail.
     let _ = write!(buf, "{entry}");
     buf.push(b'\n');
-}
-
-/// The SYSTEM_ERR reply to the call `reply` answers.
-fn system_err(reply: &[u8]) -> Option<Vec<u8>> {
-    let xid = RpcMessage::decode(reply)
-        .ok()
-        .flatten()
-        .map(|(h, _)| h.xid)?;
-    let header = RpcMessage::accepted(xid, AcceptStat::SystemErr);
-    let mut failed = Vec::with_capacity(header.encoded_len());
-    header.encode(&mut failed);
-    Some(failed)
 }
 
 /// What bounds one TCP connection.
@@ -1023,7 +997,7 @@ async fn serve_tcp(
         }
         batch.commit(&sink, !open.alone()).await;
         for answer in batch.replies.drain(..) {
-            encode_record(&answer.reply, &mut replies);
+            Record(&answer.reply).encode(&mut replies);
         }
         if !replies.is_empty() {
             match super::write_moving(&mut stream, &replies, limits.write_timeout).await {
@@ -1112,8 +1086,11 @@ async fn serve_udp(socket: UdpSocket, sink: Arc<Sink>, max_record: usize) {
             }
         }
         batch.commit(&sink, false).await;
+        let mut datagram = Vec::new();
         for answer in batch.replies.drain(..) {
-            if let Err(e) = socket.send_to(&answer.reply, answer.to).await {
+            datagram.clear();
+            answer.reply.encode(&mut datagram);
+            if let Err(e) = socket.send_to(&datagram, answer.to).await {
                 tracing::debug!("UDP reply to {}: {e}", answer.to);
             }
         }
@@ -1125,6 +1102,7 @@ mod tests {
     use std::task::{Context, Poll};
 
     use p2p_proto::rpc::log::{decode_sendlog_reply, sendlog_call};
+    use p2p_proto::rpc::record::Record;
 
     use super::*;
 
@@ -1340,7 +1318,7 @@ mod tests {
                     for &r in window {
                         let e = LogEntry::new(&format!("u{c}"), "PUBLISH", &format!("{r:03}"), "f")
                             .unwrap();
-                        encode_record(&sendlog_call(r as u32, &e), &mut wire);
+                        Record(sendlog_call(r as u32, &e)).encode(&mut wire);
                     }
                     stream.write_all(&wire).await.unwrap();
                     while answered < window[window.len() - 1] + 1 {

@@ -9,12 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::BytesMut;
-use p2p_proto::rpc::log::{
-    LOG_PROG, LOG_VERS, LogEntry, SENDLOG, decode_sendlog_reply, sendlog_call,
-};
-use p2p_proto::rpc::message::RpcMessage;
-use p2p_proto::rpc::record::{MAX_FRAGMENT_LEN, RecordDecoder, RecordMark, encode_record};
+use p2p_proto::rpc::log::{LogEntry, decode_sendlog_reply, sendlog_call};
+use p2p_proto::rpc::record::{Record, RecordDecoder};
 use p2p_proto::rpcbind::PMAP_PORT;
+use p2p_proto::{Encode, StreamDecoder};
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, mpsc};
@@ -478,19 +476,8 @@ impl<'a> Session<'a> {
 
     fn push(&mut self, entry: LogEntry, xid: Option<u32>) {
         let xid = xid.unwrap_or_else(next_xid);
-        // `sendlog_call` framed by `encode_record`, encoded in place: no buffer per record.
-        let header = RpcMessage::call(xid, LOG_PROG, LOG_VERS, SENDLOG);
-        let len = header.encoded_len() + entry.encoded_len();
-        match u32::try_from(len) {
-            Ok(len) if len as usize <= MAX_FRAGMENT_LEN => {
-                self.out
-                    .extend_from_slice(&RecordMark { last: true, len }.to_bytes());
-                header.encode(&mut self.out);
-                entry.encode(&mut self.out);
-            }
-            // Not reached: the entry's strings are bounded (under 1 KiB in all).
-            _ => encode_record(&sendlog_call(xid, &entry), &mut self.out),
-        }
+        // Framed and encoded in place: no buffer per record.
+        Record(sendlog_call(xid, &entry)).encode(&mut self.out);
         self.in_flight.push_back(InFlight {
             xid,
             sent: Instant::now(),
@@ -663,7 +650,9 @@ mod tests {
         for entry in entries {
             session.push(entry.clone(), None);
             let xid = session.in_flight.back().unwrap().xid;
-            encode_record(&sendlog_call(xid, &entry), &mut want);
+            let mut call = Vec::new();
+            sendlog_call(xid, &entry).encode(&mut call);
+            p2p_proto::rpc::record::encode_record(&call, &mut want);
         }
         assert_eq!(session.out, want);
     }

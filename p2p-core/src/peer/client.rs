@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use p2p_proto::directory::{CapabilitiesReply, CapabilitiesRequest, DecodeError, Reply, Request};
+use p2p_proto::{Decode, Encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
@@ -109,7 +110,10 @@ impl DirectoryClient {
         request.encode(&mut out);
         self.send(&mut stream, &out).await?;
         let op = request.op();
-        read_reply(&mut stream, self.timeout, |buf| Ok(Reply::decode(op, buf)?)).await
+        read_reply(&mut stream, self.timeout, |buf| {
+            Ok(Reply::decode_with(op, buf)?)
+        })
+        .await
     }
 
     /// A new connection to the server, one per operation.

@@ -30,6 +30,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use p2p_proto::directory::DecodeError;
 use p2p_proto::field::FileName;
 use p2p_proto::transfer::{Digest, GetFile, GetFileFrom, GetFileFromHeader, TransferHeader};
+use p2p_proto::{Decode, Encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;

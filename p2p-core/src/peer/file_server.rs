@@ -15,6 +15,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use p2p_proto::field::FileName;
 use p2p_proto::transfer::{GetFileFromHeader, TransferHeader, TransferRequest};
+use p2p_proto::{Decode, Encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot};

@@ -29,6 +29,7 @@ use p2p_proto::directory::{
 };
 use p2p_proto::field::{Description, FileName, UserName};
 use p2p_proto::timestamp::Timestamp;
+use p2p_proto::{Encode, StreamDecoder};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;

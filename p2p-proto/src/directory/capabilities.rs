@@ -12,6 +12,7 @@
 //! closes the connection on `CAPABILITIES` without a reply byte: for the client, no extensions.
 //!
 //! ```
+//! use p2p_proto::{Decode, Encode};
 //! use p2p_proto::directory::{CapabilitiesReply, OpCode, ServerMessage};
 //!
 //! assert_eq!(
@@ -30,10 +31,16 @@
 
 use bytes::BufMut;
 
+use nom::Parser;
+use nom::combinator::{cut, map_res};
+use nom::sequence::preceded;
+
 use super::reply::list;
-use super::wire::{self, PResult};
-use super::{DecodeError, MAX_CAPABILITIES, MAX_OP_LEN, OpCode, Request, RequestError};
+use super::{MAX_CAPABILITIES, MAX_OP_LEN, OpCode, Request, RequestError};
+use crate::codec::{Decode, Encode, finish};
+use crate::error::DecodeError;
 use crate::field::{MAX_FIELD_LEN, OperationName};
+use crate::wire::{self, PResult};
 
 /// The `CAPABILITIES` request: exactly the bytes `CAPABILITIES\0`.
 ///
@@ -47,36 +54,40 @@ impl CapabilitiesRequest {
     /// The request's `OP` field, without its NUL.
     pub const OP: &'static str = "CAPABILITIES";
 
+    /// `capabilities-request = "CAPABILITIES" NUL`, read as an `OP` field (so a strict prefix
+    /// of any `OP` is incomplete, as for a request).
+    fn parse(input: &[u8]) -> PResult<'_, Self> {
+        wire::checked_field("OP", MAX_OP_LEN, |op| {
+            if op == Self::OP.as_bytes() {
+                Ok(Self)
+            } else {
+                Err(DecodeError::UnknownOp)
+            }
+        })
+        .parse(input)
+    }
+}
+
+impl Encode for CapabilitiesRequest {
     /// Writes `CAPABILITIES\0`.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         wire::put_field(buf, Self::OP.as_bytes());
     }
 
-    /// The exact number of bytes [`Self::encode`] writes (13).
-    #[must_use]
-    pub const fn encoded_len(&self) -> usize {
+    /// 13.
+    fn encoded_len(&self) -> usize {
         wire::field_len(Self::OP.len())
     }
+}
 
-    /// Decodes `CAPABILITIES\0` from the start of `buf`.
-    ///
-    /// `Ok(None)` for a strict prefix of it (and, as for any `OP` field, for up to
-    /// [`MAX_OP_LEN`] bytes without a NUL).
-    ///
-    /// # Errors
-    /// [`DecodeError::UnknownOp`] for any other `OP` field, [`DecodeError::FieldTooLong`] for
-    /// an `OP` field longer than [`MAX_OP_LEN`].
-    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
-        wire::finish(buf, Self::parse(buf))
-    }
+/// Decodes `CAPABILITIES\0`: `Ok(None)` for a strict prefix of it (and, as for any `OP` field,
+/// for up to [`MAX_OP_LEN`] bytes without a NUL); [`DecodeError::UnknownOp`] for any other `OP`
+/// field, [`DecodeError::FieldTooLong`] for an `OP` field longer than [`MAX_OP_LEN`].
+impl Decode for CapabilitiesRequest {
+    type Error = DecodeError;
 
-    fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, op) = wire::nul_field(input, "OP", MAX_OP_LEN)?;
-        if op == Self::OP.as_bytes() {
-            Ok((rest, Self))
-        } else {
-            wire::fail(DecodeError::UnknownOp)
-        }
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        finish(input, Self::parse(input))
     }
 }
 
@@ -119,8 +130,27 @@ impl CapabilitiesReply {
             .filter_map(|name| OpCode::from_bytes(name.as_bytes()))
     }
 
+    /// `capabilities-reply = %x00 count NUL count(operation NUL)`.
+    fn parse(input: &[u8]) -> PResult<'_, Self> {
+        let result = cut(map_res(wire::byte, |code| match code {
+            0 => Ok(()),
+            code => Err(DecodeError::InvalidCapabilitiesResult { code }),
+        }));
+        let operation = wire::checked_field("OPERATION", MAX_FIELD_LEN, |raw| {
+            OperationName::from_bytes(raw).map_err(|error| DecodeError::InvalidField {
+                field: "OPERATION",
+                error,
+            })
+        });
+        preceded(result, list(MAX_CAPABILITIES, operation))
+            .map(|operations| Self { operations })
+            .parse(input)
+    }
+}
+
+impl Encode for CapabilitiesReply {
     /// Writes the reply: `0`, `N\0`, then each name and its NUL.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         buf.put_u8(0);
         wire::put_decimal(buf, self.operations.len() as u64);
         for name in &self.operations {
@@ -128,9 +158,7 @@ impl CapabilitiesReply {
         }
     }
 
-    /// The exact number of bytes [`Self::encode`] writes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
+    fn encoded_len(&self) -> usize {
         1 + wire::decimal_len(self.operations.len() as u64)
             + self
                 .operations
@@ -138,35 +166,17 @@ impl CapabilitiesReply {
                 .map(|name| wire::field_len(name.len()))
                 .sum::<usize>()
     }
+}
 
-    /// Decodes the reply from the start of `buf`: `Ok(None)` for a strict prefix, otherwise
-    /// the reply and the bytes it used. A count above [`MAX_CAPABILITIES`] is refused before
-    /// anything is allocated for it.
-    ///
-    /// # Errors
-    /// [`DecodeError::InvalidCapabilitiesResult`] for a result byte other than 0; a malformed
-    /// count or name ([`DecodeError::InvalidNumber`], [`DecodeError::CountTooLarge`],
-    /// [`DecodeError::InvalidField`], [`DecodeError::FieldTooLong`]).
-    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
-        wire::finish(buf, Self::parse(buf))
-    }
+/// Decodes the reply: a count above [`MAX_CAPABILITIES`] is refused before anything is
+/// allocated for it; [`DecodeError::InvalidCapabilitiesResult`] for a result byte other than 0;
+/// a malformed count or name ([`DecodeError::InvalidNumber`], [`DecodeError::CountTooLarge`],
+/// [`DecodeError::InvalidField`], [`DecodeError::FieldTooLong`]).
+impl Decode for CapabilitiesReply {
+    type Error = DecodeError;
 
-    fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, code) = wire::byte(input)?;
-        if code != 0 {
-            return wire::fail(DecodeError::InvalidCapabilitiesResult { code });
-        }
-        let (rest, operations) = list(rest, MAX_CAPABILITIES, |input| {
-            let (rest, raw) = wire::nul_field(input, "OPERATION", MAX_FIELD_LEN)?;
-            let name = OperationName::from_bytes(raw).map_err(|error| {
-                nom::Err::Failure(DecodeError::InvalidField {
-                    field: "OPERATION",
-                    error,
-                })
-            })?;
-            Ok((rest, name))
-        })?;
-        Ok((rest, Self { operations }))
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        finish(input, Self::parse(input))
     }
 }
 
@@ -211,41 +221,48 @@ impl ServerMessage {
             Self::Capabilities => None,
         }
     }
+}
 
-    /// Writes the message.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+impl Encode for ServerMessage {
+    fn encode(&self, buf: &mut impl BufMut) {
         match self {
             Self::Request(request) => request.encode(buf),
             Self::Capabilities => CapabilitiesRequest.encode(buf),
         }
     }
 
-    /// The exact number of bytes [`Self::encode`] writes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
+    fn encoded_len(&self) -> usize {
         match self {
             Self::Request(request) => request.encoded_len(),
             Self::Capabilities => CapabilitiesRequest.encoded_len(),
         }
     }
+}
 
-    /// Decodes one message from the start of `buf`, with [`Request::decode`]'s contract:
-    /// `Ok(None)` while incomplete, bytes after the message left alone.
-    ///
-    /// `CAPABILITIES\0` is a whole message at its NUL, whatever follows.
-    ///
-    /// # Errors
-    /// Exactly [`Request::decode`]'s [`RequestError`] for every input that does not start with
-    /// `CAPABILITIES\0` (`op: Some(..)` once the `OP` field named an operation); the
-    /// `CAPABILITIES` request itself has nothing that can be malformed.
-    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, RequestError> {
-        match CapabilitiesRequest::parse(buf) {
-            Ok((rest, CapabilitiesRequest)) => {
-                Ok(Some((Self::Capabilities, buf.len() - rest.len())))
-            }
-            // Incomplete or another OP: the request decoder takes the same decision on the
+/// `server-message = capabilities-request / request`, with [`Request`]'s contract:
+/// `Ok(None)` while incomplete, bytes after the message left alone. `CAPABILITIES\0` is a whole
+/// message at its NUL, whatever follows.
+///
+/// Errors: exactly [`Request`]'s [`RequestError`] for every input that does not start with
+/// `CAPABILITIES\0` (`op: Some(..)` once the `OP` field named an operation); the
+/// `CAPABILITIES` request itself has nothing that can be malformed.
+impl Decode for ServerMessage {
+    type Error = RequestError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, RequestError> {
+        finish(input, Self::parse(input))
+    }
+}
+
+impl ServerMessage {
+    /// `server-message = capabilities-request / request`: an ordered choice, as nom's `alt`,
+    /// whose second branch reports its own errors.
+    fn parse(input: &[u8]) -> nom::IResult<&[u8], Self, RequestError> {
+        match CapabilitiesRequest::parse(input) {
+            Ok((rest, CapabilitiesRequest)) => Ok((rest, Self::Capabilities)),
+            // Incomplete or another OP: the request parser takes the same decision on the
             // same OP field, and names the operation in its errors.
-            Err(_) => Ok(Request::decode(buf)?.map(|(request, n)| (Self::Request(request), n))),
+            Err(_) => Request::parse(input).map(|(rest, request)| (rest, Self::Request(request))),
         }
     }
 }
@@ -264,10 +281,10 @@ impl From<CapabilitiesRequest> for ServerMessage {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{check_kat, hex};
     use super::super::{RequestBody, strategy};
     use super::*;
     use crate::field::FieldError;
+    use crate::testutil::{check_kat, hex};
     use proptest::prelude::*;
 
     fn encode_reply(reply: &CapabilitiesReply) -> Vec<u8> {
@@ -288,23 +305,8 @@ mod tests {
     fn request_known_answer() {
         // C  A  P  A  B  I  L  I  T  I  E  S  NUL
         let bytes = hex("43 41 50 41 42 49 4c 49 54 49 45 53 00");
-        check_kat(
-            &bytes,
-            &CapabilitiesRequest,
-            CapabilitiesRequest::decode,
-            |r| {
-                let mut out = Vec::new();
-                r.encode(&mut out);
-                assert_eq!(r.encoded_len(), out.len());
-                out
-            },
-        );
-        check_kat(
-            &bytes,
-            &ServerMessage::Capabilities,
-            ServerMessage::decode,
-            encode_message,
-        );
+        check_kat(&bytes, &CapabilitiesRequest);
+        check_kat(&bytes, &ServerMessage::Capabilities);
     }
 
     #[test]
@@ -383,27 +385,15 @@ mod tests {
                  53 45 41 52 43 48 00                     \
                  50 49 4e 47 00"),
             &CapabilitiesReply::from_ops(OpCode::EXTENSIONS),
-            CapabilitiesReply::decode,
-            encode_reply,
         );
         // A server with no extension to list.
-        check_kat(
-            &hex("00 30 00"),
-            &CapabilitiesReply::default(),
-            CapabilitiesReply::decode,
-            encode_reply,
-        );
+        check_kat(&hex("00 30 00"), &CapabilitiesReply::default());
         // A newer server: a name this crate does not know is kept, the known ones still count.
         let newer = CapabilitiesReply::new(vec![
             "PING".parse().unwrap(),
             "GET_FILE_FROM_V2".parse().unwrap(),
         ]);
-        check_kat(
-            b"\x002\0PING\0GET_FILE_FROM_V2\0",
-            &newer,
-            CapabilitiesReply::decode,
-            encode_reply,
-        );
+        check_kat(b"\x002\0PING\0GET_FILE_FROM_V2\0", &newer);
         assert!(newer.supports(OpCode::Ping));
         assert!(!newer.supports(OpCode::Search));
         assert_eq!(newer.known_ops().collect::<Vec<_>>(), [OpCode::Ping]);

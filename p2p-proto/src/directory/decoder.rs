@@ -1,6 +1,9 @@
 //! A resumable request decoder for socket loops that append to one buffer.
 
+use bytes::{Buf, BytesMut};
+
 use super::{MAX_OP_LEN, MAX_PORT_DIGITS, Request, RequestError, ServerMessage};
+use crate::codec::{Decode, StreamDecoder};
 use crate::field::MAX_FIELD_LEN;
 
 /// The field limits of the request grammar. The request parser decides
@@ -16,22 +19,25 @@ const LIMITS: [usize; 3] = [MAX_PORT_DIGITS, MAX_OP_LEN, MAX_FIELD_LEN];
 /// parsed only when a field completes or outgrows a limit (a handful of times
 /// per request, each at most [`MAX_REQUEST_LEN`](super::MAX_REQUEST_LEN) bytes).
 ///
-/// It returns exactly what [`Request::decode`] returns for the same bytes.
-/// Pass the same buffer each time, grown only by appending; after a request or
-/// an error the decoder starts over by itself. Call [`Self::reset`] when the
+/// It answers exactly what [`Request`]'s [`Decode`] answers for the same bytes, with the
+/// [`StreamDecoder`] contract. Pass the same buffer each time, grown only by appending; after
+/// a request or an error the decoder starts over by itself. Call [`Self::reset`] when the
 /// buffer is replaced or bytes are removed from its front otherwise.
 ///
 /// ```
+/// use bytes::BytesMut;
+/// use p2p_proto::StreamDecoder;
 /// use p2p_proto::directory::RequestDecoder;
 ///
-/// let wire = b"REGISTER\x0024/11/2026 20:42:35\x00alice\x00";
+/// let wire = b"REGISTER\x0024/11/2026 20:42:35\x00alice\x00PING";
 /// let mut decoder = RequestDecoder::default();
-/// let mut buf = Vec::new();
+/// let mut buf = BytesMut::new();
 /// for (i, &byte) in wire.iter().enumerate() {
-///     buf.push(byte);
-///     let decoded = decoder.decode(&buf)?;
-///     assert_eq!(decoded.is_some(), i == wire.len() - 1);
+///     buf.extend_from_slice(&[byte]);
+///     let decoded = decoder.decode(&mut buf)?;
+///     assert_eq!(decoded.is_some(), i == 34);
 /// }
+/// assert_eq!(&buf[..], b"PING"); // the next request's first bytes
 /// # Ok::<(), p2p_proto::directory::RequestError>(())
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -95,6 +101,18 @@ impl Scan {
         }
         decoded
     }
+
+    /// [`Self::decode`] on `src`, taking the message's bytes off its front.
+    fn take<T>(
+        &mut self,
+        src: &mut BytesMut,
+        decode: impl FnOnce(&[u8]) -> Result<Option<(T, usize)>, RequestError>,
+    ) -> Result<Option<T>, RequestError> {
+        Ok(self.decode(src, decode)?.map(|(message, used)| {
+            src.advance(used);
+            message
+        }))
+    }
 }
 
 impl RequestDecoder {
@@ -108,32 +126,43 @@ impl RequestDecoder {
     pub fn reset(&mut self) {
         *self = Self::default();
     }
+}
 
-    /// Decodes a request from `buf`, which holds every byte received so far.
+impl StreamDecoder for RequestDecoder {
+    type Item = Request;
+    type Error = RequestError;
+
+    /// Takes a request off the front of `src`, which holds every byte received so far.
     ///
-    /// `Ok(None)` until a whole request has arrived; then the request and the
-    /// number of bytes it used (the rest belongs to whatever follows).
+    /// `Ok(None)` until a whole request has arrived, `src` untouched; then the request, its
+    /// bytes taken off `src` (the rest belongs to whatever follows). On an error `src` is left
+    /// as it was, for the caller to log.
     ///
     /// # Errors
-    /// The same [`RequestError`] as [`Request::decode`] on the same bytes.
-    pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(Request, usize)>, RequestError> {
-        self.scan.decode(buf, Request::decode)
+    /// The same [`RequestError`] as [`Request`]'s [`Decode`] on the same bytes.
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Request>, RequestError> {
+        self.scan.take(src, Request::decode)
     }
 }
 
-/// Streaming form of [`ServerMessage::decode`]: a request or `CAPABILITIES`, for a server's
-/// read loop. The same contract as [`RequestDecoder`] (and the same scanning: the
-/// `CAPABILITIES` request is one field), answering exactly what [`ServerMessage::decode`]
+/// Streaming form of [`ServerMessage`]'s [`Decode`]: a request or `CAPABILITIES`, for a
+/// server's read loop. The same contract as [`RequestDecoder`] (and the same scanning: the
+/// `CAPABILITIES` request is one field), answering exactly what [`ServerMessage`]'s [`Decode`]
 /// answers for the same bytes.
 ///
 /// ```
+/// use bytes::BytesMut;
+/// use p2p_proto::StreamDecoder;
 /// use p2p_proto::directory::{ServerMessage, ServerMessageDecoder};
 ///
 /// let mut decoder = ServerMessageDecoder::new();
-/// assert_eq!(decoder.decode(b"CAPA")?, None);
-/// assert_eq!(decoder.decode(b"CAPABILITIES\0")?, Some((ServerMessage::Capabilities, 13)));
-/// let (message, _) = decoder.decode(b"PING\0alice\0")?.expect("whole request");
+/// let mut buf = BytesMut::from(&b"CAPA"[..]);
+/// assert_eq!(decoder.decode(&mut buf)?, None);
+/// buf.extend_from_slice(b"BILITIES\0PING\0alice\0");
+/// assert_eq!(decoder.decode(&mut buf)?, Some(ServerMessage::Capabilities));
+/// let message = decoder.decode(&mut buf)?.expect("whole request");
 /// assert_eq!(message.op(), Some(p2p_proto::directory::OpCode::Ping));
+/// assert!(buf.is_empty());
 /// # Ok::<(), p2p_proto::directory::RequestError>(())
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -152,14 +181,19 @@ impl ServerMessageDecoder {
     pub fn reset(&mut self) {
         *self = Self::default();
     }
+}
 
-    /// Decodes a message from `buf`, which holds every byte received so far: `Ok(None)` until
-    /// a whole message has arrived, then the message and the bytes it used.
+impl StreamDecoder for ServerMessageDecoder {
+    type Item = ServerMessage;
+    type Error = RequestError;
+
+    /// As [`RequestDecoder`]'s: a message off the front of `src` once whole, `src` untouched
+    /// otherwise.
     ///
     /// # Errors
-    /// The same [`RequestError`] as [`ServerMessage::decode`] on the same bytes.
-    pub fn decode(&mut self, buf: &[u8]) -> Result<Option<(ServerMessage, usize)>, RequestError> {
-        self.scan.decode(buf, ServerMessage::decode)
+    /// The same [`RequestError`] as [`ServerMessage`]'s [`Decode`] on the same bytes.
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<ServerMessage>, RequestError> {
+        self.scan.take(src, ServerMessage::decode)
     }
 }
 
@@ -167,6 +201,8 @@ impl ServerMessageDecoder {
 mod tests {
     use super::super::{DecodeError, OpCode, strategy};
     use super::*;
+    use crate::Encode as _;
+    use crate::codec::decode_from;
     use proptest::prelude::*;
 
     /// Feeds `bytes` one at a time, checking every step against the one-shot decoder.
@@ -174,7 +210,7 @@ mod tests {
         let mut decoder = RequestDecoder::new();
         let mut last = Ok(None);
         for end in 0..=bytes.len() {
-            let streamed = decoder.decode(&bytes[..end]);
+            let streamed = decode_from(&mut decoder, &bytes[..end]);
             assert_eq!(
                 streamed,
                 Request::decode(&bytes[..end]),
@@ -239,7 +275,7 @@ mod tests {
         let mut parses = 0;
         for end in 0..=bytes.len() {
             parses = decoder.scan.parses;
-            if decoder.decode(&bytes[..end]) != Ok(None) {
+            if decode_from(&mut decoder, &bytes[..end]) != Ok(None) {
                 parses += 1;
                 break;
             }
@@ -253,20 +289,23 @@ mod tests {
     fn chunks_and_restart() {
         let wire = b"LIST_USERS\x0024/11/2026 20:42:35\x00alice\x00REGISTER\0bob\0";
         let mut decoder = RequestDecoder::new();
-        assert_eq!(decoder.decode(&wire[..11]), Ok(None));
-        assert_eq!(decoder.decode(&wire[..25]), Ok(None));
-        let (first, used) = decoder.decode(wire).unwrap().unwrap();
+        assert_eq!(decode_from(&mut decoder, &wire[..11]), Ok(None));
+        assert_eq!(decode_from(&mut decoder, &wire[..25]), Ok(None));
+        let (first, used) = decode_from(&mut decoder, wire).unwrap().unwrap();
         assert_eq!(first.op(), OpCode::ListUsers);
         // The decoder started over by itself; the caller drops the used bytes.
-        let (second, used2) = decoder.decode(&wire[used..]).unwrap().unwrap();
+        let (second, used2) = decode_from(&mut decoder, &wire[used..]).unwrap().unwrap();
         assert_eq!(second.op(), OpCode::Register);
         assert_eq!(used + used2, wire.len());
         // A shorter, unrelated buffer is handled as a new one.
         let mut decoder = RequestDecoder::new();
-        assert_eq!(decoder.decode(b"REGISTER\0bo"), Ok(None));
-        assert!(matches!(decoder.decode(b"UNREGISTER\0x\0"), Ok(Some(_))));
+        assert_eq!(decode_from(&mut decoder, b"REGISTER\0bo"), Ok(None));
+        assert!(matches!(
+            decode_from(&mut decoder, b"UNREGISTER\0x\0"),
+            Ok(Some(_))
+        ));
         decoder.reset();
-        assert_eq!(decoder.decode(b""), Ok(None));
+        assert_eq!(decode_from(&mut decoder, b""), Ok(None));
     }
 
     /// Feeds `bytes` one at a time to a [`ServerMessageDecoder`], checking every step
@@ -276,7 +315,7 @@ mod tests {
     ) -> Result<Option<(ServerMessage, usize)>, RequestError> {
         let mut decoder = ServerMessageDecoder::new();
         for end in 0..=bytes.len() {
-            let streamed = decoder.decode(&bytes[..end]);
+            let streamed = decode_from(&mut decoder, &bytes[..end]);
             assert_eq!(
                 streamed,
                 ServerMessage::decode(&bytes[..end]),
@@ -308,16 +347,16 @@ mod tests {
         // Two messages in one buffer, and a restart after each.
         let wire = b"CAPABILITIES\0PING\0bob\0";
         let mut decoder = ServerMessageDecoder::new();
-        assert_eq!(decoder.decode(&wire[..5]), Ok(None));
+        assert_eq!(decode_from(&mut decoder, &wire[..5]), Ok(None));
         assert_eq!(
-            decoder.decode(wire),
+            decode_from(&mut decoder, wire),
             Ok(Some((ServerMessage::Capabilities, 13)))
         );
-        let (ping, used) = decoder.decode(&wire[13..]).unwrap().unwrap();
+        let (ping, used) = decode_from(&mut decoder, &wire[13..]).unwrap().unwrap();
         assert_eq!(ping.op(), Some(OpCode::Ping));
         assert_eq!(13 + used, wire.len());
         decoder.reset();
-        assert_eq!(decoder.decode(b""), Ok(None));
+        assert_eq!(decode_from(&mut decoder, b""), Ok(None));
     }
 
     proptest! {
@@ -386,9 +425,9 @@ mod tests {
             cuts.sort_unstable();
             let mut decoder = RequestDecoder::new();
             for cut in cuts {
-                prop_assert_eq!(decoder.decode(&bytes[..cut]), Request::decode(&bytes[..cut]));
+                prop_assert_eq!(decode_from(&mut decoder, &bytes[..cut]), Request::decode(&bytes[..cut]));
             }
-            prop_assert_eq!(decoder.decode(&bytes), Ok(Some((request, bytes.len()))));
+            prop_assert_eq!(decode_from(&mut decoder, &bytes), Ok(Some((request, bytes.len()))));
         }
     }
 }

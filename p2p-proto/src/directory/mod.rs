@@ -24,6 +24,7 @@
 //! [`RequestDecoder`] is the form for a socket loop that appends to a buffer.
 //!
 //! ```
+//! use p2p_proto::{Decode, Encode};
 //! use p2p_proto::directory::{Reply, RegisterResult, Request, RequestBody};
 //!
 //! let request = Request {
@@ -37,7 +38,7 @@
 //! assert_eq!(Request::decode(&wire)?, Some((request, wire.len())));
 //! assert_eq!(Request::decode(&wire[..10])?, None); // incomplete
 //!
-//! let reply = Reply::decode(request_op(), b"\x01")?;
+//! let reply = Reply::decode_with(request_op(), b"\x01")?;
 //! assert_eq!(reply, Some((Reply::Register(RegisterResult::UserNameInUse), 1)));
 //! # fn request_op() -> p2p_proto::directory::OpCode { p2p_proto::directory::OpCode::Register }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -45,7 +46,8 @@
 
 use std::fmt;
 
-use crate::field::{FieldError, MAX_FIELD_LEN};
+pub use crate::error::DecodeError;
+use crate::field::MAX_FIELD_LEN;
 use crate::timestamp::Timestamp;
 
 mod capabilities;
@@ -55,9 +57,6 @@ mod request;
 mod search;
 #[cfg(test)]
 pub(crate) mod strategy;
-#[cfg(test)]
-pub(crate) mod testutil;
-pub(crate) mod wire;
 
 pub use capabilities::{CapabilitiesReply, CapabilitiesRequest, ServerMessage};
 pub use decoder::{RequestDecoder, ServerMessageDecoder};
@@ -192,6 +191,22 @@ impl OpCode {
         !matches!(self, Self::Search | Self::Ping)
     }
 
+    /// The operation of a request whose first bytes are `buf`, as soon as its `OP` field is
+    /// whole: what a server answers "other error" for when it refuses the rest of the request
+    /// (too long, too slow). `None` while the field is incomplete or when it names no operation.
+    ///
+    /// ```
+    /// use p2p_proto::directory::OpCode;
+    ///
+    /// assert_eq!(OpCode::of_request(b"PUBLISH\0alice\0/x"), Some(OpCode::Publish));
+    /// assert_eq!(OpCode::of_request(b"PUBLI"), None);
+    /// assert_eq!(OpCode::of_request(b"GET_FILE\0"), None);
+    /// ```
+    #[must_use]
+    pub fn of_request(buf: &[u8]) -> Option<Self> {
+        crate::wire::op_code(buf).ok().map(|(_, op)| op)
+    }
+
     /// The operation named exactly (case-sensitively) by `bytes`, if any.
     #[must_use]
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
@@ -205,84 +220,6 @@ impl fmt::Display for OpCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// What is wrong with a malformed directory or transfer message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DecodeError {
-    /// The `OP` field names no operation of the protocol.
-    #[error("unknown operation")]
-    UnknownOp,
-    /// A field outgrew its limit without a NUL terminator.
-    #[error("{field} is longer than {max} bytes")]
-    FieldTooLong {
-        /// The field's name as PROTOCOL.md spells it (`"USER"`, `"FILE"`, `"COUNT"`...).
-        field: &'static str,
-        /// The field's limit in bytes, NUL excluded.
-        max: usize,
-    },
-    /// A string field breaks its type's rules (empty, whitespace in a user name, not UTF-8...).
-    #[error("invalid {field}: {error}")]
-    InvalidField {
-        /// The field's name.
-        field: &'static str,
-        /// The rule the field breaks.
-        #[source]
-        error: FieldError,
-    },
-    /// A numeric field is not strictly ASCII decimal, or overflows.
-    #[error("{field} is not a decimal number")]
-    InvalidNumber {
-        /// The field's name.
-        field: &'static str,
-    },
-    /// A `PORT` is out of range (0 in a CONNECT request, or above 65535).
-    #[error("port {value} is out of range")]
-    InvalidPort {
-        /// The decoded number.
-        value: u64,
-    },
-    /// A listing announces more than [`MAX_LIST_ENTRIES`] entries.
-    #[error("listing of {count} entries exceeds the limit of {max}")]
-    CountTooLarge {
-        /// The announced count.
-        count: u64,
-        /// The limit.
-        max: usize,
-    },
-    /// A reply's result byte has no meaning for its operation.
-    #[error("result code {code} is not defined for {op}")]
-    InvalidResult {
-        /// The operation the reply answers.
-        op: OpCode,
-        /// The result byte received.
-        code: u8,
-    },
-    /// A `CAPABILITIES` reply's result byte is not 0.
-    #[error("result code {code} is not defined for CAPABILITIES")]
-    InvalidCapabilitiesResult {
-        /// The result byte received.
-        code: u8,
-    },
-    /// A `GET_FILE` reply's result byte is not 0, 1 or 2.
-    #[error("result code {code} is not defined for GET_FILE")]
-    InvalidTransferResult {
-        /// The result byte received.
-        code: u8,
-    },
-    /// An `IP` field is not an IPv4 or IPv6 address.
-    #[error("IP is not an address")]
-    InvalidAddress,
-    /// A `GET_FILE_FROM` reply's result byte is not 0, 1, 2 or 3.
-    #[error("result code {code} is not defined for GET_FILE_FROM")]
-    InvalidGetFileFromResult {
-        /// The result byte received.
-        code: u8,
-    },
-    /// A `DIGEST` field is not `blake3:` followed by 64 lowercase hex digits.
-    #[error("DIGEST is not `blake3:` and 64 lowercase hex digits")]
-    InvalidDigest,
 }
 
 /// A malformed request, with the operation when its `OP` field was recognised.
@@ -341,6 +278,7 @@ mod tests {
     mod fuzzing {
         use super::super::{Reply, Request};
         use crate::transfer::{GetFile, TransferHeader};
+        use crate::{Decode as _, Encode as _};
         use arbitrary::{Arbitrary, Unstructured};
         use proptest::prelude::*;
 
@@ -356,7 +294,7 @@ mod tests {
                 if let Ok(reply) = Reply::arbitrary(&mut u) {
                     let mut bytes = Vec::new();
                     reply.encode(&mut bytes);
-                    prop_assert_eq!(Reply::decode(reply.op(), &bytes), Ok(Some((reply, bytes.len()))));
+                    prop_assert_eq!(Reply::decode_with(reply.op(), &bytes), Ok(Some((reply, bytes.len()))));
                 }
                 if let Ok(request) = GetFile::arbitrary(&mut u) {
                     let mut bytes = Vec::new();

@@ -20,9 +20,13 @@ use std::net::{IpAddr, SocketAddr};
 
 use bytes::BufMut;
 
-use super::wire::{self, PResult};
-use super::{DecodeError, MAX_LIST_ENTRIES, MAX_SEARCH_RESULTS, OpCode};
+use nom::Parser;
+
+use super::{MAX_LIST_ENTRIES, MAX_SEARCH_RESULTS, OpCode};
+use crate::codec::{Decode, Encode, finish};
+use crate::error::DecodeError;
 use crate::field::{Description, FileName, UserName};
+use crate::wire::{self, PResult};
 
 /// How many listing entries are allocated up front at most: the announced
 /// count is only a claim, so the vector grows with the entries that actually arrive.
@@ -203,6 +207,8 @@ impl PeerAddr {
         wire::ip_len(&self.ip) + wire::decimal_len(u64::from(self.port))
     }
 
+    /// `addr = ip NUL port NUL`.
+    #[inline]
     fn parse(input: &[u8]) -> PResult<'_, Self> {
         let (rest, ip) = wire::ip_addr(input)?;
         let (rest, port) = wire::port(rest)?;
@@ -233,6 +239,14 @@ pub struct UserEntry {
 }
 
 impl UserEntry {
+    /// `user = name NUL ip NUL port NUL`.
+    #[inline]
+    fn parse(input: &[u8]) -> PResult<'_, Self> {
+        let (rest, name) = wire::user_name(input, "NAME")?;
+        let (rest, addr) = PeerAddr::parse(rest)?;
+        Ok((rest, Self { name, addr }))
+    }
+
     fn encode(&self, buf: &mut impl BufMut) {
         wire::put_field(buf, self.name.as_bytes());
         self.addr.encode(buf);
@@ -465,18 +479,19 @@ impl SearchEntry {
             + wire::field_len(self.description.len())
     }
 
+    /// `hit = owner NUL file NUL description NUL`.
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, owner) = wire::user_name(input, "OWNER")?;
-        let (rest, file) = wire::file_name(rest)?;
-        let (rest, description) = wire::description(rest)?;
-        Ok((
-            rest,
-            Self {
+        (
+            |i| wire::user_name(i, "OWNER"),
+            wire::file_name,
+            wire::description,
+        )
+            .map(|(owner, file, description)| Self {
                 owner,
                 file,
                 description,
-            },
-        ))
+            })
+            .parse(input)
     }
 }
 
@@ -643,8 +658,55 @@ impl Reply {
         }
     }
 
+    /// The streaming nom parser behind [`Reply`]'s [`Decode`] (the grammar of this module).
+    pub(crate) fn parse(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
+        let (rest, code) = wire::byte(input)?;
+        match (op, code) {
+            (OpCode::ListUsers, 0) => list(MAX_LIST_ENTRIES, UserEntry::parse)
+                .map(|users| Self::ListUsers(ListUsersReply::Ok(users)))
+                .parse(rest),
+            (OpCode::ListContent, 0) => list(MAX_LIST_ENTRIES, wire::file_name)
+                .map(|files| Self::ListContent(ListContentReply::Ok(files)))
+                .parse(rest),
+            (OpCode::GetUserInfo, 0) => PeerAddr::parse
+                .map(|addr| Self::GetUserInfo(GetUserInfoReply::Ok(addr)))
+                .parse(rest),
+            (OpCode::Search, 0) => list(MAX_SEARCH_RESULTS, SearchEntry::parse)
+                .map(|entries| Self::Search(SearchReply::Ok(entries)))
+                .parse(rest),
+            _ => match Self::failure(op, code) {
+                Some(reply) => Ok((rest, reply)),
+                None => wire::fail(DecodeError::InvalidResult { op, code }),
+            },
+        }
+    }
+
+    /// The reply to `op` whose result byte `code` carries no data, if `op` defines it.
+    fn failure(op: OpCode, code: u8) -> Option<Self> {
+        macro_rules! map {
+            ($result:ident, $variant:ident) => {
+                $result::from_code(code).map(Self::$variant)
+            };
+        }
+        match op {
+            OpCode::Register => map!(RegisterResult, Register),
+            OpCode::Unregister => map!(UnregisterResult, Unregister),
+            OpCode::Connect => map!(ConnectResult, Connect),
+            OpCode::Disconnect => map!(DisconnectResult, Disconnect),
+            OpCode::Publish => map!(PublishResult, Publish),
+            OpCode::Delete => map!(DeleteResult, Delete),
+            OpCode::ListUsers => map!(ListUsersReply, ListUsers),
+            OpCode::ListContent => map!(ListContentReply, ListContent),
+            OpCode::GetUserInfo => map!(GetUserInfoReply, GetUserInfo),
+            OpCode::Search => map!(SearchReply, Search),
+            OpCode::Ping => map!(PingResult, Ping),
+        }
+    }
+}
+
+impl Encode for Reply {
     /// Writes the reply.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         buf.put_u8(self.code());
         match self {
             Self::ListUsers(ListUsersReply::Ok(users)) => {
@@ -670,9 +732,7 @@ impl Reply {
         }
     }
 
-    /// The exact number of bytes [`Self::encode`] writes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
+    fn encoded_len(&self) -> usize {
         1 + match self {
             Self::ListUsers(ListUsersReply::Ok(users)) => {
                 wire::decimal_len(users.len() as u64)
@@ -693,95 +753,55 @@ impl Reply {
             _ => 0,
         }
     }
+}
 
-    /// Decodes the reply to an `op` request from the start of `buf`.
-    ///
-    /// Returns `Ok(None)` when `buf` is a strict prefix of a reply, and
-    /// `Ok(Some((reply, consumed)))` otherwise. A listing count above
-    /// [`MAX_LIST_ENTRIES`] ([`MAX_SEARCH_RESULTS`] for `SEARCH`) is refused before anything
-    /// is allocated for it.
-    ///
-    /// # Errors
-    /// A [`DecodeError`]: an undefined result byte, a malformed count, name,
-    /// address or port, a field over its limit.
-    pub fn decode(op: OpCode, buf: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
-        wire::finish(buf, Self::parse(op, buf))
-    }
+/// Decodes the reply to a request of the operation given as context: a listing count above
+/// [`MAX_LIST_ENTRIES`] ([`MAX_SEARCH_RESULTS`] for `SEARCH`) is refused before anything is
+/// allocated for it. Errors: an undefined result byte, a malformed count, name, address or
+/// port, a field over its limit.
+impl Decode<OpCode> for Reply {
+    type Error = DecodeError;
 
-    /// The streaming nom parser behind [`Self::decode`].
-    pub(crate) fn parse(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
-        let (rest, code) = wire::byte(input)?;
-        let reply = match (op, code) {
-            (OpCode::ListUsers, 0) => {
-                let (rest, users) = list(rest, MAX_LIST_ENTRIES, |input| {
-                    let (rest, name) = wire::user_name(input, "NAME")?;
-                    let (rest, addr) = PeerAddr::parse(rest)?;
-                    Ok((rest, UserEntry { name, addr }))
-                })?;
-                return Ok((rest, Self::ListUsers(ListUsersReply::Ok(users))));
-            }
-            (OpCode::ListContent, 0) => {
-                let (rest, files) = list(rest, MAX_LIST_ENTRIES, wire::file_name)?;
-                return Ok((rest, Self::ListContent(ListContentReply::Ok(files))));
-            }
-            (OpCode::GetUserInfo, 0) => {
-                let (rest, addr) = PeerAddr::parse(rest)?;
-                return Ok((rest, Self::GetUserInfo(GetUserInfoReply::Ok(addr))));
-            }
-            (OpCode::Search, 0) => {
-                let (rest, entries) = list(rest, MAX_SEARCH_RESULTS, SearchEntry::parse)?;
-                return Ok((rest, Self::Search(SearchReply::Ok(entries))));
-            }
-            (OpCode::Register, _) => RegisterResult::from_code(code).map(Self::Register),
-            (OpCode::Unregister, _) => UnregisterResult::from_code(code).map(Self::Unregister),
-            (OpCode::Connect, _) => ConnectResult::from_code(code).map(Self::Connect),
-            (OpCode::Disconnect, _) => DisconnectResult::from_code(code).map(Self::Disconnect),
-            (OpCode::Publish, _) => PublishResult::from_code(code).map(Self::Publish),
-            (OpCode::Delete, _) => DeleteResult::from_code(code).map(Self::Delete),
-            (OpCode::ListUsers, _) => ListUsersReply::from_code(code).map(Self::ListUsers),
-            (OpCode::ListContent, _) => ListContentReply::from_code(code).map(Self::ListContent),
-            (OpCode::GetUserInfo, _) => GetUserInfoReply::from_code(code).map(Self::GetUserInfo),
-            (OpCode::Search, _) => SearchReply::from_code(code).map(Self::Search),
-            (OpCode::Ping, _) => PingResult::from_code(code).map(Self::Ping),
-        };
-        match reply {
-            Some(reply) => Ok((rest, reply)),
-            None => wire::fail(DecodeError::InvalidResult { op, code }),
-        }
+    fn decode_with(op: OpCode, input: &[u8]) -> Result<Option<(Self, usize)>, DecodeError> {
+        finish(input, Self::parse(op, input))
     }
 }
 
-/// `list = count NUL count(entry)`, with the count checked against
-/// `max` before any allocation.
+/// `list = count NUL count(entry)`, with the count checked against `max` before anything is
+/// allocated for it.
 pub(crate) fn list<'a, T>(
-    input: &'a [u8],
     max: usize,
     mut entry: impl FnMut(&'a [u8]) -> PResult<'a, T>,
-) -> PResult<'a, Vec<T>> {
-    let (mut rest, count) = wire::number(input, "COUNT", wire::MAX_NUMBER_DIGITS)?;
-    let count = match usize::try_from(count) {
-        Ok(n) if n <= max => n,
-        _ => {
-            return wire::fail(DecodeError::CountTooLarge { count, max });
+) -> impl Parser<&'a [u8], Output = Vec<T>, Error = DecodeError> {
+    let mut count = wire::checked_field("COUNT", wire::MAX_NUMBER_DIGITS, move |raw| {
+        let count = wire::decimal(raw).ok_or(DecodeError::InvalidNumber { field: "COUNT" })?;
+        match usize::try_from(count) {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(DecodeError::CountTooLarge { count, max }),
         }
-    };
-    let mut entries = Vec::with_capacity(count.min(LIST_PREALLOC));
-    for _ in 0..count {
-        let (next, value) = entry(rest)?;
-        entries.push(value);
-        rest = next;
+    });
+    // nom's `length_count` would preallocate by its own rule; the announced count is only a
+    // claim, so the vector grows with the entries that actually arrive.
+    move |input| {
+        let (mut rest, count) = count.parse(input)?;
+        let mut entries = Vec::with_capacity(count.min(LIST_PREALLOC));
+        for _ in 0..count {
+            let (next, value) = entry(rest)?;
+            entries.push(value);
+            rest = next;
+        }
+        Ok((rest, entries))
     }
-    Ok((rest, entries))
 }
 
 #[cfg(test)]
 mod tests {
     use std::net::Ipv4Addr;
 
-    use super::super::testutil::{check_kat, hex};
     use super::super::{OpCode, strategy};
     use super::*;
     use crate::field::FieldError;
+    use crate::testutil::{hex, known_answer};
     use proptest::prelude::*;
 
     fn encode(reply: &Reply) -> Vec<u8> {
@@ -794,7 +814,7 @@ mod tests {
     fn kat(bytes: &[u8], expected: impl Into<Reply>) {
         let expected = expected.into();
         let op = expected.op();
-        check_kat(bytes, &expected, |b| Reply::decode(op, b), encode);
+        known_answer(op, bytes, &expected);
     }
 
     fn localhost(port: u16) -> PeerAddr {
@@ -909,7 +929,7 @@ mod tests {
             assert_eq!(reply.code(), code);
             assert!(!reply.is_ok());
             assert_eq!(
-                Reply::decode(op, &[code + 1]),
+                Reply::decode_with(op, &[code + 1]),
                 Err(DecodeError::InvalidResult { op, code: code + 1 })
             );
         }
@@ -957,7 +977,7 @@ mod tests {
 
     #[test]
     fn malformed_search_replies() {
-        let decode = |b: &[u8]| Reply::decode(OpCode::Search, b);
+        let decode = |b: &[u8]| Reply::decode_with(OpCode::Search, b);
         assert_eq!(
             decode(b"\x00100001\x00"),
             Err(DecodeError::CountTooLarge {
@@ -998,7 +1018,7 @@ mod tests {
 
     #[test]
     fn malformed_listings() {
-        let decode = |b: &[u8]| Reply::decode(OpCode::ListUsers, b);
+        let decode = |b: &[u8]| Reply::decode_with(OpCode::ListUsers, b);
         assert_eq!(
             decode(b"\x00x\x00"),
             Err(DecodeError::InvalidNumber { field: "COUNT" })
@@ -1031,7 +1051,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Reply::decode(OpCode::ListContent, b"\x0018446744073709551615\x00"),
+            Reply::decode_with(OpCode::ListContent, b"\x0018446744073709551615\x00"),
             Err(DecodeError::CountTooLarge {
                 count: u64::MAX,
                 max: MAX_LIST_ENTRIES
@@ -1055,7 +1075,7 @@ mod tests {
             })
         );
         assert_eq!(
-            Reply::decode(OpCode::ListContent, b"\x001\x00\xff\x00"),
+            Reply::decode_with(OpCode::ListContent, b"\x001\x00\xff\x00"),
             Err(DecodeError::InvalidField {
                 field: "FILE",
                 error: FieldError::NotUtf8
@@ -1064,14 +1084,14 @@ mod tests {
         let mut long = b"\x001\x00".to_vec();
         long.extend([b'a'; 256]);
         assert_eq!(
-            Reply::decode(OpCode::ListContent, &long),
+            Reply::decode_with(OpCode::ListContent, &long),
             Err(DecodeError::FieldTooLong {
                 field: "FILE",
                 max: 255
             })
         );
         assert_eq!(
-            Reply::decode(
+            Reply::decode_with(
                 OpCode::GetUserInfo,
                 b"\x001111111111111111111111111111111111111111111111"
             ),
@@ -1093,9 +1113,9 @@ mod tests {
         #[test]
         fn round_trip(reply in strategy::reply()) {
             let bytes = encode(&reply);
-            prop_assert_eq!(Reply::decode(reply.op(), &bytes), Ok(Some((reply.clone(), bytes.len()))));
+            prop_assert_eq!(Reply::decode_with(reply.op(), &bytes), Ok(Some((reply.clone(), bytes.len()))));
             for cut in 0..bytes.len() {
-                prop_assert_eq!(Reply::decode(reply.op(), &bytes[..cut]), Ok(None));
+                prop_assert_eq!(Reply::decode_with(reply.op(), &bytes[..cut]), Ok(None));
             }
         }
 
@@ -1118,7 +1138,7 @@ mod tests {
             op in proptest::sample::select(OpCode::ALL.to_vec()),
             bytes in proptest::collection::vec(any::<u8>(), 0..64),
         ) {
-            if let Ok(Some((reply, consumed))) = Reply::decode(op, &bytes) {
+            if let Ok(Some((reply, consumed))) = Reply::decode_with(op, &bytes) {
                 prop_assert!(consumed <= bytes.len());
                 prop_assert_eq!(reply.op(), op);
             }

@@ -4,10 +4,16 @@ use std::num::NonZeroU16;
 
 use bytes::BufMut;
 
-use super::wire::{self, PResult};
+use nom::Parser;
+use nom::branch::alt;
+use nom::combinator::map_res;
+
 use super::{OpCode, RequestError, SearchQuery};
+use crate::codec::{Decode, Encode, finish};
+use crate::error::DecodeError;
 use crate::field::{Description, FileName, MAX_FIELD_LEN, UserName};
 use crate::timestamp::Timestamp;
+use crate::wire::{self, PResult};
 
 /// A request from a peer to the directory server.
 ///
@@ -147,40 +153,34 @@ impl RequestBody {
         }
     }
 
-    /// Parses the fields after `USER` for `op`.
+    /// Parses the fields after `USER` for `op` (the `body` rule of [`Request`]'s grammar).
+    #[inline]
     fn parse(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
-        Ok(match op {
-            OpCode::Register => (input, Self::Register),
-            OpCode::Unregister => (input, Self::Unregister),
-            OpCode::Disconnect => (input, Self::Disconnect),
-            OpCode::ListUsers => (input, Self::ListUsers),
-            OpCode::Ping => (input, Self::Ping),
-            OpCode::Connect => {
-                let (rest, port) = wire::listening_port(input)?;
-                (rest, Self::Connect { port })
-            }
-            OpCode::Publish => {
-                let (rest, file) = wire::file_name(input)?;
-                let (rest, description) = wire::description(rest)?;
-                (rest, Self::Publish { file, description })
-            }
-            OpCode::Delete => {
-                let (rest, file) = wire::file_name(input)?;
-                (rest, Self::Delete { file })
-            }
-            OpCode::ListContent => {
-                let (rest, target) = wire::user_name(input, "TARGET")?;
-                (rest, Self::ListContent { target })
-            }
-            OpCode::GetUserInfo => {
-                let (rest, target) = wire::user_name(input, "TARGET")?;
-                (rest, Self::GetUserInfo { target })
-            }
-            OpCode::Search => {
-                let (rest, query) = wire::search_query(input)?;
-                (rest, Self::Search { query })
-            }
-        })
+        match op {
+            OpCode::Register => Ok((input, Self::Register)),
+            OpCode::Unregister => Ok((input, Self::Unregister)),
+            OpCode::Disconnect => Ok((input, Self::Disconnect)),
+            OpCode::ListUsers => Ok((input, Self::ListUsers)),
+            OpCode::Ping => Ok((input, Self::Ping)),
+            OpCode::Connect => wire::listening_port
+                .map(|port| Self::Connect { port })
+                .parse(input),
+            OpCode::Publish => (wire::file_name, wire::description)
+                .map(|(file, description)| Self::Publish { file, description })
+                .parse(input),
+            OpCode::Delete => wire::file_name
+                .map(|file| Self::Delete { file })
+                .parse(input),
+            OpCode::ListContent => (|i| wire::user_name(i, "TARGET"))
+                .map(|target| Self::ListContent { target })
+                .parse(input),
+            OpCode::GetUserInfo => (|i| wire::user_name(i, "TARGET"))
+                .map(|target| Self::GetUserInfo { target })
+                .parse(input),
+            OpCode::Search => wire::search_query
+                .map(|query| Self::Search { query })
+                .parse(input),
+        }
     }
 }
 
@@ -191,39 +191,8 @@ impl Request {
         self.body.op()
     }
 
-    /// Writes the request; the `DATETIME` field only when `timestamp` is `Some`.
-    pub fn encode(&self, buf: &mut impl BufMut) {
-        wire::put_field(buf, self.op().as_str().as_bytes());
-        if let Some(timestamp) = &self.timestamp {
-            wire::put_field(buf, timestamp.as_bytes());
-        }
-        wire::put_field(buf, self.user.as_bytes());
-        self.body.encode(buf);
-    }
-
-    /// The exact number of bytes [`Self::encode`] writes (at most [`super::MAX_REQUEST_LEN`]).
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        wire::field_len(self.op().as_str().len())
-            + self
-                .timestamp
-                .map_or(0, |_| wire::field_len(Timestamp::LEN))
-            + wire::field_len(self.user.len())
-            + self.body.encoded_len()
-    }
-
-    /// Decodes one request from the start of `buf`, in either form (with or without `DATETIME`).
-    ///
-    /// Returns `Ok(None)` when `buf` is a strict prefix of a request, and
-    /// `Ok(Some((request, consumed)))` otherwise; bytes after `consumed` are left alone.
-    ///
-    /// # Errors
-    /// A [`RequestError`] whose `op` is `Some` as soon as the `OP` field was recognised.
-    pub fn decode(buf: &[u8]) -> Result<Option<(Self, usize)>, RequestError> {
-        wire::finish(buf, Self::parse(buf))
-    }
-
-    /// The streaming nom parser behind [`Self::decode`].
+    /// The streaming nom parser behind [`Request`]'s [`Decode`] (the grammar above [`Request`]).
+    #[inline]
     pub(crate) fn parse(input: &[u8]) -> nom::IResult<&[u8], Self, RequestError> {
         let (rest, op) =
             wire::op_code(input).map_err(|e| e.map(|error| RequestError { op: None, error }))?;
@@ -235,16 +204,17 @@ impl Request {
         })
     }
 
+    /// `[datetime NUL] user NUL body`: the second field is `DATETIME` exactly when it has that
+    /// shape; otherwise it is `USER` (nom's `alt` backtracks to read it again as one).
+    #[inline]
     fn parse_after_op(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
-        // The second field is DATETIME exactly when it has that shape; otherwise it is USER.
-        let (rest, second) = wire::nul_field(input, "USER", MAX_FIELD_LEN)?;
-        let (rest, timestamp, user) = match Timestamp::parse(second) {
-            Ok(timestamp) => {
-                let (rest, user) = wire::user_name(rest, "USER")?;
-                (rest, Some(timestamp), user)
-            }
-            Err(_) => (rest, None, wire::to_user_name(second, "USER")?),
-        };
+        let datetime = map_res(
+            |i| wire::nul_field(i, "USER", MAX_FIELD_LEN),
+            |raw| Timestamp::parse(raw).map_err(|_| DecodeError::Malformed),
+        );
+        let user = |i| wire::user_name(i, "USER");
+        let (rest, (timestamp, user)) =
+            alt(((datetime.map(Some), user), user.map(|user| (None, user)))).parse(input)?;
         let (rest, body) = RequestBody::parse(op, rest)?;
         Ok((
             rest,
@@ -257,12 +227,45 @@ impl Request {
     }
 }
 
+impl Encode for Request {
+    /// Writes the request; the `DATETIME` field only when `timestamp` is `Some`.
+    fn encode(&self, buf: &mut impl BufMut) {
+        wire::put_field(buf, self.op().as_str().as_bytes());
+        if let Some(timestamp) = &self.timestamp {
+            wire::put_field(buf, timestamp.as_bytes());
+        }
+        wire::put_field(buf, self.user.as_bytes());
+        self.body.encode(buf);
+    }
+
+    /// The exact number of bytes [`Encode::encode`] writes (at most [`super::MAX_REQUEST_LEN`]).
+    fn encoded_len(&self) -> usize {
+        wire::field_len(self.op().as_str().len())
+            + self
+                .timestamp
+                .map_or(0, |_| wire::field_len(Timestamp::LEN))
+            + wire::field_len(self.user.len())
+            + self.body.encoded_len()
+    }
+}
+
+/// Decodes one request, in either form (with or without `DATETIME`).
+///
+/// A [`RequestError`] whose `op` is `Some` as soon as the `OP` field was recognised.
+impl Decode for Request {
+    type Error = RequestError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, RequestError> {
+        finish(input, Self::parse(input))
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::super::testutil::{check_kat, hex};
     use super::super::{DecodeError, MAX_REQUEST_LEN, strategy};
     use super::*;
     use crate::field::FieldError;
+    use crate::testutil::{check_kat, hex};
     use proptest::prelude::*;
 
     const TS: &str = "24/11/2026 20:42:35";
@@ -288,19 +291,9 @@ mod tests {
     /// Known answer with and without DATETIME: `tail` is what follows USER.
     fn check_both_forms(op: &str, body: &RequestBody, tail: &[u8]) {
         let new_form = [op.as_bytes(), b"\0", TS.as_bytes(), b"\0alice\0", tail].concat();
-        check_kat(
-            &new_form,
-            &req(Some(TS), "alice", body.clone()),
-            Request::decode,
-            encode,
-        );
+        check_kat(&new_form, &req(Some(TS), "alice", body.clone()));
         let old_form = [op.as_bytes(), b"\0alice\0", tail].concat();
-        check_kat(
-            &old_form,
-            &req(None, "alice", body.clone()),
-            Request::decode,
-            encode,
-        );
+        check_kat(&old_form, &req(None, "alice", body.clone()));
     }
 
     /// Every request of `classic-directory-session.trace`, bytes as captured.
@@ -391,7 +384,7 @@ mod tests {
         for (bytes, body) in cases {
             let bytes = hex(bytes);
             let expected = req(Some(TS), "alice", body);
-            check_kat(&bytes, &expected, Request::decode, encode);
+            check_kat(&bytes, &expected);
             // The same request in the older form, without DATETIME.
             let old = [
                 &bytes[..=expected.op().as_str().len()],
@@ -404,8 +397,6 @@ mod tests {
                     timestamp: None,
                     ..expected
                 },
-                Request::decode,
-                encode,
             );
         }
     }
@@ -471,22 +462,12 @@ mod tests {
              32 34 2f 31 31 2f 32 30 32 36 20 32 30 3a 34 32 3a 33 35 00 \
              61 6c 69 63 65 00 \
              62 65 61 74 20 68 65 6c 70 00");
-        check_kat(
-            &search,
-            &req(Some(TS), "alice", query(b"beat help")),
-            Request::decode,
-            encode,
-        );
+        check_kat(&search, &req(Some(TS), "alice", query(b"beat help")));
         // P  I  N  G  NUL  DATETIME NUL  a  l  i  c  e  NUL
         let ping = hex("50 49 4e 47 00 \
              32 34 2f 31 31 2f 32 30 32 36 20 32 30 3a 34 32 3a 33 35 00 \
              61 6c 69 63 65 00");
-        check_kat(
-            &ping,
-            &req(Some(TS), "alice", RequestBody::Ping),
-            Request::decode,
-            encode,
-        );
+        check_kat(&ping, &req(Some(TS), "alice", RequestBody::Ping));
     }
 
     /// The decoder keeps any QUERY a field may hold: judging it is the server's (result 3).
@@ -523,8 +504,6 @@ mod tests {
                 user: "bob".parse().unwrap(),
                 body: RequestBody::Register,
             },
-            Request::decode,
-            encode,
         );
     }
 

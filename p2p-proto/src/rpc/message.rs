@@ -19,272 +19,39 @@
 //!     unsigned int gid; unsigned int gids<16>; };
 //! ```
 //!
+//! The authentication structures (`opaque_auth`, `authsys_parms`, `auth_stat`) are in
+//! [`super::auth`], the decoding of a whole reply with its results in [`super::reply`]; both are
+//! re-exported here.
+//!
 //! An [`RpcMessage`] holds the header only, as the RFC's structures do: a call's arguments and a
 //! successful reply's results follow it in the same message (the rest of the TCP record or UDP
 //! datagram) and are encoded and decoded by the program (for example [`super::log`]).
 
-use bytes::{BufMut, Bytes};
+use bytes::BufMut;
 
+pub use super::auth::{
+    AUTH_NONE, AUTH_SYS, AuthStat, AuthSysParams, Credentials, MAX_AUTH_BYTES, MAX_GIDS,
+    MAX_MACHINE_NAME, OpaqueAuth,
+};
+pub(crate) use super::reply::decode_reply;
+pub use super::reply::{CallFailure, Reply};
+use crate::codec::{Decode, Encode, finish};
 use crate::xdr::{self, XdrError, XdrResult, fail};
 
 /// The only RPC protocol version (`rpcvers`) of RFC 5531.
 pub const RPC_VERSION: u32 = 2;
-/// `MAX_AUTH_BYTES`: bound of an `opaque_auth` body.
-pub const MAX_AUTH_BYTES: u32 = 400;
-/// Bound of `authsys_parms.machinename`.
-pub const MAX_MACHINE_NAME: u32 = 255;
-/// Bound of `authsys_parms.gids`.
-pub const MAX_GIDS: u32 = 16;
-
-/// `auth_flavor` AUTH_NONE.
-pub const AUTH_NONE: u32 = 0;
-/// `auth_flavor` AUTH_SYS (also known as AUTH_UNIX).
-pub const AUTH_SYS: u32 = 1;
 
 const CALL: u32 = 0;
+
 const REPLY: u32 = 1;
+
 const MSG_ACCEPTED: u32 = 0;
+
 const MSG_DENIED: u32 = 1;
+
 const RPC_MISMATCH: u32 = 0;
+
 const AUTH_ERROR: u32 = 1;
-
-/// `opaque_auth`: a credential or verifier, flavor and body (at most [`MAX_AUTH_BYTES`]).
-///
-/// Messages keep the body opaque, as libtirpc does when it reads a call; [`OpaqueAuth::credentials`]
-/// interprets AUTH_NONE and AUTH_SYS.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct OpaqueAuth {
-    flavor: u32,
-    body: Bytes,
-}
-
-impl OpaqueAuth {
-    /// AUTH_NONE with an empty body: what this crate sends as credential and verifier.
-    #[must_use]
-    pub const fn none() -> Self {
-        Self {
-            flavor: AUTH_NONE,
-            body: Bytes::new(),
-        }
-    }
-
-    /// Any flavor and body; the body must be at most [`MAX_AUTH_BYTES`] long.
-    pub fn new(flavor: u32, body: impl Into<Bytes>) -> Result<Self, XdrError> {
-        let body = body.into();
-        if body.len() > MAX_AUTH_BYTES as usize {
-            return Err(XdrError::TooLong {
-                what: "opaque_auth.body",
-                len: body.len() as u64,
-                max: MAX_AUTH_BYTES,
-            });
-        }
-        Ok(Self { flavor, body })
-    }
-
-    /// AUTH_SYS credentials (always within the bound: an `authsys_parms` is at most 340 bytes).
-    #[must_use]
-    pub fn sys(params: &AuthSysParams) -> Self {
-        let mut body = Vec::with_capacity(params.encoded_len());
-        params.encode(&mut body);
-        Self {
-            flavor: AUTH_SYS,
-            body: body.into(),
-        }
-    }
-
-    /// The flavor.
-    #[must_use]
-    pub const fn flavor(&self) -> u32 {
-        self.flavor
-    }
-
-    /// The body.
-    #[must_use]
-    pub fn body(&self) -> &[u8] {
-        &self.body
-    }
-
-    /// Interprets the credentials as a libtirpc server does: AUTH_NONE accepted whatever its body,
-    /// AUTH_SYS accepted when its body parses (else `AUTH_BADCRED`), other flavors unknown here.
-    pub fn credentials(&self) -> Result<Credentials, AuthStat> {
-        match self.flavor {
-            AUTH_NONE => Ok(Credentials::None),
-            AUTH_SYS => match AuthSysParams::parse(&self.body) {
-                // Trailing bytes inside the body are tolerated, as libtirpc does.
-                Ok((_, params)) => Ok(Credentials::Sys(params)),
-                Err(_) => Err(AuthStat::BadCred),
-            },
-            flavor => Ok(Credentials::Other { flavor }),
-        }
-    }
-
-    /// Encoded size in bytes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        xdr::UNIT + xdr::opaque_len(self.body.len())
-    }
-
-    /// Encodes `flavor` and `body`.
-    pub fn encode(&self, buf: &mut impl BufMut) {
-        xdr::put_u32(buf, self.flavor);
-        xdr::put_opaque(buf, &self.body);
-    }
-
-    /// Decodes an `opaque_auth`, refusing a body over [`MAX_AUTH_BYTES`].
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, flavor) = xdr::u32(input)?;
-        let (input, body) = xdr::opaque("opaque_auth.body", MAX_AUTH_BYTES)(input)?;
-        Ok((
-            input,
-            Self {
-                flavor,
-                body: Bytes::copy_from_slice(body),
-            },
-        ))
-    }
-}
-
-/// Credentials as interpreted by [`OpaqueAuth::credentials`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Credentials {
-    /// AUTH_NONE.
-    None,
-    /// AUTH_SYS.
-    Sys(AuthSysParams),
-    /// A flavor this crate does not interpret (a libtirpc server answers `AUTH_REJECTEDCRED`).
-    Other {
-        /// The flavor.
-        flavor: u32,
-    },
-}
-
-/// `authsys_parms`: the body of AUTH_SYS credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthSysParams {
-    stamp: u32,
-    machinename: Bytes,
-    uid: u32,
-    gid: u32,
-    gids: Vec<u32>,
-}
-
-impl AuthSysParams {
-    /// Builds AUTH_SYS parameters: at most [`MAX_MACHINE_NAME`] bytes of machine name and
-    /// [`MAX_GIDS`] supplementary groups.
-    pub fn new(
-        stamp: u32,
-        machinename: impl Into<Bytes>,
-        uid: u32,
-        gid: u32,
-        gids: Vec<u32>,
-    ) -> Result<Self, XdrError> {
-        let machinename = machinename.into();
-        if machinename.len() > MAX_MACHINE_NAME as usize {
-            return Err(XdrError::TooLong {
-                what: "authsys_parms.machinename",
-                len: machinename.len() as u64,
-                max: MAX_MACHINE_NAME,
-            });
-        }
-        if gids.len() > MAX_GIDS as usize {
-            return Err(XdrError::TooLong {
-                what: "authsys_parms.gids",
-                len: gids.len() as u64,
-                max: MAX_GIDS,
-            });
-        }
-        Ok(Self {
-            stamp,
-            machinename,
-            uid,
-            gid,
-            gids,
-        })
-    }
-
-    /// An arbitrary id chosen by the caller.
-    #[must_use]
-    pub const fn stamp(&self) -> u32 {
-        self.stamp
-    }
-
-    /// The caller's machine name (bytes; normally ASCII).
-    #[must_use]
-    pub fn machinename(&self) -> &[u8] {
-        &self.machinename
-    }
-
-    /// Effective user id.
-    #[must_use]
-    pub const fn uid(&self) -> u32 {
-        self.uid
-    }
-
-    /// Effective group id.
-    #[must_use]
-    pub const fn gid(&self) -> u32 {
-        self.gid
-    }
-
-    /// Supplementary group ids.
-    #[must_use]
-    pub fn gids(&self) -> &[u32] {
-        &self.gids
-    }
-
-    /// Encoded size in bytes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        xdr::UNIT * 4 + xdr::opaque_len(self.machinename.len()) + xdr::UNIT * self.gids.len()
-    }
-
-    /// Encodes the parameters.
-    pub fn encode(&self, buf: &mut impl BufMut) {
-        xdr::put_u32(buf, self.stamp);
-        xdr::put_opaque(buf, &self.machinename);
-        xdr::put_u32(buf, self.uid);
-        xdr::put_u32(buf, self.gid);
-        // At most MAX_GIDS, so the count fits.
-        xdr::put_u32(buf, self.gids.len() as u32);
-        for gid in &self.gids {
-            xdr::put_u32(buf, *gid);
-        }
-    }
-
-    /// Decodes the parameters, refusing over-long machine names and gid lists.
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, stamp) = xdr::u32(input)?;
-        let (input, machinename) =
-            xdr::opaque("authsys_parms.machinename", MAX_MACHINE_NAME)(input)?;
-        let (input, uid) = xdr::u32(input)?;
-        let (input, gid) = xdr::u32(input)?;
-        let (mut input, count) = xdr::u32(input)?;
-        if count > MAX_GIDS {
-            return fail(XdrError::TooLong {
-                what: "authsys_parms.gids",
-                len: u64::from(count),
-                max: MAX_GIDS,
-            });
-        }
-        let mut gids = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let (rest, g) = xdr::u32(input)?;
-            gids.push(g);
-            input = rest;
-        }
-        Ok((
-            input,
-            Self {
-                stamp,
-                machinename: Bytes::copy_from_slice(machinename),
-                uid,
-                gid,
-                gids,
-            },
-        ))
-    }
-}
 
 /// `rpc_msg`: transaction id and body (call or reply header).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,62 +145,6 @@ pub enum RejectedReply {
     },
 }
 
-/// `auth_stat`: why authentication failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AuthStat {
-    /// AUTH_OK (0).
-    Ok,
-    /// AUTH_BADCRED (1): bad credential (seal broken).
-    BadCred,
-    /// AUTH_REJECTEDCRED (2): client must begin new session.
-    RejectedCred,
-    /// AUTH_BADVERF (3): bad verifier (seal broken).
-    BadVerf,
-    /// AUTH_REJECTEDVERF (4): verifier expired or replayed.
-    RejectedVerf,
-    /// AUTH_TOOWEAK (5): rejected for security reasons.
-    TooWeak,
-    /// AUTH_INVALIDRESP (6): bogus response verifier.
-    InvalidResp,
-    /// AUTH_FAILED (7): reason unknown.
-    Failed,
-    /// RPCSEC_GSS_CREDPROBLEM (13).
-    RpcsecGssCredProblem,
-    /// RPCSEC_GSS_CTXPROBLEM (14).
-    RpcsecGssCtxProblem,
-}
-
-impl AuthStat {
-    const ALL: [(Self, u32); 10] = [
-        (Self::Ok, 0),
-        (Self::BadCred, 1),
-        (Self::RejectedCred, 2),
-        (Self::BadVerf, 3),
-        (Self::RejectedVerf, 4),
-        (Self::TooWeak, 5),
-        (Self::InvalidResp, 6),
-        (Self::Failed, 7),
-        (Self::RpcsecGssCredProblem, 13),
-        (Self::RpcsecGssCtxProblem, 14),
-    ];
-
-    /// The wire value.
-    #[must_use]
-    pub fn code(self) -> u32 {
-        Self::ALL
-            .iter()
-            .find(|(s, _)| *s == self)
-            .map_or(7, |(_, c)| *c)
-    }
-
-    /// The status for a wire value, if known.
-    #[must_use]
-    pub fn from_code(code: u32) -> Option<Self> {
-        Self::ALL.iter().find(|(_, c)| *c == code).map(|(s, _)| *s)
-    }
-}
-
 impl AcceptStat {
     /// The wire value of `accept_stat`.
     #[must_use]
@@ -487,33 +198,46 @@ impl RpcMessage {
         }
     }
 
-    /// Encoded size of the header in bytes.
-    #[must_use]
-    pub fn encoded_len(&self) -> usize {
-        const U: usize = xdr::UNIT;
-        U + U
-            + match &self.body {
-                MessageBody::Call(c) => 4 * U + c.cred.encoded_len() + c.verf.encoded_len(),
-                MessageBody::Reply(ReplyBody::Accepted(a)) => {
-                    U + a.verf.encoded_len()
-                        + U
-                        + match a.stat {
-                            AcceptStat::ProgMismatch { .. } => 2 * U,
-                            _ => 0,
-                        }
-                }
-                MessageBody::Reply(ReplyBody::Denied(r)) => {
-                    U + U
-                        + match r {
-                            RejectedReply::RpcMismatch { .. } => 2 * U,
-                            RejectedReply::AuthError { .. } => U,
-                        }
-                }
+    /// Decodes a header as a nom parser; the remaining input is the arguments or results.
+    pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
+        let (input, xid) = xdr::u32(input)?;
+        let (input, mtype) = xdr::u32(input)?;
+        let (input, body) = match mtype {
+            CALL => {
+                let (input, rpcvers) = xdr::u32(input)?;
+                let (input, prog) = xdr::u32(input)?;
+                let (input, vers) = xdr::u32(input)?;
+                let (input, procedure) = xdr::u32(input)?;
+                let (input, cred) = OpaqueAuth::parse(input)?;
+                let (input, verf) = OpaqueAuth::parse(input)?;
+                let call = CallBody {
+                    rpcvers,
+                    prog,
+                    vers,
+                    procedure,
+                    cred,
+                    verf,
+                };
+                (input, MessageBody::Call(call))
             }
+            REPLY => {
+                let (input, reply) = parse_reply_body(input)?;
+                (input, MessageBody::Reply(reply))
+            }
+            value => {
+                return fail(XdrError::InvalidDiscriminant {
+                    what: "msg_type",
+                    value,
+                });
+            }
+        };
+        Ok((input, Self { xid, body }))
     }
+}
 
+impl Encode for RpcMessage {
     /// Encodes the header.
-    pub fn encode(&self, buf: &mut impl BufMut) {
+    fn encode(&self, buf: &mut impl BufMut) {
         xdr::put_u32(buf, self.xid);
         match &self.body {
             MessageBody::Call(c) => {
@@ -556,45 +280,37 @@ impl RpcMessage {
         }
     }
 
-    /// Decodes a header as a nom parser; the remaining input is the arguments or results.
-    pub fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, xid) = xdr::u32(input)?;
-        let (input, mtype) = xdr::u32(input)?;
-        let (input, body) = match mtype {
-            CALL => {
-                let (input, rpcvers) = xdr::u32(input)?;
-                let (input, prog) = xdr::u32(input)?;
-                let (input, vers) = xdr::u32(input)?;
-                let (input, procedure) = xdr::u32(input)?;
-                let (input, cred) = OpaqueAuth::parse(input)?;
-                let (input, verf) = OpaqueAuth::parse(input)?;
-                let call = CallBody {
-                    rpcvers,
-                    prog,
-                    vers,
-                    procedure,
-                    cred,
-                    verf,
-                };
-                (input, MessageBody::Call(call))
+    /// Encoded size of the header in bytes.
+    fn encoded_len(&self) -> usize {
+        const U: usize = xdr::UNIT;
+        U + U
+            + match &self.body {
+                MessageBody::Call(c) => 4 * U + c.cred.encoded_len() + c.verf.encoded_len(),
+                MessageBody::Reply(ReplyBody::Accepted(a)) => {
+                    U + a.verf.encoded_len()
+                        + U
+                        + match a.stat {
+                            AcceptStat::ProgMismatch { .. } => 2 * U,
+                            _ => 0,
+                        }
+                }
+                MessageBody::Reply(ReplyBody::Denied(r)) => {
+                    U + U
+                        + match r {
+                            RejectedReply::RpcMismatch { .. } => 2 * U,
+                            RejectedReply::AuthError { .. } => U,
+                        }
+                }
             }
-            REPLY => {
-                let (input, reply) = parse_reply_body(input)?;
-                (input, MessageBody::Reply(reply))
-            }
-            value => {
-                return fail(XdrError::InvalidDiscriminant {
-                    what: "msg_type",
-                    value,
-                });
-            }
-        };
-        Ok((input, Self { xid, body }))
     }
+}
 
-    /// Decodes a header: `Ok(None)` if `input` ends too early, else the header and its length.
-    pub fn decode(input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
-        xdr::run(Self::parse, input)
+/// Decodes a header: `Ok(None)` if `input` ends too early, else the header and its length.
+impl Decode for RpcMessage {
+    type Error = XdrError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
+        finish(input, Self::parse(input))
     }
 }
 
@@ -660,61 +376,53 @@ fn parse_reply_body(input: &[u8]) -> XdrResult<'_, ReplyBody> {
     }
 }
 
-/// Why a call did not succeed, as its reply says.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum CallFailure {
-    /// The server accepted the message but did not run the procedure (never [`AcceptStat::Success`]).
-    #[error("call not executed: {stat:?}")]
-    Accepted {
-        /// The server's status.
-        stat: AcceptStat,
-    },
-    /// The server denied the call.
-    #[error("call denied: {reason:?}")]
-    Denied {
-        /// The server's reason.
-        reason: RejectedReply,
-    },
+/// A whole call message: the header ([`RpcMessage`] with a [`CallBody`]) and the procedure's
+/// arguments after it, e.g. `Call<&LogEntry>` for SENDLOG, `Call<()>` for a NULL call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Call<A> {
+    /// The header; its body is a [`MessageBody::Call`].
+    pub header: RpcMessage,
+    /// The procedure's arguments.
+    pub args: A,
 }
 
-/// A decoded reply: its xid and the results, or why there are none.
-pub type Reply<T> = (u32, Result<T, CallFailure>);
+impl<A> Call<A> {
+    /// A call with AUTH_NONE credential and verifier.
+    #[must_use]
+    pub const fn new(xid: u32, prog: u32, vers: u32, procedure: u32, args: A) -> Self {
+        Self {
+            header: RpcMessage::call(xid, prog, vers, procedure),
+            args,
+        }
+    }
+}
 
-/// Decodes a complete reply message (a whole record or datagram) with `results` for the SUCCESS
-/// case.
-///
-/// `Ok(None)`: the message ends too early. A call, or bytes after the results, are errors.
-pub fn decode_reply<'a, T>(
-    msg: &'a [u8],
-    results: impl FnOnce(&'a [u8]) -> XdrResult<'a, T>,
-) -> Result<Option<Reply<T>>, XdrError> {
-    let parser = |input: &'a [u8]| -> XdrResult<'a, Reply<T>> {
-        let (input, header) = RpcMessage::parse(input)?;
-        let outcome = match header.body {
-            MessageBody::Call(_) => {
-                return fail(XdrError::InvalidValue {
-                    what: "reply (got a call)",
-                });
-            }
-            MessageBody::Reply(ReplyBody::Accepted(AcceptedReply {
-                stat: AcceptStat::Success,
-                ..
-            })) => {
-                let (input, value) = results(input)?;
-                return Ok((input, (header.xid, Ok(value))));
-            }
-            MessageBody::Reply(ReplyBody::Accepted(a)) => CallFailure::Accepted { stat: a.stat },
-            MessageBody::Reply(ReplyBody::Denied(reason)) => CallFailure::Denied { reason },
+impl<A: Encode> Encode for Call<A> {
+    fn encode(&self, buf: &mut impl BufMut) {
+        self.header.encode(buf);
+        self.args.encode(buf);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.header.encoded_len() + self.args.encoded_len()
+    }
+}
+
+/// Decodes a call and its arguments (bytes after the arguments are left, as libtirpc ignores
+/// them). A reply is [`XdrError::InvalidValue`].
+impl<A: Decode<Error = XdrError>> Decode for Call<A> {
+    type Error = XdrError;
+
+    fn decode_with((): (), input: &[u8]) -> Result<Option<(Self, usize)>, XdrError> {
+        let Some((header, used)) = finish(input, RpcMessage::parse(input))? else {
+            return Ok(None);
         };
-        Ok((input, (header.xid, Err(outcome))))
-    };
-    match xdr::run(parser, msg)? {
-        None => Ok(None),
-        Some((_, used)) if used != msg.len() => Err(XdrError::TrailingBytes {
-            count: msg.len() - used,
-        }),
-        Some((reply, _)) => Ok(Some(reply)),
+        if !matches!(header.body, MessageBody::Call(_)) {
+            return Err(XdrError::InvalidValue {
+                what: "call (got a reply)",
+            });
+        }
+        Ok(A::decode(&input[used..])?.map(|(args, n)| (Self { header, args }, used + n)))
     }
 }
 
@@ -797,12 +505,12 @@ pub(crate) mod tests {
     proptest! {
         #[test]
         fn message_round_trip(msg in any_message()) {
-            let mut buf = Vec::new();
-            msg.encode(&mut buf);
-            prop_assert_eq!(buf.len(), msg.encoded_len());
-            prop_assert_eq!(RpcMessage::decode(&buf), Ok(Some((msg.clone(), buf.len()))));
-            for cut in 0..buf.len() {
-                prop_assert_eq!(RpcMessage::decode(&buf[..cut]), Ok(None));
+            let buf = crate::testing::round_trip((), &msg);
+            crate::testing::prefixes_incomplete::<(), RpcMessage>((), &buf);
+            // With arguments after it, as a call carries them.
+            if let MessageBody::Call(_) = msg.body {
+                let args = crate::rpc::log::LogEntry::new("alice", "PING", "t", "").unwrap();
+                crate::testing::round_trip((), &Call { header: msg, args });
             }
         }
 

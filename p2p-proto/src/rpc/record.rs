@@ -12,6 +12,7 @@
 //!
 //! ```
 //! use bytes::BytesMut;
+//! use p2p_proto::StreamDecoder;
 //! use p2p_proto::rpc::record::{RecordDecoder, encode_record};
 //!
 //! let mut wire = BytesMut::new();
@@ -22,6 +23,8 @@
 //! ```
 
 use bytes::{Buf, BufMut, BytesMut};
+
+use crate::codec::{Encode, StreamDecoder};
 
 /// Bit 31 of a record mark: this fragment ends the record.
 pub const LAST_FRAGMENT: u32 = 0x8000_0000;
@@ -96,6 +99,40 @@ pub fn encode_record(msg: &[u8], dst: &mut impl BufMut) {
     }
 }
 
+/// A message framed as one record: `Record(sendlog_call(xid, &entry))` encodes the mark and the
+/// call straight into the output buffer, with no buffer of its own. A message over
+/// [`MAX_FRAGMENT_LEN`] (none of this crate's: their strings are bounded) is split as
+/// [`encode_record`] splits it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Record<M>(pub M);
+
+impl<M: Encode> Encode for Record<M> {
+    fn encode(&self, buf: &mut impl BufMut) {
+        let len = self.0.encoded_len();
+        match u32::try_from(len) {
+            Ok(len32) if len <= MAX_FRAGMENT_LEN => {
+                buf.put_slice(
+                    &RecordMark {
+                        last: true,
+                        len: len32,
+                    }
+                    .to_bytes(),
+                );
+                self.0.encode(buf);
+            }
+            _ => {
+                let mut msg = Vec::with_capacity(len);
+                self.0.encode(&mut msg);
+                encode_record(&msg, buf);
+            }
+        }
+    }
+
+    fn encoded_len(&self) -> usize {
+        encoded_record_len(self.0.encoded_len())
+    }
+}
+
 /// Size of `msg` framed by [`encode_record`].
 #[must_use]
 pub const fn encoded_record_len(msg_len: usize) -> usize {
@@ -115,6 +152,18 @@ pub struct RecordDecoder {
     /// Bytes still to read of the current fragment, and whether it is the last; `None` between
     /// fragments.
     fragment: Option<(usize, bool)>,
+}
+
+impl StreamDecoder for RecordDecoder {
+    type Item = BytesMut;
+    type Error = RecordError;
+
+    /// Consumes bytes from `src` and returns the next complete record, or `Ok(None)` when `src`
+    /// holds no complete record yet (the fragments it held are taken into the decoder: call
+    /// again with more).
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, RecordError> {
+        self.decode_record(src)
+    }
 }
 
 impl RecordDecoder {
@@ -140,9 +189,8 @@ impl RecordDecoder {
         self.fragment.is_some() || !self.record.is_empty()
     }
 
-    /// Consumes bytes from `src` and returns the next complete record, or `Ok(None)` when `src`
-    /// holds no complete record yet (what it held is kept, call again with more).
-    pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, RecordError> {
+    /// [`StreamDecoder::decode`].
+    fn decode_record(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, RecordError> {
         loop {
             let (remaining, last) = match self.fragment {
                 Some(f) => f,

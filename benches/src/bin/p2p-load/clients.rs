@@ -32,7 +32,7 @@ pub(crate) async fn directory_op(
     match tokio::time::timeout(OP_TIMEOUT, exchange(addr, wire, buf)).await {
         Err(_) => Outcome::Error(format!("{op}: timeout")),
         Ok(Err(e)) => Outcome::Error(format!("{op}: {e}")),
-        Ok(Ok(())) => match Reply::decode(op, buf) {
+        Ok(Ok(())) => match Reply::decode_with(op, buf) {
             Ok(Some((reply, _))) if reply.is_ok() => Outcome::Ok,
             Ok(Some((reply, _))) => Outcome::Unexpected(reply),
             Ok(None) if buf.is_empty() => Outcome::Error(format!("{op}: no reply")),

@@ -43,7 +43,7 @@ pub(crate) async fn drive_log(
             .unwrap_or_else(|_| sample::log_entry());
             // One framed call, its xid patched in place (after the 4-byte record mark).
             let mut framed = Vec::new();
-            encode_record(&sendlog_call(0, &entry), &mut framed);
+            Record(sendlog_call(0, &entry)).encode(&mut framed);
             let mut decoder = RecordDecoder::new(64 * 1024);
             let mut inbuf = BytesMut::with_capacity(4096);
             let end = tokio::time::Instant::now() + duration;

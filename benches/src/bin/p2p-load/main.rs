@@ -40,7 +40,8 @@ use p2p_core::peer::{
 use p2p_proto::directory::{OpCode, Reply, Request, RequestBody};
 use p2p_proto::field::{Description, FileName};
 use p2p_proto::rpc::log::{LogEntry, decode_sendlog_reply, sendlog_call};
-use p2p_proto::rpc::record::{RecordDecoder, encode_record};
+use p2p_proto::rpc::record::{Record, RecordDecoder};
+use p2p_proto::{Decode, Encode, StreamDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Barrier;

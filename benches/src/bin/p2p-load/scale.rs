@@ -160,7 +160,7 @@ pub(crate) fn scale(args: &ScaleArgs) -> Res<()> {
                 Outcome::Ok => {
                     lat.record(took);
                     bytes = buf.len();
-                    entries = match Reply::decode(op, &buf) {
+                    entries = match Reply::decode_with(op, &buf) {
                         Ok(Some((
                             Reply::ListUsers(p2p_proto::directory::ListUsersReply::Ok(v)),
                             _,
@@ -240,7 +240,7 @@ pub(crate) fn scale(args: &ScaleArgs) -> Res<()> {
             let mut buf = Vec::new();
             let (op, wire) = &list_content_wire;
             let outcome = rt.block_on(directory_op(addr, *op, wire, &mut buf));
-            let entries = match (outcome, Reply::decode(*op, &buf)) {
+            let entries = match (outcome, Reply::decode_with(*op, &buf)) {
                 (
                     Outcome::Ok,
                     Ok(Some((
@@ -300,7 +300,7 @@ async fn search_sampling(
                         if let Ok(Some((
                             Reply::Search(p2p_proto::directory::SearchReply::Ok(hits)),
                             _,
-                        ))) = Reply::decode(op, &buf)
+                        ))) = Reply::decode_with(op, &buf)
                         {
                             results = hits.len();
                         }

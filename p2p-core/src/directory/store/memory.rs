@@ -9,6 +9,7 @@ use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use p2p_proto::Encode;
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, EncodedUserEntry, GetUserInfoReply,
     ListContentReply, ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, SearchTerm,

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::BytesMut;
+use p2p_proto::Encode;
 use p2p_proto::directory::{
     ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply, ListContentReply,
     ListUsersReply, PeerAddr, PublishResult, RegisterResult, Reply, SearchTerm, UnregisterResult,

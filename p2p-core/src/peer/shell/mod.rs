@@ -981,6 +981,7 @@ fn text_of(command: Command, reply: &Result<Reply, ClientError>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p2p_proto::Encode;
     use p2p_proto::directory::UserEntry;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;

@@ -4,7 +4,7 @@
 //! Parsers are streaming: `Err(nom::Err::Incomplete)` means "need more bytes",
 //! malformed input is `Err(nom::Err::Failure(DecodeError))`. They only ever take
 //! a decision when a field's NUL arrives or when a field grows past its limit;
-//! [`super::RequestDecoder`] relies on that to avoid rescanning.
+//! [`crate::directory::RequestDecoder`] relies on that to avoid rescanning.
 
 use std::fmt::{self, Display, Write as _};
 use std::net::{IpAddr, Ipv4Addr};
@@ -13,7 +13,8 @@ use std::num::NonZeroU16;
 use bytes::BufMut;
 use nom::{IResult, Needed};
 
-use super::{DecodeError, MAX_IP_LEN, MAX_OP_LEN, MAX_PORT_DIGITS, OpCode, SearchQuery};
+use crate::DecodeError;
+use crate::directory::{MAX_IP_LEN, MAX_OP_LEN, MAX_PORT_DIGITS, OpCode, SearchQuery};
 use crate::field::{Description, FieldError, FileName, MAX_FIELD_LEN, UserName};
 
 /// The result of a streaming parser of this crate.
@@ -28,30 +29,18 @@ pub(crate) const fn fail<T>(error: DecodeError) -> Result<T, nom::Err<DecodeErro
     Err(nom::Err::Failure(error))
 }
 
-/// Turns a streaming parse of `input` into the public decode contract:
-/// `Ok(None)` when incomplete, `Ok(Some((value, consumed)))` on success.
-pub(crate) fn finish<T, E>(
-    input: &[u8],
-    result: IResult<&[u8], T, E>,
-) -> Result<Option<(T, usize)>, E> {
-    match result {
-        Ok((rest, value)) => Ok(Some((value, input.len() - rest.len()))),
-        Err(nom::Err::Incomplete(_)) => Ok(None),
-        Err(nom::Err::Error(e) | nom::Err::Failure(e)) => Err(e),
-    }
-}
-
 /// `field = *max(%x01-FF) %x00`: the bytes before the NUL, at most `max` of them.
 ///
 /// Bounded: refused with [`DecodeError::FieldTooLong`] as soon as byte `max + 1`
 /// arrives and is not the NUL; never scans further than that.
+#[inline]
 pub(crate) fn nul_field<'a>(
     input: &'a [u8],
     field: &'static str,
     max: usize,
 ) -> PResult<'a, &'a [u8]> {
-    // memchr rather than a byte-at-a-time combinator: fields are scanned once
-    // per request and listings hold thousands of them.
+    // memchr inside the parser rather than a byte-at-a-time `take_till`: fields are scanned
+    // once per request and listings hold thousands of them.
     let window = &input[..input.len().min(max.saturating_add(1))];
     match memchr::memchr(0, window) {
         Some(end) => Ok((&input[end + 1..], &input[..end])),
@@ -61,61 +50,79 @@ pub(crate) fn nul_field<'a>(
     }
 }
 
-/// One binary byte (a result code).
-pub(crate) fn byte(input: &[u8]) -> PResult<'_, u8> {
-    match input.split_first() {
-        Some((&b, rest)) => Ok((rest, b)),
-        None => Err(nom::Err::Incomplete(Needed::new(1))),
+/// `field = *max(%x01-FF) %x00` whose bytes `check` turns into a value, as a parser to compose
+/// with nom's combinators; what `check` refuses is final (a `Failure`, as nom's `cut` makes it).
+pub(crate) fn checked_field<'a, T>(
+    field: &'static str,
+    max: usize,
+    mut check: impl FnMut(&'a [u8]) -> Result<T, DecodeError>,
+) -> impl FnMut(&'a [u8]) -> PResult<'a, T> {
+    move |input: &'a [u8]| checked(input, field, max, &mut check)
+}
+
+/// [`checked_field`] applied to `input`.
+#[inline]
+pub(crate) fn checked<'a, T>(
+    input: &'a [u8],
+    field: &'static str,
+    max: usize,
+    check: impl FnOnce(&'a [u8]) -> Result<T, DecodeError>,
+) -> PResult<'a, T> {
+    let (rest, raw) = nul_field(input, field, max)?;
+    match check(raw) {
+        Ok(value) => Ok((rest, value)),
+        Err(e) => fail(e),
     }
 }
 
-/// The `OP` field: one of the directory operation names.
+/// `result = %x00-FF`: one binary byte (a result code).
+pub(crate) fn byte(input: &[u8]) -> PResult<'_, u8> {
+    nom::number::streaming::u8(input)
+}
+
+/// `op = 1*13(%x01-FF) %x00` naming one of the directory operations.
+#[inline]
 pub(crate) fn op_code(input: &[u8]) -> PResult<'_, OpCode> {
-    let (rest, raw) = nul_field(input, "OP", MAX_OP_LEN)?;
-    match OpCode::from_bytes(raw) {
-        Some(op) => Ok((rest, op)),
-        None => fail(DecodeError::UnknownOp),
-    }
+    checked(input, "OP", MAX_OP_LEN, |raw| {
+        OpCode::from_bytes(raw).ok_or(DecodeError::UnknownOp)
+    })
 }
 
 /// Maps a field validation error to the decode error naming the field.
-fn invalid(field: &'static str) -> impl Fn(FieldError) -> nom::Err<DecodeError> {
-    move |error| nom::Err::Failure(DecodeError::InvalidField { field, error })
+fn invalid(field: &'static str) -> impl Fn(FieldError) -> DecodeError {
+    move |error| DecodeError::InvalidField { field, error }
 }
 
-/// A user name field (`USER`, `TARGET`, `NAME`).
+/// A user name field (`USER`, `TARGET`, `NAME`): `1*255(%x21-FF) %x00`.
+#[inline]
 pub(crate) fn user_name<'a>(input: &'a [u8], field: &'static str) -> PResult<'a, UserName> {
-    let (rest, raw) = nul_field(input, field, MAX_FIELD_LEN)?;
-    Ok((rest, to_user_name(raw, field)?))
+    checked(input, field, MAX_FIELD_LEN, |raw| to_user_name(raw, field))
 }
 
 /// Validates the raw bytes of a user name field.
-pub(crate) fn to_user_name(
-    raw: &[u8],
-    field: &'static str,
-) -> Result<UserName, nom::Err<DecodeError>> {
+pub(crate) fn to_user_name(raw: &[u8], field: &'static str) -> Result<UserName, DecodeError> {
     UserName::from_bytes(raw).map_err(invalid(field))
 }
 
-/// A `FILE` field.
+/// A `FILE` field: `1*255(%x01-FF) %x00`, UTF-8.
 pub(crate) fn file_name(input: &[u8]) -> PResult<'_, FileName> {
-    let (rest, raw) = nul_field(input, "FILE", MAX_FIELD_LEN)?;
-    let name = FileName::from_bytes(raw).map_err(invalid("FILE"))?;
-    Ok((rest, name))
+    checked(input, "FILE", MAX_FIELD_LEN, |raw| {
+        FileName::from_bytes(raw).map_err(invalid("FILE"))
+    })
 }
 
-/// A `DESCRIPTION` field.
+/// A `DESCRIPTION` field: `*255(%x01-FF) %x00`, UTF-8.
 pub(crate) fn description(input: &[u8]) -> PResult<'_, Description> {
-    let (rest, raw) = nul_field(input, "DESCRIPTION", MAX_FIELD_LEN)?;
-    let text = Description::from_bytes(raw).map_err(invalid("DESCRIPTION"))?;
-    Ok((rest, text))
+    checked(input, "DESCRIPTION", MAX_FIELD_LEN, |raw| {
+        Description::from_bytes(raw).map_err(invalid("DESCRIPTION"))
+    })
 }
 
 /// A `QUERY` field: any bytes but NUL, judged later ([`SearchQuery::terms`]).
 pub(crate) fn search_query(input: &[u8]) -> PResult<'_, SearchQuery> {
-    let (rest, raw) = nul_field(input, "QUERY", MAX_FIELD_LEN)?;
-    let query = SearchQuery::from_bytes(raw).map_err(invalid("QUERY"))?;
-    Ok((rest, query))
+    checked(input, "QUERY", MAX_FIELD_LEN, |raw| {
+        SearchQuery::from_bytes(raw).map_err(invalid("QUERY"))
+    })
 }
 
 /// `number = 1*max_digits DIGIT %x00`: strictly ASCII decimal (no sign, no spaces).
@@ -125,55 +132,58 @@ pub(crate) fn number<'a>(
     field: &'static str,
     max_digits: usize,
 ) -> PResult<'a, u64> {
-    let (rest, raw) = nul_field(input, field, max_digits)?;
+    checked(input, field, max_digits, |raw| {
+        decimal(raw).ok_or(DecodeError::InvalidNumber { field })
+    })
+}
+
+/// `1*DIGIT` as a whole field's bytes, without overflow.
+pub(crate) fn decimal(raw: &[u8]) -> Option<u64> {
     if raw.is_empty() {
-        return fail(DecodeError::InvalidNumber { field });
+        return None;
     }
-    let mut value: u64 = 0;
-    for &b in raw {
+    raw.iter().try_fold(0_u64, |value, &b| {
         let digit = match b {
             b'0'..=b'9' => u64::from(b - b'0'),
-            _ => return fail(DecodeError::InvalidNumber { field }),
+            _ => return None,
         };
-        value = match value.checked_mul(10).and_then(|v| v.checked_add(digit)) {
-            Some(v) => v,
-            None => return fail(DecodeError::InvalidNumber { field }),
-        };
-    }
-    Ok((rest, value))
+        value.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// A `PORT` field as a reply carries it: decimal 0..=65535.
+#[inline]
 pub(crate) fn port(input: &[u8]) -> PResult<'_, u16> {
-    let (rest, value) = number(input, "PORT", MAX_PORT_DIGITS)?;
-    match u16::try_from(value) {
-        Ok(port) => Ok((rest, port)),
-        Err(_) => fail(DecodeError::InvalidPort { value }),
-    }
+    checked(input, "PORT", MAX_PORT_DIGITS, |raw| {
+        let value = decimal(raw).ok_or(DecodeError::InvalidNumber { field: "PORT" })?;
+        u16::try_from(value).map_err(|_| DecodeError::InvalidPort { value })
+    })
 }
 
 /// A `PORT` field as CONNECT sends it: decimal 1..=65535.
+#[inline]
 pub(crate) fn listening_port(input: &[u8]) -> PResult<'_, NonZeroU16> {
-    let (rest, value) = number(input, "PORT", MAX_PORT_DIGITS)?;
-    match u16::try_from(value).ok().and_then(NonZeroU16::new) {
-        Some(port) => Ok((rest, port)),
-        None => fail(DecodeError::InvalidPort { value }),
-    }
+    checked(input, "PORT", MAX_PORT_DIGITS, |raw| {
+        let value = decimal(raw).ok_or(DecodeError::InvalidNumber { field: "PORT" })?;
+        u16::try_from(value)
+            .ok()
+            .and_then(NonZeroU16::new)
+            .ok_or(DecodeError::InvalidPort { value })
+    })
 }
 
-/// An `IP` field: an IPv4 or IPv6 address as text.
+/// An `IP` field: an IPv4 or IPv6 address as text, `1*45(%x01-FF) %x00`.
+#[inline]
 pub(crate) fn ip_addr(input: &[u8]) -> PResult<'_, IpAddr> {
-    let (rest, raw) = nul_field(input, "IP", MAX_IP_LEN)?;
-    let ip = match dotted_quad(raw) {
-        Some(v4) => Some(IpAddr::V4(v4)),
-        // Everything else (IPv6, and the forms the fast path leaves out) goes
-        // to the standard parser, which decides what is an address.
-        None => std::str::from_utf8(raw).ok().and_then(|s| s.parse().ok()),
-    };
-    match ip {
-        Some(ip) => Ok((rest, ip)),
-        None => fail(DecodeError::InvalidAddress),
-    }
+    checked(input, "IP", MAX_IP_LEN, |raw| {
+        match dotted_quad(raw) {
+            Some(v4) => Some(IpAddr::V4(v4)),
+            // Everything else (IPv6, and the forms the fast path leaves out) goes
+            // to the standard parser, which decides what is an address.
+            None => std::str::from_utf8(raw).ok().and_then(|s| s.parse().ok()),
+        }
+        .ok_or(DecodeError::InvalidAddress)
+    })
 }
 
 /// The fast path of [`ip_addr`]: a canonical dotted quad (`0`-`255`, no leading
