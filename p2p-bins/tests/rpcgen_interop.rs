@@ -247,6 +247,21 @@ fn wait_for_line(lines: &mpsc::Receiver<String>, needle: &str, seen: &mut Vec<St
     panic!("no line with {needle:?}; seen:\n{}", seen.join("\n"));
 }
 
+/// Builds the rpcgen log server in `dir`, starts it, and returns it with its
+/// stdout's lines.
+fn start_c_log_server(dir: &Path) -> (Guard, mpsc::Receiver<String>) {
+    let server = build(dir, "server", SERVER_C, &["log_svc.c", "log_xdr.c"]);
+    let mut c_server = Guard(
+        Command::new(&server)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = line_reader(c_server.0.stdout.take().unwrap());
+    (c_server, stdout)
+}
+
 fn line_reader(stream: impl std::io::Read + Send + 'static) -> mpsc::Receiver<String> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -342,15 +357,7 @@ fn log_shipper_feeds_rpcgen_server() {
     };
     const N: usize = 500;
     let dir = tempfile::tempdir().unwrap();
-    let server = build(dir.path(), "server", SERVER_C, &["log_svc.c", "log_xdr.c"]);
-    let mut c_server = Guard(
-        Command::new(&server)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = line_reader(c_server.0.stdout.take().unwrap());
+    let (mut c_server, stdout) = start_c_log_server(dir.path());
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let expected: Vec<LogEntry> = (0..N)
@@ -419,15 +426,7 @@ fn log_stream_through_a_partition_to_rpcgen_server() {
     };
     const N: usize = 350;
     let dir = tempfile::tempdir().unwrap();
-    let server = build(dir.path(), "server", SERVER_C, &["log_svc.c", "log_xdr.c"]);
-    let mut c_server = Guard(
-        Command::new(&server)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = line_reader(c_server.0.stdout.take().unwrap());
+    let (mut c_server, stdout) = start_c_log_server(dir.path());
     let record = |i: usize| {
         LogEntry::new(
             &format!("user{i}"),

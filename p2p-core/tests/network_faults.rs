@@ -157,6 +157,33 @@ async fn a_slow_transfer_that_moves_is_never_cut() {
 }
 
 /// Waits until the proxy has forwarded `bytes` towards the client.
+/// A 1 MiB download through a proxy at 64 KiB/s, once its first 64 KiB went
+/// through: the server, the proxy, the destination and the download's task.
+async fn slow_download(
+    dir: &Path,
+    protocol: TransferProtocol,
+) -> (
+    FileServer,
+    Proxy,
+    std::path::PathBuf,
+    tokio::task::JoinHandle<Result<u64, DownloadError>>,
+) {
+    let data = pattern(1024 * KIB);
+    let server = serving(dir, "big.bin", &data).await;
+    let proxy = Proxy::start(server.local_addr()).await;
+    proxy.set_rate(Some(64 * KIB));
+    let dest = dir.join("got.bin");
+    let fetch = {
+        let addr = proxy.addr;
+        let dest = dest.clone();
+        tokio::spawn(
+            async move { download(addr, &file("big.bin"), &dest, &options(protocol)).await },
+        )
+    };
+    until_forwarded(&proxy, 64 * KIB).await;
+    (server, proxy, dest, fetch)
+}
+
 async fn until_forwarded(proxy: &Proxy, bytes: u64) {
     let deadline = Instant::now() + WAIT;
     while proxy.bytes_down() < bytes {
@@ -169,25 +196,7 @@ async fn until_forwarded(proxy: &Proxy, bytes: u64) {
 async fn a_stall_beyond_the_idle_timeout_says_the_peer_stopped_sending() {
     warnings();
     let dir = tempfile::tempdir().unwrap();
-    let data = pattern(1024 * KIB);
-    let server = serving(dir.path(), "big.bin", &data).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    proxy.set_rate(Some(64 * KIB));
-    let dest = dir.path().join("got.bin");
-    let fetch = {
-        let addr = proxy.addr;
-        let dest = dest.clone();
-        tokio::spawn(async move {
-            download(
-                addr,
-                &file("big.bin"),
-                &dest,
-                &options(TransferProtocol::Auto),
-            )
-            .await
-        })
-    };
-    until_forwarded(&proxy, 64 * KIB).await;
+    let (_server, proxy, dest, fetch) = slow_download(dir.path(), TransferProtocol::Auto).await;
     proxy.set_mode(Mode::BlackHole);
     let result = tokio::time::timeout(WAIT, fetch).await.unwrap().unwrap();
     match result {
@@ -206,25 +215,7 @@ async fn a_stall_beyond_the_idle_timeout_says_the_peer_stopped_sending() {
 async fn a_cut_says_cut_and_no_listener_says_could_not_connect() {
     warnings();
     let dir = tempfile::tempdir().unwrap();
-    let data = pattern(1024 * KIB);
-    let server = serving(dir.path(), "big.bin", &data).await;
-    let proxy = Proxy::start(server.local_addr()).await;
-    proxy.set_rate(Some(64 * KIB));
-    let dest = dir.path().join("got.bin");
-    let fetch = {
-        let addr = proxy.addr;
-        let dest = dest.clone();
-        tokio::spawn(async move {
-            download(
-                addr,
-                &file("big.bin"),
-                &dest,
-                &options(TransferProtocol::Classic),
-            )
-            .await
-        })
-    };
-    until_forwarded(&proxy, 64 * KIB).await;
+    let (_server, proxy, dest, fetch) = slow_download(dir.path(), TransferProtocol::Classic).await;
     proxy.cut();
     let result = tokio::time::timeout(WAIT, fetch).await.unwrap().unwrap();
     match result {

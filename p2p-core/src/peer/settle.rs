@@ -127,15 +127,8 @@ pub async fn publish(
     user: &UserName,
     file: &FileName,
 ) -> Settled {
-    let request = Request {
-        timestamp,
-        user: user.clone(),
-        body: RequestBody::ListContent {
-            target: user.clone(),
-        },
-    };
-    match client.call(&request).await {
-        Ok(Reply::ListContent(ListContentReply::Ok(files))) if files.contains(file) => {
+    match own_files(client, timestamp, user).await {
+        Ok(Some(files)) if files.contains(file) => {
             Settled::TookEffect(Reply::Publish(PublishResult::Ok))
         }
         Ok(_) => Settled::DidNot,
@@ -182,6 +175,22 @@ pub async fn delete(
     user: &UserName,
     file: &FileName,
 ) -> Settled {
+    match own_files(client, timestamp, user).await {
+        Ok(Some(files)) if !files.contains(file) => {
+            Settled::TookEffect(Reply::Delete(DeleteResult::Ok))
+        }
+        Ok(_) => Settled::DidNot,
+        Err(e) => Settled::Unknown(e),
+    }
+}
+
+/// The files the directory lists as `user`'s own (LIST_CONTENT of itself);
+/// `None` when it answers anything else (not connected, say).
+async fn own_files(
+    client: &DirectoryClient,
+    timestamp: Option<Timestamp>,
+    user: &UserName,
+) -> Result<Option<Vec<FileName>>, ClientError> {
     let request = Request {
         timestamp,
         user: user.clone(),
@@ -189,11 +198,8 @@ pub async fn delete(
             target: user.clone(),
         },
     };
-    match client.call(&request).await {
-        Ok(Reply::ListContent(ListContentReply::Ok(files))) if !files.contains(file) => {
-            Settled::TookEffect(Reply::Delete(DeleteResult::Ok))
-        }
-        Ok(_) => Settled::DidNot,
-        Err(e) => Settled::Unknown(e),
-    }
+    Ok(match client.call(&request).await? {
+        Reply::ListContent(ListContentReply::Ok(files)) => Some(files),
+        _ => None,
+    })
 }
