@@ -472,7 +472,19 @@ fn tune(stream: &TcpStream, config: &FileServerConfig) {
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (stream, config);
+    {
+        // Neither option exists here: the system's behaviour stays.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let _ = stream;
+        if let Some(name) = &config.congestion
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                congestion = %name,
+                "TCP congestion control is chosen only on Linux; the system's is used"
+            );
+        }
+    }
 }
 
 /// Asks the kernel for congestion control `name` on `socket` (Linux); a
