@@ -12,8 +12,7 @@ use p2p_proto::directory::{
     CapabilitiesReply, MAX_REQUEST_LEN, OpCode, Reply, ServerMessage, ServerMessageDecoder,
 };
 use p2p_proto::{Encode, StreamDecoder};
-use rustix::net::{SendFlags, Shutdown};
-use tokio::io::{AsyncReadExt, Interest};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout, timeout_at};
@@ -47,6 +46,13 @@ pub struct ServerConfig {
     /// disconnected (PROTOCOL.md §6.3); `None` never expires anyone. Default
     /// 90 s.
     pub expire_after: Option<Duration>,
+    /// Send replies the portable way: plain `send` calls, then `shutdown`,
+    /// instead of Linux's `MSG_MORE` sends (the last partial segment rides
+    /// with the FIN) and `TCP_NOTSENT_LOWAT` on large replies. Same reply
+    /// bytes, same reset on a cut reply; two more segments per request. The
+    /// only path on other platforms, where this field changes nothing; set on
+    /// Linux so the tests exercise it. Default `false`.
+    pub portable_io: bool,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +62,7 @@ impl Default for ServerConfig {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             expire_after: Some(Duration::from_secs(90)),
+            portable_io: false,
         }
     }
 }
@@ -246,7 +253,7 @@ async fn serve_connection(
         Outcome::Refused(Some(op)) => Reply::other_error(op).encode(&mut out),
         Outcome::Refused(None) | Outcome::Gone => return Ok(()),
     }
-    let sent = send_reply(&stream, &out, config.write_timeout).await;
+    let sent = send_reply(&stream, &out, config.write_timeout, config.portable_io).await;
     if let Err(e) = &sent {
         metrics::counter!(names::DIRECTORY_REPLY_FAILURES).increment(1);
         if e.kind() == io::ErrorKind::TimedOut {
@@ -261,7 +268,7 @@ async fn serve_connection(
 /// Resets the connection (`SO_LINGER` 0 before the close): the kernel drops
 /// what is queued and sends a reset instead of an end of stream.
 fn abort(stream: &TcpStream) {
-    let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// `TCP_NOTSENT_LOWAT` of a reply larger than this (Linux): at most this
@@ -271,13 +278,12 @@ fn abort(stream: &TcpStream) {
 /// never set it (no extra syscall per request).
 pub const REPLY_LOW_WATER: u32 = 64 * 1024;
 
-/// Flags of the reply's `send` calls: `MSG_MORE` where the platform has it, so
-/// the reply's last partial segment waits for the FIN; no `SIGPIPE` from a
-/// client that reset.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const REPLY_FLAGS: SendFlags = SendFlags::MORE.union(SendFlags::NOSIGNAL);
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const REPLY_FLAGS: SendFlags = SendFlags::empty();
+/// Flags of the reply's `send` calls on Linux's fast path: `MSG_MORE`, so the
+/// reply's last partial segment waits for the FIN; no `SIGPIPE` from a client
+/// that reset.
+#[cfg(target_os = "linux")]
+const REPLY_FLAGS: rustix::net::SendFlags =
+    rustix::net::SendFlags::MORE.union(rustix::net::SendFlags::NOSIGNAL);
 
 /// Sends the whole reply, then the FIN in the same segment as its last bytes.
 ///
@@ -285,7 +291,8 @@ const REPLY_FLAGS: SendFlags = SendFlags::empty();
 /// client acknowledges each: 10 TCP segments per request. Sending with
 /// `MSG_MORE` holds the last partial segment back, and `shutdown(SHUT_WR)` sends
 /// it with the FIN: 8 segments, less work for both ends (measured in
-/// docs/PERFORMANCE.md).
+/// docs/PERFORMANCE.md). `MSG_MORE` is Linux's: elsewhere, or with `portable`,
+/// the same bytes go out with plain sends and the FIN after them.
 ///
 /// The FIN goes out before the socket is closed: a client that sent bytes after
 /// its request, still unread at close, gets its reply and end of stream before
@@ -293,16 +300,19 @@ const REPLY_FLAGS: SendFlags = SendFlags::empty();
 ///
 /// Each `send` that moves bytes starts the `idle` wait again: only a client
 /// that takes nothing for `idle` fails the reply (`TimedOut`).
-async fn send_reply(stream: &TcpStream, mut out: &[u8], idle: Duration) -> io::Result<()> {
+async fn send_reply(
+    stream: &TcpStream,
+    mut out: &[u8],
+    idle: Duration,
+    portable: bool,
+) -> io::Result<()> {
+    let fast = cfg!(target_os = "linux") && !portable;
     #[cfg(target_os = "linux")]
-    if out.len() > REPLY_LOW_WATER as usize {
+    if fast && out.len() > REPLY_LOW_WATER as usize {
         let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(REPLY_LOW_WATER);
     }
     while !out.is_empty() {
-        let send = stream.async_io(Interest::WRITABLE, || {
-            rustix::net::send(stream, out, REPLY_FLAGS).map_err(io::Error::from)
-        });
-        let sent = match timeout(idle, send).await {
+        let sent = match timeout(idle, send_some(stream, out, fast)).await {
             Ok(sent) => sent?,
             Err(_elapsed) => {
                 return Err(io::Error::new(
@@ -316,5 +326,27 @@ async fn send_reply(stream: &TcpStream, mut out: &[u8], idle: Duration) -> io::R
         }
         out = &out[sent..];
     }
-    rustix::net::shutdown(stream, Shutdown::Write).map_err(io::Error::from)
+    socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write)
+}
+
+/// Sends what of `out` the socket takes once it is writable: with
+/// [`REPLY_FLAGS`] when `fast` (Linux), else tokio's plain write (std's
+/// `send`, which passes `MSG_NOSIGNAL` where the platform has it).
+async fn send_some(stream: &TcpStream, out: &[u8], fast: bool) -> io::Result<usize> {
+    #[cfg(target_os = "linux")]
+    if fast {
+        return stream
+            .async_io(tokio::io::Interest::WRITABLE, || {
+                rustix::net::send(stream, out, REPLY_FLAGS).map_err(io::Error::from)
+            })
+            .await;
+    }
+    let _ = fast;
+    loop {
+        stream.writable().await?;
+        match stream.try_write(out) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            sent => return sent,
+        }
+    }
 }

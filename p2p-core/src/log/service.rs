@@ -21,8 +21,6 @@ use p2p_proto::rpc::log::{Dispatch, LOG_PROG, LogEntry, LogReply, dispatch};
 use p2p_proto::rpc::message::AcceptStat;
 use p2p_proto::rpc::record::{DEFAULT_MAX_RECORD, Record, RecordDecoder};
 use p2p_proto::{Encode, StreamDecoder};
-use rustix::io::Errno;
-use rustix::net::RecvFlags;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{Semaphore, oneshot};
@@ -946,13 +944,14 @@ async fn busy_poll(
     }
 }
 
-/// Whether input (or the end of the stream) is waiting on the socket now: a non-blocking peek,
-/// whatever readiness tokio last saw.
+/// Whether input (or the end of the stream) is waiting on the socket now: a peek (`MSG_PEEK`,
+/// every platform), which does not wait because tokio's sockets are non-blocking, whatever
+/// readiness tokio last saw.
 fn input_waiting(stream: &TcpStream) -> bool {
-    let mut byte = [0u8; 1];
+    let mut byte = [std::mem::MaybeUninit::<u8>::uninit(); 1];
     !matches!(
-        rustix::net::recv(stream, &mut byte[..], RecvFlags::PEEK | RecvFlags::DONTWAIT),
-        Err(Errno::AGAIN)
+        socket2::SockRef::from(stream).peek(&mut byte),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock
     )
 }
 

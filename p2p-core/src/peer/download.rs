@@ -179,6 +179,11 @@ pub struct DownloadOptions {
     /// How the body is hashed on its way to the part file. Default
     /// [`BodyHashing::FollowSplice`] (the fastest here: docs/PERFORMANCE.md, goal 6).
     pub hashing: BodyHashing,
+    /// Receive bodies with `splice(2)` from the socket through a pipe into
+    /// the part file (Linux; no copy through the requester). `false`, or any
+    /// other platform, reads into `chunk_size` buffers that a blocking thread
+    /// writes: the same file. The tests run both. Default `true`.
+    pub zero_copy: bool,
 }
 
 /// How long a transfer runs before its progress bar appears.
@@ -194,6 +199,7 @@ impl Default for DownloadOptions {
             retry_backoff: Duration::from_millis(250),
             protocol: TransferProtocol::Auto,
             hashing: BodyHashing::FollowSplice,
+            zero_copy: true,
         }
     }
 }
@@ -765,9 +771,9 @@ async fn receive_body(
     let limit = options.stall_timeout;
     // Elsewhere the follower hashes at the end (it is told the final length).
     #[cfg(not(target_os = "linux"))]
-    let _ = follower;
+    let _ = (follower, limit);
     #[cfg(target_os = "linux")]
-    if hasher.is_none() && *received < size {
+    if options.zero_copy && hasher.is_none() && *received < size {
         out.flush().await?;
         let std_out = out.try_clone().await?.into_std().await;
         let base = *received;
@@ -985,7 +991,8 @@ impl Follower {
         })
     }
 
-    /// The part file now holds `upto` bytes.
+    /// The part file now holds `upto` bytes (said by the splice path, Linux).
+    #[cfg(target_os = "linux")]
     fn written(&self, upto: u64) {
         self.state.written.store(upto, Ordering::Release);
         self.thread.unpark();

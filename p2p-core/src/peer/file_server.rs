@@ -110,6 +110,11 @@ pub struct FileServerConfig {
     /// A name the kernel refuses is reported once at `warn` and the
     /// system's is used. Default `None`.
     pub congestion: Option<String>,
+    /// Send file bodies with `sendfile(2)` (Linux; the file's pages go to
+    /// the socket without a copy through the server). `false`, or any other
+    /// platform, reads and writes in `chunk_size` pieces: the same bytes,
+    /// more CPU. The tests run both. Default `true`.
+    pub zero_copy: bool,
 }
 
 /// Default [`FileServerConfig::send_low_water`]: at the default 30 s idle
@@ -127,6 +132,7 @@ impl Default for FileServerConfig {
             chunk_size: 1 << 20,
             send_low_water: SEND_LOW_WATER,
             congestion: None,
+            zero_copy: true,
         }
     }
 }
@@ -359,7 +365,8 @@ async fn send_header(
     write_timed(stream, &out, config.write_timeout).await
 }
 
-/// Streams bytes `start..size`, with `sendfile` where the platform has it. A
+/// Streams bytes `start..size`, with `sendfile` where the platform has it
+/// and `config.zero_copy` asks for it. A
 /// file that shrank since it was measured ends the transfer early, and the
 /// requester sees a short transfer.
 async fn send_body(
@@ -370,7 +377,7 @@ async fn send_body(
     config: &FileServerConfig,
 ) -> io::Result<()> {
     #[cfg(target_os = "linux")]
-    let file = {
+    let file = if config.zero_copy {
         let std_file = file.into_std().await;
         match super::zerocopy::send_file(stream, &std_file, start, size, config.write_timeout)
             .await?
@@ -384,6 +391,8 @@ async fn send_body(
             }
             None => tokio::fs::File::from_std(std_file),
         }
+    } else {
+        file
     };
     copy_body(stream, file, start, size, config).await
 }
@@ -447,10 +456,7 @@ fn is_cut(e: &io::Error) -> bool {
 /// Resets the connection (`SO_LINGER` 0): what is still queued is discarded,
 /// and the requester sees a reset rather than an end of stream.
 fn abort(stream: &TcpStream) {
-    #[cfg(target_os = "linux")]
     let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
-    #[cfg(not(target_os = "linux"))]
-    let _ = stream;
 }
 
 /// The transfer socket's low-water mark and congestion control.
@@ -466,7 +472,19 @@ fn tune(stream: &TcpStream, config: &FileServerConfig) {
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (stream, config);
+    {
+        // Neither option exists here: the system's behaviour stays.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        let _ = stream;
+        if let Some(name) = &config.congestion
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                congestion = %name,
+                "TCP congestion control is chosen only on Linux; the system's is used"
+            );
+        }
+    }
 }
 
 /// Asks the kernel for congestion control `name` on `socket` (Linux); a
