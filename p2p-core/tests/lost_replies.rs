@@ -101,7 +101,7 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
     }
     let dest = files.path().join("copy.txt");
     let mut options = DownloadOptions::default();
-    options.progress = false;
+    options.progress = None;
     let addr = std::net::SocketAddr::new(recorded.ip, recorded.port);
     tokio::time::timeout(WAIT, download(addr, &file(&name), &dest, &options))
         .await

@@ -25,7 +25,9 @@ use p2p_proto::field::{Description, FileName, UserName};
 
 use super::client::{ClientError, DirectoryClient};
 use super::destination;
-use super::download::{DownloadError, DownloadOptions, Downloader, TransferProtocol};
+use super::download::{
+    DownloadError, DownloadOptions, Downloader, ProgressReporter, TransferProtocol,
+};
 use super::file_server::{FileServer, FileServerConfig, Library};
 use super::settle;
 use super::state::{
@@ -36,9 +38,15 @@ use crate::console::{self, Command, PEER_PROMPT, SEARCH_NOT_SUPPORTED};
 use crate::datetime::DatetimeClient;
 
 mod parse;
+#[cfg(feature = "terminal")]
+mod progress;
+#[cfg(feature = "terminal")]
 mod terminal;
 
 use parse::{Line, parse};
+#[cfg(feature = "terminal")]
+pub use progress::{PROGRESS_DELAY, TerminalProgress};
+#[cfg(feature = "terminal")]
 pub use terminal::{MAX_HISTORY, ShellExit, ShellSignals, run_shell};
 
 /// PROTOCOL.md §6.3: a connected peer pings every 30 s.
@@ -236,6 +244,13 @@ impl Session {
             seen_users: Arc::default(),
             failed: false,
         }
+    }
+
+    /// Tells `reporter` (or no one) how each download advances; with one,
+    /// a finished download's result is followed by
+    /// [`Output::Transferred`].
+    pub fn set_progress(&mut self, reporter: Option<Arc<dyn ProgressReporter>>) {
+        self.downloader.set_progress(reporter);
     }
 
     /// Whether any command so far failed: its result line was not the
@@ -834,7 +849,7 @@ impl Session {
         {
             Ok(size) => {
                 let mut out = vec![Output::Result(Command::GetFile.text(0).to_owned())];
-                if self.downloader.options().progress {
+                if self.downloader.options().progress.is_some() {
                     out.push(Output::Transferred {
                         name: dest.display().to_string(),
                         size,

@@ -23,7 +23,7 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use tokio::sync::mpsc;
 
 use super::parse::{COMMAND_WORDS, words};
-use super::{Output, PeerConfig, Session};
+use super::{Output, PeerConfig, Session, TerminalProgress};
 use crate::console::{NOT_UTF8, PEER_PROMPT};
 use crate::peer::state::HISTORY_FILE;
 
@@ -112,6 +112,9 @@ pub async fn run_shell(config: PeerConfig, signals: ShellSignals) -> io::Result<
         mut terminate,
     } = signals;
     let mut session = Session::new(&config);
+    if io::stderr().is_terminal() {
+        session.set_progress(Some(Arc::new(TerminalProgress)));
+    }
     let interactive = io::stdin().is_terminal();
     let saved = interactive.then(terminal_mode::save).flatten();
     let (lines_tx, mut lines_rx) = mpsc::channel::<Input>(1);
