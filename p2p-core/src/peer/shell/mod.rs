@@ -18,8 +18,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use p2p_proto::directory::{
-    CapabilitiesReply, GetUserInfoReply, ListContentReply, ListUsersReply, OpCode, PeerAddr,
-    PingResult, Reply, Request, RequestBody, SearchQuery, SearchReply,
+    CapabilitiesReply, ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply,
+    ListContentReply, ListUsersReply, OpCode, PeerAddr, PingResult, PublishResult, Reply, Request,
+    RequestBody, SearchQuery, SearchReply, UnregisterResult,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 
@@ -155,7 +156,7 @@ fn is_ok_text(text: &str) -> bool {
         Command::Search,
     ]
     .iter()
-    .any(|c| c.text(0) == text)
+    .any(|c| c.ok() == text)
 }
 
 /// The connected user, its transfer listener, and its PING loop when the
@@ -456,7 +457,7 @@ impl Session {
 
     async fn unregister(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Unregister).await;
-        if reply.as_ref().is_ok_and(|r| r.code() == 0) {
+        if let Ok(Reply::Unregister(UnregisterResult::Ok)) = reply {
             self.release(&user).await;
             // The directory removed the user's publications: forget them.
             let mut published = match self.users.remove(&user) {
@@ -564,10 +565,12 @@ impl Session {
         let mut reply = self
             .settle(&user, RequestBody::Connect { port }, reply)
             .await;
-        if reply.as_ref().is_ok_and(|r| r.code() == 2) && self.left_connected(&user) {
+        if let Ok(Reply::Connect(ConnectResult::AlreadyConnected)) = reply
+            && self.left_connected(&user)
+        {
             reply = self.connect_again(&user, port).await;
         }
-        if reply.as_ref().is_ok_and(|r| r.code() == 0) {
+        if let Ok(Reply::Connect(ConnectResult::Ok)) = reply {
             if let Some(file) = self.user_file(&user, CONNECTED_FILE) {
                 let marker = ConnectedMarker {
                     pid: std::process::id(),
@@ -619,9 +622,9 @@ impl Session {
             "CONNECT: {user} was still connected from an earlier run of this peer that stopped without DISCONNECT; connecting again"
         );
         let disconnected = self.call(user.clone(), RequestBody::Disconnect).await?;
-        if disconnected.code() != 0 {
+        if disconnected != Reply::Disconnect(DisconnectResult::Ok) {
             tracing::debug!(
-                code = disconnected.code(),
+                reply = ?disconnected,
                 "DISCONNECT before connecting again refused"
             );
         }
@@ -650,7 +653,16 @@ impl Session {
         // The listener stops whenever this shell stops acting as that user:
         // on success, and also when the server no longer knows the user as
         // connected.
-        if matches!(&reply, Ok(r) if r.code() <= 2) {
+        let stops = match &reply {
+            Ok(Reply::Disconnect(result)) => match result {
+                DisconnectResult::Ok
+                | DisconnectResult::UserDoesNotExist
+                | DisconnectResult::NotConnected => true,
+                DisconnectResult::Other => false,
+            },
+            _ => false,
+        };
+        if stops {
             self.release(&user).await;
         }
         vec![Output::Result(text_of(Command::Disconnect, &reply))]
@@ -743,9 +755,18 @@ impl Session {
         };
         let reply = self.call(user.clone(), body.clone()).await;
         let reply = self.settle(&user, body, reply).await;
-        // 3: the directory lists it for this user already (an earlier run
-        // published it): the contract's text, but this file is served.
-        if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
+        // Already published: the directory lists it for this user (an
+        // earlier run published it): the contract's text, but this file is served.
+        let serves = match &reply {
+            Ok(Reply::Publish(result)) => match result {
+                PublishResult::Ok | PublishResult::AlreadyPublished => true,
+                PublishResult::UserDoesNotExist
+                | PublishResult::NotConnected
+                | PublishResult::Other => false,
+            },
+            _ => false,
+        };
+        if serves {
             library.insert(file.clone(), path.clone());
             self.remember(&user, file.as_str(), Some(path));
         }
@@ -760,8 +781,17 @@ impl Session {
         let body = RequestBody::Delete { file: file.clone() };
         let reply = self.call(user.clone(), body.clone()).await;
         let reply = self.settle(&user, body, reply).await;
-        // 3: not published there: nothing to serve either.
-        if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
+        // Not published there: nothing to serve either.
+        let unserved = match &reply {
+            Ok(Reply::Delete(result)) => match result {
+                DeleteResult::Ok | DeleteResult::NotPublished => true,
+                DeleteResult::UserDoesNotExist
+                | DeleteResult::NotConnected
+                | DeleteResult::Other => false,
+            },
+            _ => false,
+        };
+        if unserved {
             library.remove(file.as_str());
             self.remember(&user, file.as_str(), None);
         }
@@ -848,7 +878,7 @@ impl Session {
             .await
         {
             Ok(size) => {
-                let mut out = vec![Output::Result(Command::GetFile.text(0).to_owned())];
+                let mut out = vec![Output::Result(Command::GetFile.ok().to_owned())];
                 if self.downloader.options().progress.is_some() {
                     out.push(Output::Transferred {
                         name: dest.display().to_string(),
@@ -859,7 +889,7 @@ impl Session {
                 out
             }
             Err(DownloadError::NotFound) => {
-                vec![Output::Result(Command::GetFile.text(1).to_owned())]
+                vec![Output::Result(console::GET_FILE_NOT_EXIST.to_owned())]
             }
             Err(e) => {
                 eprintln!("GET_FILE: {remote} from {owner}: {e}");
@@ -923,7 +953,7 @@ impl Session {
                 return None;
             }
             Ok(other) => {
-                tracing::debug!(%owner, code = other.code(), "GET_USER_INFO refused");
+                tracing::debug!(%owner, reply = ?other, "GET_USER_INFO refused");
                 eprintln!("GET_FILE: the directory server cannot say where {owner} is");
                 return None;
             }
@@ -988,7 +1018,7 @@ async fn ping_loop(
 /// The text for a command's reply, or its plain FAIL when there was none.
 fn text_of(command: Command, reply: &Result<Reply, ClientError>) -> String {
     match reply {
-        Ok(reply) => command.text(reply.code()).to_owned(),
+        Ok(reply) => command.reply_text(reply).to_owned(),
         Err(_) => command.fail().to_owned(),
     }
 }
