@@ -184,18 +184,28 @@ impl DatetimeClient {
     }
 
     /// The service's time, or this machine's local time when the service
-    /// cannot give it. The first fallback prints
-    /// `warning: datetime service at URL unreachable (REASON); using the local clock`
-    /// on stderr; later ones are only traced.
+    /// cannot give it. The first fallback is a `tracing` warning
+    /// ([`Self::now_or_warn`] returns it instead); later ones are only
+    /// traced at debug level.
     pub async fn now(&self) -> Timestamp {
+        let (timestamp, warning) = self.now_or_warn().await;
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        timestamp
+    }
+
+    /// [`Self::now`], with the text to show the user at this client's first
+    /// fallback to the local clock (shared with its clones):
+    /// `warning: datetime service at URL unreachable (REASON); using the local clock`.
+    pub async fn now_or_warn(&self) -> (Timestamp, Option<String>) {
         match self.fetch().await {
-            Ok(timestamp) => timestamp,
+            Ok(timestamp) => (timestamp, None),
             Err(error) => {
                 tracing::debug!(url = %self.config.url, %error, "datetime service failed; using the local clock");
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    eprintln!("{}", fallback_warning(&self.config.url, &error));
-                }
-                local_now()
+                let warning = (!self.warned.swap(true, Ordering::Relaxed))
+                    .then(|| fallback_warning(&self.config.url, &error));
+                (local_now(), warning)
             }
         }
     }
