@@ -1231,3 +1231,89 @@ mod tests {
         assert_eq!(part.read_meta(), Some(meta));
     }
 }
+
+/// What a [`ProgressReporter`] hears, recorded.
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+    use crate::peer::file_server::{FileServer, FileServerConfig, Library};
+
+    #[derive(Debug, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    struct Follow(Arc<Mutex<Vec<String>>>);
+
+    impl ProgressReporter for Recorder {
+        fn start(&self, name: &str, size: u64) -> Box<dyn TransferProgress> {
+            self.0.lock().unwrap().push(format!("start {name} {size}"));
+            Box::new(Follow(self.0.clone()))
+        }
+    }
+
+    impl TransferProgress for Follow {
+        fn start_at(&mut self, position: u64) {
+            self.0.lock().unwrap().push(format!("at {position}"));
+        }
+
+        fn update(&mut self, received: u64) {
+            self.0.lock().unwrap().push(format!("update {received}"));
+        }
+
+        fn finish(&mut self) {
+            self.0.lock().unwrap().push("finish".to_owned());
+        }
+    }
+
+    /// Each transfer, GET_FILE_FROM or plain GET_FILE, is started once
+    /// with its name and size, its updates never go back and end at the
+    /// size, and it is finished exactly once; a refused request starts none.
+    #[tokio::test]
+    async fn downloads_drive_the_progress_reporter() {
+        const SIZE: usize = 300_000;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.bin");
+        std::fs::write(&source, vec![7_u8; SIZE]).unwrap();
+        let library = Library::new();
+        library.insert(FileName::new("song.bin").unwrap(), source);
+        let config = FileServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..FileServerConfig::default()
+        };
+        let server = FileServer::start(config, library).await.unwrap();
+        let file = FileName::new("song.bin").unwrap();
+        for protocol in [TransferProtocol::Auto, TransferProtocol::Classic] {
+            let recorder = Recorder::default();
+            let events = recorder.0.clone();
+            let mut options = DownloadOptions {
+                protocol,
+                chunk_size: 64 * 1024,
+                progress: Some(Arc::new(recorder)),
+                ..DownloadOptions::default()
+            };
+            let dest = dir.path().join(format!("copy-{protocol:?}.bin"));
+            let size = download(server.local_addr(), &file, &dest, &options)
+                .await
+                .unwrap();
+            assert_eq!(size, SIZE as u64);
+            let events = events.lock().unwrap().clone();
+            assert_eq!(events[0], format!("start song.bin {SIZE}"), "{protocol:?}");
+            assert_eq!(events.last().map(String::as_str), Some("finish"));
+            assert_eq!(events.iter().filter(|e| *e == "finish").count(), 1);
+            let updates: Vec<u64> = events
+                .iter()
+                .filter_map(|e| e.strip_prefix("update ")?.parse().ok())
+                .collect();
+            assert!(updates.is_sorted(), "{protocol:?}: {updates:?}");
+            assert_eq!(updates.last(), Some(&(SIZE as u64)), "{protocol:?}");
+
+            let recorder = Recorder::default();
+            let events = recorder.0.clone();
+            options.progress = Some(Arc::new(recorder));
+            let missing = FileName::new("missing.bin").unwrap();
+            let result = download(server.local_addr(), &missing, &dest, &options).await;
+            assert!(matches!(result, Err(DownloadError::NotFound)), "{result:?}");
+            assert!(events.lock().unwrap().is_empty(), "{protocol:?}");
+        }
+        server.stop().await;
+    }
+}
