@@ -131,9 +131,10 @@ fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
 /// Asks the datetime service for the time (PROTOCOL.md §3).
 ///
 /// [`now`](Self::now) never fails: when the service is unreachable or answers
-/// nonsense it returns the local clock and prints one warning on stderr, the
-/// first time only. Clones share the connection pool and that "warned once"
-/// state.
+/// nonsense it returns the local clock with one warning, the first time only
+/// (a `tracing` warning, or returned by [`now_or_warn`](Self::now_or_warn) for
+/// the caller to show). Clones share the connection pool and that "warned
+/// once" state.
 #[derive(Debug, Clone)]
 pub struct DatetimeClient {
     http: Result<reqwest::Client, DatetimeError>,
@@ -248,7 +249,7 @@ impl DatetimeClient {
     }
 }
 
-/// The one line printed on stderr the first time a client falls back.
+/// The one warning line of a client's first fallback (the peer shows it on stderr).
 fn fallback_warning(url: &str, error: &DatetimeError) -> String {
     format!("warning: datetime service at {url} unreachable ({error}); using the local clock")
 }

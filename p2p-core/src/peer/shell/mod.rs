@@ -451,7 +451,7 @@ impl Session {
         }
     }
 
-    /// One directory operation; a failure is said on stderr under the
+    /// One directory operation; a failure is a diagnostic ([`Output::Warning`]) under the
     /// command's word.
     async fn call(&self, user: UserName, body: RequestBody) -> Result<Reply, ClientError> {
         let op = body.op();
@@ -494,7 +494,7 @@ impl Session {
     }
 
     /// `reply` to `body` as `user`, or, when it was lost after the request may
-    /// have arrived, what the directory shows (peer/settle.rs), said on stderr.
+    /// have arrived, what the directory shows (peer/settle.rs), said as a diagnostic.
     async fn settle(
         &mut self,
         user: &UserName,
