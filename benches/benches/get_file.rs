@@ -44,7 +44,7 @@ fn transfers(c: &mut Criterion) {
             .expect("file server");
         let addr = server.local_addr();
         let mut options = DownloadOptions::default();
-        options.progress = false;
+        options.progress = None;
         let dest: PathBuf = dir.path().join(format!("dest-{label}"));
 
         let mut group = c.benchmark_group(format!("get_file_{label}"));

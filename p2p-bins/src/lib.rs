@@ -52,7 +52,7 @@ pub fn shutdown_signal(program: &str) -> impl std::future::Future<Output = ()> +
 /// The peer shell's signals: each SIGINT stops the running command; SIGTERM
 /// or SIGHUP ends the shell as QUIT does. Installed when called (inside the
 /// runtime); a signal that cannot be watched is reported once and never fires.
-#[cfg(unix)]
+#[cfg(all(unix, feature = "terminal"))]
 pub fn shell_signals(program: &str) -> p2p_core::peer::ShellSignals {
     use tokio::signal::unix::{Signal, SignalKind, signal};
     let listen = |kind: SignalKind, name: &str| match signal(kind) {
@@ -91,7 +91,7 @@ pub fn shell_signals(program: &str) -> p2p_core::peer::ShellSignals {
 }
 
 /// See the Unix version; elsewhere Ctrl-C ends the shell.
-#[cfg(not(unix))]
+#[cfg(all(not(unix), feature = "terminal"))]
 pub fn shell_signals(program: &str) -> p2p_core::peer::ShellSignals {
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
     p2p_core::peer::ShellSignals::new(rx, shutdown_signal(program))

@@ -8,7 +8,10 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use p2p_proto::directory::OpCode;
+use p2p_proto::directory::{
+    ConnectResult, DeleteResult, DisconnectResult, ListContentReply, ListUsersReply, OpCode,
+    PublishResult, RegisterResult, Reply, SearchReply, UnregisterResult,
+};
 use p2p_proto::timestamp::Timestamp;
 
 /// Prefix of every peer result line and of the interactive prompt.
@@ -43,101 +46,131 @@ pub enum Command {
 }
 
 impl Command {
-    /// The texts for result codes 0, 1, 2, ...; the last one is always the
-    /// command's plain `... FAIL` text.
-    const fn texts(self) -> &'static [&'static str] {
+    /// The command's OK text (`REGISTER OK`).
+    pub const fn ok(self) -> &'static str {
         match self {
-            Self::Register => &["REGISTER OK", "USERNAME IN USE", "REGISTER FAIL"],
-            Self::Unregister => &["UNREGISTER OK", "USER DOES NOT EXIST", "UNREGISTER FAIL"],
-            Self::Connect => &[
-                "CONNECT OK",
-                "CONNECT FAIL, USER DOES NOT EXIST",
-                "USER ALREADY CONNECTED",
-                "CONNECT FAIL",
-            ],
-            Self::Disconnect => &[
-                "DISCONNECT OK",
-                "DISCONNECT FAIL, USER DOES NOT EXIST",
-                "DISCONNECT FAIL, USER NOT CONNECTED",
-                "DISCONNECT FAIL",
-            ],
-            Self::Publish => &[
-                "PUBLISH OK",
-                "PUBLISH FAIL, USER DOES NOT EXIST",
-                "PUBLISH FAIL, USER NOT CONNECTED",
-                "PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
-                "PUBLISH FAIL",
-            ],
-            Self::Delete => &[
-                "DELETE OK",
-                "DELETE FAIL, USER DOES NOT EXIST",
-                "DELETE FAIL, USER NOT CONNECTED",
-                "DELETE FAIL, CONTENT NOT PUBLISHED",
-                "DELETE FAIL",
-            ],
-            Self::ListUsers => &[
-                "LIST_USERS OK",
-                "LIST_USERS FAIL, USER DOES NOT EXIST",
-                "LIST_USERS FAIL, USER NOT CONNECTED",
-                "LIST_USERS FAIL",
-            ],
-            Self::ListContent => &[
-                "LIST_CONTENT OK",
-                "LIST_CONTENT FAIL, USER DOES NOT EXIST",
-                "LIST_CONTENT FAIL, USER NOT CONNECTED",
-                "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST",
-                "LIST_CONTENT FAIL",
-            ],
-            Self::GetFile => &[
-                "GET_FILE OK",
-                "GET_FILE FAIL, FILE NOT EXIST",
-                "GET_FILE FAIL",
-            ],
-            Self::Search => &[
-                "SEARCH OK",
-                "SEARCH FAIL, USER DOES NOT EXIST",
-                "SEARCH FAIL, USER NOT CONNECTED",
-                "SEARCH FAIL, BAD QUERY",
-                "SEARCH FAIL",
-            ],
+            Self::Register => "REGISTER OK",
+            Self::Unregister => "UNREGISTER OK",
+            Self::Connect => "CONNECT OK",
+            Self::Disconnect => "DISCONNECT OK",
+            Self::Publish => "PUBLISH OK",
+            Self::Delete => "DELETE OK",
+            Self::ListUsers => "LIST_USERS OK",
+            Self::ListContent => "LIST_CONTENT OK",
+            Self::GetFile => "GET_FILE OK",
+            Self::Search => "SEARCH OK",
+        }
+    }
+
+    /// The command's plain `... FAIL` text: unreachable server, broken reply,
+    /// local error.
+    pub const fn fail(self) -> &'static str {
+        match self {
+            Self::Register => "REGISTER FAIL",
+            Self::Unregister => "UNREGISTER FAIL",
+            Self::Connect => "CONNECT FAIL",
+            Self::Disconnect => "DISCONNECT FAIL",
+            Self::Publish => "PUBLISH FAIL",
+            Self::Delete => "DELETE FAIL",
+            Self::ListUsers => "LIST_USERS FAIL",
+            Self::ListContent => "LIST_CONTENT FAIL",
+            Self::GetFile => "GET_FILE FAIL",
+            Self::Search => "SEARCH FAIL",
         }
     }
 
     /// The command word (`GET_FILE`), as its OK text starts.
     pub fn word(self) -> &'static str {
-        let ok = self.text(0);
+        let ok = self.ok();
         ok.strip_suffix(" OK").unwrap_or(ok)
     }
 
-    /// The text for a result code; codes past the table give the plain FAIL.
-    pub fn text(self, code: u8) -> &'static str {
-        let texts = self.texts();
-        texts
-            .get(usize::from(code))
-            .copied()
-            .unwrap_or_else(|| self.fail())
-    }
-
-    /// The command's plain `... FAIL` text: unreachable server, broken reply,
-    /// local error.
-    pub fn fail(self) -> &'static str {
-        let texts = self.texts();
-        texts[texts.len() - 1]
+    /// The text for the directory server's reply to this command: one
+    /// exhaustive match per operation's result, so a new result code does
+    /// not compile until it has its text. A reply to another operation (not
+    /// sent by the client) gives the plain FAIL, and so does `GET_FILE`,
+    /// whose texts come from the transfer ([`GET_FILE_NOT_EXIST`]).
+    pub fn reply_text(self, reply: &Reply) -> &'static str {
+        match (self, reply) {
+            (Self::Register, Reply::Register(r)) => match r {
+                RegisterResult::Ok => self.ok(),
+                RegisterResult::UserNameInUse => "USERNAME IN USE",
+                RegisterResult::Other => self.fail(),
+            },
+            (Self::Unregister, Reply::Unregister(r)) => match r {
+                UnregisterResult::Ok => self.ok(),
+                UnregisterResult::UserDoesNotExist => "USER DOES NOT EXIST",
+                UnregisterResult::Other => self.fail(),
+            },
+            (Self::Connect, Reply::Connect(r)) => match r {
+                ConnectResult::Ok => self.ok(),
+                ConnectResult::UserDoesNotExist => "CONNECT FAIL, USER DOES NOT EXIST",
+                ConnectResult::AlreadyConnected => "USER ALREADY CONNECTED",
+                ConnectResult::Other => self.fail(),
+            },
+            (Self::Disconnect, Reply::Disconnect(r)) => match r {
+                DisconnectResult::Ok => self.ok(),
+                DisconnectResult::UserDoesNotExist => "DISCONNECT FAIL, USER DOES NOT EXIST",
+                DisconnectResult::NotConnected => "DISCONNECT FAIL, USER NOT CONNECTED",
+                DisconnectResult::Other => self.fail(),
+            },
+            (Self::Publish, Reply::Publish(r)) => match r {
+                PublishResult::Ok => self.ok(),
+                PublishResult::UserDoesNotExist => "PUBLISH FAIL, USER DOES NOT EXIST",
+                PublishResult::NotConnected => "PUBLISH FAIL, USER NOT CONNECTED",
+                PublishResult::AlreadyPublished => "PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
+                PublishResult::Other => self.fail(),
+            },
+            (Self::Delete, Reply::Delete(r)) => match r {
+                DeleteResult::Ok => self.ok(),
+                DeleteResult::UserDoesNotExist => "DELETE FAIL, USER DOES NOT EXIST",
+                DeleteResult::NotConnected => "DELETE FAIL, USER NOT CONNECTED",
+                DeleteResult::NotPublished => "DELETE FAIL, CONTENT NOT PUBLISHED",
+                DeleteResult::Other => self.fail(),
+            },
+            (Self::ListUsers, Reply::ListUsers(r)) => match r {
+                ListUsersReply::Ok(_) => self.ok(),
+                ListUsersReply::UserDoesNotExist => "LIST_USERS FAIL, USER DOES NOT EXIST",
+                ListUsersReply::NotConnected => "LIST_USERS FAIL, USER NOT CONNECTED",
+                ListUsersReply::Other => self.fail(),
+            },
+            (Self::ListContent, Reply::ListContent(r)) => match r {
+                ListContentReply::Ok(_) => self.ok(),
+                ListContentReply::UserDoesNotExist => "LIST_CONTENT FAIL, USER DOES NOT EXIST",
+                ListContentReply::NotConnected => "LIST_CONTENT FAIL, USER NOT CONNECTED",
+                ListContentReply::TargetDoesNotExist => {
+                    "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"
+                }
+                ListContentReply::Other => self.fail(),
+            },
+            (Self::Search, Reply::Search(r)) => match r {
+                SearchReply::Ok(_) => self.ok(),
+                SearchReply::UserDoesNotExist => "SEARCH FAIL, USER DOES NOT EXIST",
+                SearchReply::NotConnected => "SEARCH FAIL, USER NOT CONNECTED",
+                SearchReply::BadQuery => "SEARCH FAIL, BAD QUERY",
+                SearchReply::Other => self.fail(),
+            },
+            _ => self.fail(),
+        }
     }
 
     /// The command's `USER NOT CONNECTED` text, printed when the shell has no
-    /// connected user for a command that acts as the connected user. Commands
-    /// without such a text give their plain FAIL.
+    /// connected user for a command that acts as the connected user: the
+    /// text of the server's NOT CONNECTED result. Commands without such a
+    /// result give their plain FAIL.
     pub fn not_connected(self) -> &'static str {
-        match self {
-            Self::Disconnect
-            | Self::Publish
-            | Self::Delete
-            | Self::ListUsers
-            | Self::ListContent
-            | Self::Search => self.text(2),
-            _ => self.fail(),
-        }
+        let reply = match self {
+            Self::Disconnect => Reply::Disconnect(DisconnectResult::NotConnected),
+            Self::Publish => Reply::Publish(PublishResult::NotConnected),
+            Self::Delete => Reply::Delete(DeleteResult::NotConnected),
+            Self::ListUsers => Reply::ListUsers(ListUsersReply::NotConnected),
+            Self::ListContent => Reply::ListContent(ListContentReply::NotConnected),
+            Self::Search => Reply::Search(SearchReply::NotConnected),
+            Self::Register | Self::Unregister | Self::Connect | Self::GetFile => {
+                return self.fail();
+            }
+        };
+        self.reply_text(&reply)
     }
 
     /// The usage line printed for a syntax error.
@@ -158,6 +191,9 @@ impl Command {
         }
     }
 }
+
+/// `GET_FILE` of a file the other peer does not have (it answered `1`).
+pub const GET_FILE_NOT_EXIST: &str = "GET_FILE FAIL, FILE NOT EXIST";
 
 /// `SEARCH` against a server without it (a classic server, or `--classic`).
 pub const SEARCH_NOT_SUPPORTED: &str = "SEARCH FAIL, NOT SUPPORTED BY THE SERVER";
@@ -333,16 +369,139 @@ impl fmt::Display for ExpiredLine<'_> {
 mod tests {
     use super::*;
 
+    /// Every result code of every operation, decoded from its wire byte,
+    /// gets PROTOCOL.md §5's text (byte for byte), in code order.
     #[test]
-    fn texts_follow_the_table() {
-        assert_eq!(Command::Register.text(1), "USERNAME IN USE");
+    fn every_result_code_has_its_contract_text() {
+        let table: &[(Command, &[&str])] = &[
+            (
+                Command::Register,
+                &["REGISTER OK", "USERNAME IN USE", "REGISTER FAIL"],
+            ),
+            (
+                Command::Unregister,
+                &["UNREGISTER OK", "USER DOES NOT EXIST", "UNREGISTER FAIL"],
+            ),
+            (
+                Command::Connect,
+                &[
+                    "CONNECT OK",
+                    "CONNECT FAIL, USER DOES NOT EXIST",
+                    "USER ALREADY CONNECTED",
+                    "CONNECT FAIL",
+                ],
+            ),
+            (
+                Command::Disconnect,
+                &[
+                    "DISCONNECT OK",
+                    "DISCONNECT FAIL, USER DOES NOT EXIST",
+                    "DISCONNECT FAIL, USER NOT CONNECTED",
+                    "DISCONNECT FAIL",
+                ],
+            ),
+            (
+                Command::Publish,
+                &[
+                    "PUBLISH OK",
+                    "PUBLISH FAIL, USER DOES NOT EXIST",
+                    "PUBLISH FAIL, USER NOT CONNECTED",
+                    "PUBLISH FAIL, CONTENT ALREADY PUBLISHED",
+                    "PUBLISH FAIL",
+                ],
+            ),
+            (
+                Command::Delete,
+                &[
+                    "DELETE OK",
+                    "DELETE FAIL, USER DOES NOT EXIST",
+                    "DELETE FAIL, USER NOT CONNECTED",
+                    "DELETE FAIL, CONTENT NOT PUBLISHED",
+                    "DELETE FAIL",
+                ],
+            ),
+            (
+                Command::ListUsers,
+                &[
+                    "LIST_USERS OK",
+                    "LIST_USERS FAIL, USER DOES NOT EXIST",
+                    "LIST_USERS FAIL, USER NOT CONNECTED",
+                    "LIST_USERS FAIL",
+                ],
+            ),
+            (
+                Command::ListContent,
+                &[
+                    "LIST_CONTENT OK",
+                    "LIST_CONTENT FAIL, USER DOES NOT EXIST",
+                    "LIST_CONTENT FAIL, USER NOT CONNECTED",
+                    "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST",
+                    "LIST_CONTENT FAIL",
+                ],
+            ),
+            (
+                Command::Search,
+                &[
+                    "SEARCH OK",
+                    "SEARCH FAIL, USER DOES NOT EXIST",
+                    "SEARCH FAIL, USER NOT CONNECTED",
+                    "SEARCH FAIL, BAD QUERY",
+                    "SEARCH FAIL",
+                ],
+            ),
+        ];
+        let op = |command: Command| match command {
+            Command::Register => OpCode::Register,
+            Command::Unregister => OpCode::Unregister,
+            Command::Connect => OpCode::Connect,
+            Command::Disconnect => OpCode::Disconnect,
+            Command::Publish => OpCode::Publish,
+            Command::Delete => OpCode::Delete,
+            Command::ListUsers => OpCode::ListUsers,
+            Command::ListContent => OpCode::ListContent,
+            Command::Search => OpCode::Search,
+            Command::GetFile => unreachable!("GET_FILE has no directory reply"),
+        };
+        for (command, texts) in table {
+            for (code, text) in texts.iter().enumerate() {
+                // A listing's OK reply with no entries: COUNT 0.
+                let mut wire = vec![u8::try_from(code).unwrap()];
+                if code == 0
+                    && matches!(
+                        command,
+                        Command::ListUsers | Command::ListContent | Command::Search
+                    )
+                {
+                    wire.extend_from_slice(b"0\0");
+                }
+                let reply = decode_reply(op(*command), &wire);
+                assert_eq!(command.reply_text(&reply), *text, "{command:?} code {code}");
+            }
+            assert_eq!(command.ok(), texts[0]);
+            assert_eq!(command.fail(), texts[texts.len() - 1]);
+        }
+    }
+
+    fn decode_reply(op: OpCode, wire: &[u8]) -> Reply {
+        use p2p_proto::Decode;
+        let (reply, used) = Reply::decode_with(op, wire)
+            .expect("a valid reply")
+            .expect("a complete reply");
+        assert_eq!(used, wire.len());
+        reply
+    }
+
+    #[test]
+    fn other_texts() {
+        // A reply to another operation than the command's: its plain FAIL.
         assert_eq!(
-            Command::ListContent.text(3),
-            "LIST_CONTENT FAIL, REMOTE USER DOES NOT EXIST"
+            Command::Publish.reply_text(&Reply::Register(RegisterResult::Ok)),
+            "PUBLISH FAIL"
         );
-        assert_eq!(Command::GetFile.text(1), "GET_FILE FAIL, FILE NOT EXIST");
-        assert_eq!(Command::Publish.text(9), "PUBLISH FAIL");
-        assert_eq!(Command::Connect.fail(), "CONNECT FAIL");
+        assert_eq!(
+            Command::GetFile.reply_text(&Reply::Register(RegisterResult::Ok)),
+            "GET_FILE FAIL"
+        );
         assert_eq!(
             Command::Publish.not_connected(),
             "PUBLISH FAIL, USER NOT CONNECTED"
@@ -353,6 +512,8 @@ mod tests {
         );
         assert_eq!(Command::GetFile.not_connected(), "GET_FILE FAIL");
         assert_eq!(Command::ListContent.word(), "LIST_CONTENT");
+        assert_eq!(Command::GetFile.ok(), "GET_FILE OK");
+        assert_eq!(GET_FILE_NOT_EXIST, "GET_FILE FAIL, FILE NOT EXIST");
     }
 
     #[test]

@@ -205,40 +205,32 @@ async fn silent_server_times_out_and_falls_back() {
     assert_close_to_local_now(client.now().await);
 }
 
-/// Set in the child process of `fallback_warns_once_per_client`.
-const WARN_ONCE_CHILD: &str = "P2P_DATETIME_WARN_ONCE_CHILD";
-
+/// Three fallbacks from one client and its clone give one warning; a
+/// second client warns again.
 #[tokio::test]
 async fn fallback_warns_once_per_client() {
-    if std::env::var_os(WARN_ONCE_CHILD).is_some() {
-        // The child: three fallbacks from one client and its clone, then a
-        // second client that warns again.
-        let url = closed_port_url().await;
-        let client = DatetimeClient::new(url.clone());
-        let _ = client.now().await;
-        let _ = client.now().await;
-        let _ = client.clone().now().await;
-        let _ = DatetimeClient::new(url).now().await;
-        return;
+    let url = closed_port_url().await;
+    let client = DatetimeClient::new(url.clone());
+    let mut warnings = Vec::new();
+    for c in [
+        client.clone(),
+        client.clone(),
+        client.clone(),
+        DatetimeClient::new(url),
+    ] {
+        let (timestamp, warning) = c.now_or_warn().await;
+        assert_close_to_local_now(timestamp);
+        warnings.extend(warning);
     }
-    // The parent: run this very test in a child process to capture its stderr
-    // (the test harness does not capture eprintln! from inside a test).
-    let exe = std::env::current_exe().expect("current_exe");
-    let output = std::process::Command::new(exe)
-        .args(["--exact", "fallback_warns_once_per_client", "--nocapture"])
-        .env(WARN_ONCE_CHILD, "1")
-        .output()
-        .expect("run the child test");
-    assert!(output.status.success(), "child failed: {output:?}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let warnings: Vec<&str> = stderr
-        .lines()
-        .filter(|line| line.contains("warning: datetime service at "))
-        .collect();
-    assert_eq!(warnings.len(), 2, "one warning per client, got: {stderr}");
-    for line in warnings {
+    assert_eq!(
+        warnings.len(),
+        2,
+        "one warning per client, got: {warnings:?}"
+    );
+    for line in &warnings {
         assert!(
-            line.contains("unreachable (cannot connect: ")
+            line.starts_with("warning: datetime service at ")
+                && line.contains("unreachable (cannot connect: ")
                 && line.ends_with("); using the local clock"),
             "warning line: {line}"
         );

@@ -210,7 +210,7 @@ fn big_file(dir: &Path, name: &str, size: u64) -> PathBuf {
 
 fn download_options() -> DownloadOptions {
     let mut options = DownloadOptions::default();
-    options.progress = false;
+    options.progress = None;
     options.stall_timeout = Duration::from_secs(20);
     options
 }

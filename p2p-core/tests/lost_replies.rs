@@ -22,8 +22,27 @@ use support::{Directory, WAIT, file, user};
 /// costs this long before the peer asks what happened.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn result(command: Command, code: u8) -> Vec<Output> {
-    vec![Output::Result(command.text(code).to_owned())]
+/// The command's OK line.
+fn ok(command: Command) -> Vec<Output> {
+    vec![Output::Result(command.ok().to_owned())]
+}
+
+/// A command's lines apart from its diagnostics, and the diagnostics.
+fn split(out: Vec<Output>) -> (Vec<Output>, Vec<String>) {
+    let mut warnings = Vec::new();
+    let mut lines = Vec::new();
+    for line in out {
+        match line {
+            Output::Warning(text) => warnings.push(text),
+            other => lines.push(other),
+        }
+    }
+    (lines, warnings)
+}
+
+/// The diagnostic a lost reply that took effect gives.
+fn took_effect(op: &str) -> String {
+    format!("{op}: the reply was lost, but the directory shows that {op} took effect")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -45,15 +64,25 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
     let mut session = Session::new(&config);
 
     let (out, _) = session.execute("REGISTER alice").await;
-    assert_eq!(out, result(Command::Register, 0));
+    let (out, warnings) = split(out);
+    assert_eq!(out, ok(Command::Register));
+    // The first request falls back to the local clock, and says so.
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].starts_with("warning: datetime service at ")
+            && warnings[0].ends_with("; using the local clock"),
+        "{warnings:?}"
+    );
 
     // CONNECT's reply is lost: the directory has alice connected.
     proxy.drop_replies_of_next(1);
     let (out, _) = session.execute("CONNECT alice").await;
+    let (out, warnings) = split(out);
+    assert_eq!(out, ok(Command::Connect), "the peer follows the directory");
     assert_eq!(
-        out,
-        result(Command::Connect, 0),
-        "the peer follows the directory"
+        warnings.last(),
+        Some(&took_effect("CONNECT")),
+        "{warnings:?}"
     );
     assert_eq!(session.connected_user(), Some(&user("alice")));
     let GetUserInfoReply::Ok(recorded) = store
@@ -90,7 +119,13 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
         before + 2,
         "PUBLISH and the question that settled it"
     );
-    assert_eq!(out, result(Command::Publish, 0));
+    let (out, warnings) = split(out);
+    assert_eq!(out, ok(Command::Publish));
+    assert_eq!(
+        warnings.last(),
+        Some(&took_effect("PUBLISH")),
+        "{warnings:?}"
+    );
     match store
         .list_content(&user(support::PROBE), &user("alice"))
         .await
@@ -101,7 +136,7 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
     }
     let dest = files.path().join("copy.txt");
     let mut options = DownloadOptions::default();
-    options.progress = false;
+    options.progress = None;
     let addr = std::net::SocketAddr::new(recorded.ip, recorded.port);
     tokio::time::timeout(WAIT, download(addr, &file(&name), &dest, &options))
         .await
@@ -119,7 +154,13 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
         before + 2,
         "DELETE and the question that settled it"
     );
-    assert_eq!(out, result(Command::Delete, 0));
+    let (out, warnings) = split(out);
+    assert_eq!(out, ok(Command::Delete));
+    assert_eq!(
+        warnings.last(),
+        Some(&took_effect("DELETE")),
+        "{warnings:?}"
+    );
     assert_eq!(
         store
             .list_content(&user(support::PROBE), &user("alice"))
@@ -140,7 +181,13 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
     let before = proxy.accepted();
     proxy.drop_replies_of_next(1);
     let (out, _) = session.execute("DISCONNECT alice").await;
-    assert_eq!(out, result(Command::Disconnect, 0));
+    let (out, warnings) = split(out);
+    assert_eq!(out, ok(Command::Disconnect));
+    assert_eq!(
+        warnings.last(),
+        Some(&took_effect("DISCONNECT")),
+        "{warnings:?}"
+    );
     assert_eq!(session.connected_user(), None);
     assert_eq!(
         proxy.accepted(),
@@ -180,9 +227,15 @@ async fn a_lost_reply_to_a_connect_that_did_not_take_effect_stays_a_failure() {
     // is lost; the directory shows bob not connected.
     proxy.drop_replies_of_next(1);
     let (out, _) = session.execute("CONNECT bob").await;
+    let (out, warnings) = split(out);
     assert_eq!(
         out,
         vec![Output::Result(Command::Connect.fail().to_owned())]
+    );
+    assert_eq!(
+        warnings.last().map(String::as_str),
+        Some("CONNECT: the reply was lost; the directory shows that CONNECT did not take effect"),
+        "{warnings:?}"
     );
     assert_eq!(session.connected_user(), None);
     let bob = store

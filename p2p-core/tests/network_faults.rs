@@ -120,7 +120,7 @@ async fn serving(dir: &Path, name: &str, data: &[u8]) -> FileServer {
 fn options(protocol: TransferProtocol) -> DownloadOptions {
     let mut options = DownloadOptions::default();
     options.stall_timeout = IDLE;
-    options.progress = false;
+    options.progress = None;
     options.max_attempts = 1;
     options.protocol = protocol;
     options

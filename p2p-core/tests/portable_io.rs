@@ -181,7 +181,7 @@ fn download_options(
     hashing: BodyHashing,
 ) -> DownloadOptions {
     let mut options = DownloadOptions::default();
-    options.progress = false;
+    options.progress = None;
     options.stall_timeout = Duration::from_secs(20);
     options.zero_copy = zero_copy;
     options.protocol = protocol;

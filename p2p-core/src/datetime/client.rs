@@ -131,9 +131,10 @@ fn innermost_cause(error: &(dyn std::error::Error + 'static)) -> String {
 /// Asks the datetime service for the time (PROTOCOL.md §3).
 ///
 /// [`now`](Self::now) never fails: when the service is unreachable or answers
-/// nonsense it returns the local clock and prints one warning on stderr, the
-/// first time only. Clones share the connection pool and that "warned once"
-/// state.
+/// nonsense it returns the local clock with one warning, the first time only
+/// (a `tracing` warning, or returned by [`now_or_warn`](Self::now_or_warn) for
+/// the caller to show). Clones share the connection pool and that "warned
+/// once" state.
 #[derive(Debug, Clone)]
 pub struct DatetimeClient {
     http: Result<reqwest::Client, DatetimeError>,
@@ -184,18 +185,28 @@ impl DatetimeClient {
     }
 
     /// The service's time, or this machine's local time when the service
-    /// cannot give it. The first fallback prints
-    /// `warning: datetime service at URL unreachable (REASON); using the local clock`
-    /// on stderr; later ones are only traced.
+    /// cannot give it. The first fallback is a `tracing` warning
+    /// ([`Self::now_or_warn`] returns it instead); later ones are only
+    /// traced at debug level.
     pub async fn now(&self) -> Timestamp {
+        let (timestamp, warning) = self.now_or_warn().await;
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        timestamp
+    }
+
+    /// [`Self::now`], with the text to show the user at this client's first
+    /// fallback to the local clock (shared with its clones):
+    /// `warning: datetime service at URL unreachable (REASON); using the local clock`.
+    pub async fn now_or_warn(&self) -> (Timestamp, Option<String>) {
         match self.fetch().await {
-            Ok(timestamp) => timestamp,
+            Ok(timestamp) => (timestamp, None),
             Err(error) => {
                 tracing::debug!(url = %self.config.url, %error, "datetime service failed; using the local clock");
-                if !self.warned.swap(true, Ordering::Relaxed) {
-                    eprintln!("{}", fallback_warning(&self.config.url, &error));
-                }
-                local_now()
+                let warning = (!self.warned.swap(true, Ordering::Relaxed))
+                    .then(|| fallback_warning(&self.config.url, &error));
+                (local_now(), warning)
             }
         }
     }
@@ -238,7 +249,7 @@ impl DatetimeClient {
     }
 }
 
-/// The one line printed on stderr the first time a client falls back.
+/// The one warning line of a client's first fallback (the peer shows it on stderr).
 fn fallback_warning(url: &str, error: &DatetimeError) -> String {
     format!("warning: datetime service at {url} unreachable ({error}); using the local clock")
 }

@@ -5,7 +5,7 @@
 //! `DD/MM/YYYY HH:MM:SS` ([`router`], [`serve`]). The client
 //! ([`DatetimeClient`]) fetches that time with a short timeout and, when the
 //! service cannot be reached or answers nonsense, falls back to the local
-//! clock in the same format, warning once on stderr, so that directory
+//! clock in the same format, warning once (the peer shows it on stderr), so that directory
 //! operations keep working.
 //!
 //! The text itself is always written and read by

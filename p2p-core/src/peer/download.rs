@@ -17,16 +17,16 @@
 //! fail and leave nothing behind.
 
 use std::collections::HashSet;
-use std::io::{self, IsTerminal};
+use std::fmt;
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use blake3::hazmat::{self, ChainingValue};
 use bytes::BytesMut;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use p2p_proto::directory::DecodeError;
 use p2p_proto::field::FileName;
 use p2p_proto::transfer::{Digest, GetFile, GetFileFrom, GetFileFromHeader, TransferHeader};
@@ -167,9 +167,9 @@ pub struct DownloadOptions {
     pub stall_timeout: Duration,
     /// Size of the read/write chunks. Default 1 MiB.
     pub chunk_size: usize,
-    /// Show a progress bar on a terminal (stderr) once a transfer has taken
-    /// longer than [`PROGRESS_DELAY`]. Default: whether stderr is a terminal.
-    pub progress: bool,
+    /// Who is told how each transfer advances (the shell's terminal front end
+    /// draws a progress bar); `None` tells no one. Default `None`.
+    pub progress: Option<Arc<dyn ProgressReporter>>,
     /// Attempts within one download when the connection breaks. Default 3.
     pub max_attempts: u32,
     /// Wait before the second attempt; doubled before each later one. Default 250 ms.
@@ -186,15 +186,32 @@ pub struct DownloadOptions {
     pub zero_copy: bool,
 }
 
-/// How long a transfer runs before its progress bar appears.
-pub const PROGRESS_DELAY: Duration = Duration::from_millis(500);
+/// Told when a transfer starts, so it can follow it (a progress bar on a
+/// terminal: the `terminal` feature's front end).
+pub trait ProgressReporter: Send + Sync + fmt::Debug {
+    /// A transfer of `name` (`size` bytes) begins; the returned value hears
+    /// about it until it finishes or is abandoned (or dropped part way).
+    fn start(&self, name: &str, size: u64) -> Box<dyn TransferProgress>;
+}
+
+/// One transfer's progress, as a [`ProgressReporter`] follows it.
+pub trait TransferProgress: Send {
+    /// The transfer resumes with `position` bytes already there (its rate
+    /// counts what arrives from now on).
+    fn start_at(&mut self, position: u64);
+    /// `received` bytes of the file are there now.
+    fn update(&mut self, received: u64);
+    /// The transfer ended: complete, failed or stopped. Called once; a
+    /// transfer dropped part way (Ctrl-C) ends through `Drop`.
+    fn finish(&mut self);
+}
 
 impl Default for DownloadOptions {
     fn default() -> Self {
         Self {
             stall_timeout: Duration::from_secs(30),
             chunk_size: 1 << 20,
-            progress: io::stderr().is_terminal(),
+            progress: None,
             max_attempts: 3,
             retry_backoff: Duration::from_millis(250),
             protocol: TransferProtocol::Auto,
@@ -368,6 +385,11 @@ impl Downloader {
     /// Its options.
     pub fn options(&self) -> &DownloadOptions {
         &self.options
+    }
+
+    /// Tells `reporter` (or no one) how each later transfer advances.
+    pub fn set_progress(&mut self, reporter: Option<Arc<dyn ProgressReporter>>) {
+        self.options.progress = reporter;
     }
 
     fn peers(&self) -> std::sync::MutexGuard<'_, Peers> {
@@ -553,7 +575,7 @@ impl Downloader {
             use tokio::io::AsyncSeekExt;
             out.seek(io::SeekFrom::Start(offset)).await?;
         }
-        let mut progress = Progress::new(&meta.file, size, options.progress);
+        let mut progress = Progress::new(&meta.file, size, options.progress.as_deref());
         // A resume's rate counts what arrives now, not what the part held.
         progress.start_at(offset);
         let take = usize::try_from(size - offset).map_or(buf.len(), |l| l.min(buf.len()));
@@ -1103,7 +1125,7 @@ async fn download_plain(
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let temp = builder.tempfile_in(&dir)?;
     let mut out = tokio::fs::File::from_std(temp.as_file().try_clone()?);
-    let mut progress = Progress::new(file.as_str(), size, options.progress);
+    let mut progress = Progress::new(file.as_str(), size, options.progress.as_deref());
     out.write_all(&buf).await?;
     let mut received = buf.len() as u64;
     progress.update(received);
@@ -1133,73 +1155,42 @@ async fn download_plain(
     Ok(size)
 }
 
-/// A progress bar that appears only on a terminal, and only for transfers
-/// that take more than a moment. The bar exists (hidden) from the start, so
-/// its rate and ETA count from the transfer's start, not from when it shows.
-struct Progress {
-    bar: Option<ProgressBar>,
-    shown: bool,
-    size: u64,
-    started: Instant,
-}
+/// A transfer's [`TransferProgress`], if anyone follows it; ended exactly
+/// once, also when the transfer's future is dropped part way (Ctrl-C).
+struct Progress(Option<Box<dyn TransferProgress>>);
 
 impl Progress {
-    fn new(name: &str, size: u64, enabled: bool) -> Self {
-        let bar = enabled.then(|| {
-            let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::hidden());
-            if let Ok(style) = ProgressStyle::with_template(
-                "{msg} {bar:30} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-            ) {
-                bar.set_style(style);
-            }
-            bar.set_message(name.to_owned());
-            bar
-        });
-        Self {
-            bar,
-            shown: false,
-            size,
-            started: Instant::now(),
-        }
+    fn new(name: &str, size: u64, reporter: Option<&dyn ProgressReporter>) -> Self {
+        Self(reporter.map(|r| r.start(name, size)))
     }
 
     /// The transfer starts with `position` bytes already there.
     fn start_at(&mut self, position: u64) {
-        if let Some(bar) = &self.bar {
-            bar.set_position(position);
-            bar.reset_eta();
+        if let Some(p) = &mut self.0 {
+            p.start_at(position);
         }
     }
 
     fn update(&mut self, received: u64) {
-        let Some(bar) = &self.bar else {
-            return;
-        };
-        bar.set_position(received);
-        if !self.shown && self.started.elapsed() >= PROGRESS_DELAY && received < self.size {
-            bar.set_draw_target(ProgressDrawTarget::stderr());
-            self.shown = true;
+        if let Some(p) = &mut self.0 {
+            p.update(received);
         }
     }
 
     fn finish(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            bar.finish_and_clear();
+        if let Some(mut p) = self.0.take() {
+            p.finish();
         }
     }
 
     fn abandon(&mut self) {
-        if let Some(bar) = self.bar.take() {
-            // A failed or stopped transfer leaves no half bar behind.
-            bar.finish_and_clear();
-        }
+        self.finish();
     }
 }
 
 impl Drop for Progress {
-    /// A transfer stopped part way (Ctrl-C drops its future) clears its bar.
     fn drop(&mut self) {
-        self.abandon();
+        self.finish();
     }
 }
 
@@ -1245,5 +1236,91 @@ mod tests {
         };
         part.write_meta(&meta).unwrap();
         assert_eq!(part.read_meta(), Some(meta));
+    }
+}
+
+/// What a [`ProgressReporter`] hears, recorded.
+#[cfg(test)]
+mod progress_tests {
+    use super::*;
+    use crate::peer::file_server::{FileServer, FileServerConfig, Library};
+
+    #[derive(Debug, Default)]
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    struct Follow(Arc<Mutex<Vec<String>>>);
+
+    impl ProgressReporter for Recorder {
+        fn start(&self, name: &str, size: u64) -> Box<dyn TransferProgress> {
+            self.0.lock().unwrap().push(format!("start {name} {size}"));
+            Box::new(Follow(self.0.clone()))
+        }
+    }
+
+    impl TransferProgress for Follow {
+        fn start_at(&mut self, position: u64) {
+            self.0.lock().unwrap().push(format!("at {position}"));
+        }
+
+        fn update(&mut self, received: u64) {
+            self.0.lock().unwrap().push(format!("update {received}"));
+        }
+
+        fn finish(&mut self) {
+            self.0.lock().unwrap().push("finish".to_owned());
+        }
+    }
+
+    /// Each transfer, GET_FILE_FROM or plain GET_FILE, is started once
+    /// with its name and size, its updates never go back and end at the
+    /// size, and it is finished exactly once; a refused request starts none.
+    #[tokio::test]
+    async fn downloads_drive_the_progress_reporter() {
+        const SIZE: usize = 300_000;
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("source.bin");
+        std::fs::write(&source, vec![7_u8; SIZE]).unwrap();
+        let library = Library::new();
+        library.insert(FileName::new("song.bin").unwrap(), source);
+        let config = FileServerConfig {
+            bind: "127.0.0.1:0".parse().unwrap(),
+            ..FileServerConfig::default()
+        };
+        let server = FileServer::start(config, library).await.unwrap();
+        let file = FileName::new("song.bin").unwrap();
+        for protocol in [TransferProtocol::Auto, TransferProtocol::Classic] {
+            let recorder = Recorder::default();
+            let events = recorder.0.clone();
+            let mut options = DownloadOptions {
+                protocol,
+                chunk_size: 64 * 1024,
+                progress: Some(Arc::new(recorder)),
+                ..DownloadOptions::default()
+            };
+            let dest = dir.path().join(format!("copy-{protocol:?}.bin"));
+            let size = download(server.local_addr(), &file, &dest, &options)
+                .await
+                .unwrap();
+            assert_eq!(size, SIZE as u64);
+            let events = events.lock().unwrap().clone();
+            assert_eq!(events[0], format!("start song.bin {SIZE}"), "{protocol:?}");
+            assert_eq!(events.last().map(String::as_str), Some("finish"));
+            assert_eq!(events.iter().filter(|e| *e == "finish").count(), 1);
+            let updates: Vec<u64> = events
+                .iter()
+                .filter_map(|e| e.strip_prefix("update ")?.parse().ok())
+                .collect();
+            assert!(updates.is_sorted(), "{protocol:?}: {updates:?}");
+            assert_eq!(updates.last(), Some(&(SIZE as u64)), "{protocol:?}");
+
+            let recorder = Recorder::default();
+            let events = recorder.0.clone();
+            options.progress = Some(Arc::new(recorder));
+            let missing = FileName::new("missing.bin").unwrap();
+            let result = download(server.local_addr(), &missing, &dest, &options).await;
+            assert!(matches!(result, Err(DownloadError::NotFound)), "{result:?}");
+            assert!(events.lock().unwrap().is_empty(), "{protocol:?}");
+        }
+        server.stop().await;
     }
 }

@@ -14,8 +14,11 @@ mod zerocopy;
 
 pub use client::{ClientError, DirectoryClient};
 pub use download::{
-    BodyHashing, DownloadError, DownloadOptions, Downloader, TransferProtocol, download,
+    BodyHashing, DownloadError, DownloadOptions, Downloader, ProgressReporter, TransferProgress,
+    TransferProtocol, download,
 };
 pub use file_server::{FileServer, FileServerConfig, Library};
-pub use shell::{PeerConfig, Session, ShellExit, ShellSignals, run_shell};
+pub use shell::{PeerConfig, Session};
+#[cfg(feature = "terminal")]
+pub use shell::{ShellExit, ShellSignals, TerminalProgress, run_shell};
 pub use state::{DigestCache, StateDir};

@@ -368,7 +368,7 @@ pub(crate) fn fetch(from: SocketAddr, name: &str, dest: &Path, mode: FetchMode) 
     let rt = runtime()?;
     let name = FileName::new(name)?;
     let mut options = DownloadOptions::default();
-    options.progress = false;
+    options.progress = None;
     options.max_attempts = 1;
     match mode {
         FetchMode::Classic => options.protocol = TransferProtocol::Classic,

@@ -18,14 +18,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use p2p_proto::directory::{
-    CapabilitiesReply, GetUserInfoReply, ListContentReply, ListUsersReply, OpCode, PeerAddr,
-    PingResult, Reply, Request, RequestBody, SearchQuery, SearchReply,
+    CapabilitiesReply, ConnectResult, DeleteResult, DisconnectResult, GetUserInfoReply,
+    ListContentReply, ListUsersReply, OpCode, PeerAddr, PingResult, PublishResult, Reply, Request,
+    RequestBody, SearchQuery, SearchReply, UnregisterResult,
 };
 use p2p_proto::field::{Description, FileName, UserName};
 
 use super::client::{ClientError, DirectoryClient};
 use super::destination;
-use super::download::{DownloadError, DownloadOptions, Downloader, TransferProtocol};
+use super::download::{
+    DownloadError, DownloadOptions, Downloader, ProgressReporter, TransferProtocol,
+};
 use super::file_server::{FileServer, FileServerConfig, Library};
 use super::settle;
 use super::state::{
@@ -34,12 +37,24 @@ use super::state::{
 };
 use crate::console::{self, Command, PEER_PROMPT, SEARCH_NOT_SUPPORTED};
 use crate::datetime::DatetimeClient;
+use p2p_proto::timestamp::Timestamp;
+use tokio::sync::mpsc;
 
 mod parse;
+#[cfg(feature = "terminal")]
+mod progress;
+#[cfg(feature = "terminal")]
 mod terminal;
 
 use parse::{Line, parse};
+#[cfg(feature = "terminal")]
+pub use progress::{PROGRESS_DELAY, TerminalProgress};
+#[cfg(feature = "terminal")]
 pub use terminal::{MAX_HISTORY, ShellExit, ShellSignals, run_shell};
+
+/// How many diagnostics from between commands ([`Session::notices`]) wait
+/// unread at most; each PING loop sends at most two.
+pub const MAX_PENDING_NOTICES: usize = 16;
 
 /// PROTOCOL.md §6.3: a connected peer pings every 30 s.
 pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
@@ -104,6 +119,10 @@ pub enum Output {
     Entry(String),
     /// A line of `help`, printed as it is.
     Text(String),
+    /// A diagnostic beside the results (why a command failed, what the
+    /// peer did on its own): a terminal prints it on stderr as it is, before
+    /// the command's result line.
+    Warning(String),
     /// A download finished: the summary a terminal shows on stderr after
     /// `c> GET_FILE OK`.
     Transferred {
@@ -121,7 +140,7 @@ impl std::fmt::Display for Output {
         match self {
             Self::Result(text) => write!(f, "{PEER_PROMPT}{text}"),
             Self::Entry(text) => write!(f, "\t{text}"),
-            Self::Text(text) => f.write_str(text),
+            Self::Text(text) | Self::Warning(text) => f.write_str(text),
             Self::Transferred {
                 name,
                 size,
@@ -147,7 +166,7 @@ fn is_ok_text(text: &str) -> bool {
         Command::Search,
     ]
     .iter()
-    .any(|c| c.text(0) == text)
+    .any(|c| c.ok() == text)
 }
 
 /// The connected user, its transfer listener, and its PING loop when the
@@ -208,6 +227,12 @@ pub struct Session {
     seen_users: Arc<Mutex<BTreeSet<String>>>,
     /// Whether a command has failed (its result was not its OK text).
     failed: bool,
+    /// The running command's diagnostics, returned before its results.
+    notes: Mutex<Vec<Output>>,
+    /// Diagnostics between commands (the PING loop's), for the front end.
+    notices: mpsc::Sender<Output>,
+    /// Their receiving end, until the front end takes it.
+    notices_rx: Option<mpsc::Receiver<Output>>,
 }
 
 impl Session {
@@ -218,6 +243,7 @@ impl Session {
             // A classic peer network: plain GET_FILE only (no digest, no resume).
             download.protocol = TransferProtocol::Classic;
         }
+        let (notices, notices_rx) = mpsc::channel(MAX_PENDING_NOTICES);
         Self {
             client: DirectoryClient::new(&config.server_host, config.server_port)
                 .with_timeout(config.operation_timeout),
@@ -235,7 +261,38 @@ impl Session {
             extensions: config.classic.then(Extensions::default),
             seen_users: Arc::default(),
             failed: false,
+            notes: Mutex::default(),
+            notices,
+            notices_rx: Some(notices_rx),
         }
+    }
+
+    /// The diagnostics that come between commands (a PING loop that finds
+    /// its user expired), as [`Output::Warning`]s: the first call takes the
+    /// receiver, later ones get `None`. Up to [`MAX_PENDING_NOTICES`] wait
+    /// unread; further ones are dropped (and traced).
+    pub fn notices(&mut self) -> Option<mpsc::Receiver<Output>> {
+        self.notices_rx.take()
+    }
+
+    /// Records a diagnostic of the running command.
+    fn warn(&self, text: impl Into<String>) {
+        self.notes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Output::Warning(text.into()));
+    }
+
+    /// The running command's diagnostics, taken.
+    fn take_notes(&self) -> Vec<Output> {
+        std::mem::take(&mut *self.notes.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Tells `reporter` (or no one) how each download advances; with one,
+    /// a finished download's result is followed by
+    /// [`Output::Transferred`].
+    pub fn set_progress(&mut self, reporter: Option<Arc<dyn ProgressReporter>>) {
+        self.downloader.set_progress(reporter);
     }
 
     /// Whether any command so far failed: its result line was not the
@@ -303,25 +360,30 @@ impl Session {
             }
         };
         let command = parsed.command();
-        let out = if parsed.cancellable() {
+        let (out, cancelled) = if parsed.cancellable() {
             tokio::select! {
-                out = self.run(parsed) => out,
-                () = cancel => {
-                    let word = command.map_or("", Command::word);
-                    eprintln!("{word}: {}", console::CANCELLED);
-                    // Never QUIT: a stopped command goes on to the next line.
+                out = self.run(parsed) => (out, false),
+                // Never QUIT: a stopped command goes on to the next line.
+                () = cancel => (
                     Some(
                         command
                             .map(|c| vec![Output::Result(c.fail().to_owned())])
                             .unwrap_or_default(),
-                    )
-                }
+                    ),
+                    true,
+                ),
             }
         } else {
-            self.run(parsed).await
+            (self.run(parsed).await, false)
         };
+        if cancelled {
+            let word = command.map_or("", Command::word);
+            self.warn(format!("{word}: {}", console::CANCELLED));
+        }
+        // Diagnostics first, as they happened: then the results.
+        let mut lines = self.take_notes();
         let Some(out) = out else {
-            return (vec![], true);
+            return (lines, true);
         };
         if out
             .iter()
@@ -329,7 +391,8 @@ impl Session {
         {
             self.failed = true;
         }
-        (out, false)
+        lines.extend(out);
+        (lines, false)
     }
 
     /// Runs a parsed line; `None` for `QUIT`.
@@ -337,7 +400,7 @@ impl Session {
         Some(match parsed {
             Line::Empty => vec![],
             Line::Quit => {
-                self.quit().await;
+                self.leave().await;
                 return None;
             }
             Line::Help(None) => console::shell_help()
@@ -375,20 +438,26 @@ impl Session {
     }
 
     /// Disconnects the connected user, if any (`QUIT`, end of input,
-    /// SIGTERM, SIGHUP).
-    pub async fn quit(&mut self) {
+    /// SIGTERM, SIGHUP). Returns what went wrong, as [`Output::Warning`]s.
+    pub async fn quit(&mut self) -> Vec<Output> {
+        self.leave().await;
+        self.take_notes()
+    }
+
+    /// [`Self::quit`] within a command (its diagnostics stay with it).
+    async fn leave(&mut self) {
         if let Some(user) = self.connected_user().cloned() {
             let _ = self.disconnect(user).await;
         }
     }
 
-    /// One directory operation; a failure is said on stderr under the
+    /// One directory operation; a failure is a diagnostic ([`Output::Warning`]) under the
     /// command's word.
     async fn call(&self, user: UserName, body: RequestBody) -> Result<Reply, ClientError> {
         let op = body.op();
         let result = self.send(user, body).await;
         if let Err(e) = &result {
-            eprintln!("{op}: {e}");
+            self.warn(format!("{op}: {e}"));
         }
         result
     }
@@ -396,13 +465,23 @@ impl Session {
     /// One directory operation, saying nothing: for the operations a command
     /// makes on its own behalf (GET_FILE locating the owner).
     async fn send(&self, user: UserName, body: RequestBody) -> Result<Reply, ClientError> {
-        let timestamp = Some(self.datetime.now().await);
+        let timestamp = Some(self.now().await);
         let request = Request {
             timestamp,
             user,
             body,
         };
         self.client.call(&request).await
+    }
+
+    /// The datetime service's time; its first fallback to the local clock
+    /// is said as a diagnostic.
+    async fn now(&self) -> Timestamp {
+        let (timestamp, warning) = self.datetime.now_or_warn().await;
+        if let Some(warning) = warning {
+            self.warn(warning);
+        }
+        timestamp
     }
 
     /// The state files of `user` on this server, if there is a state directory.
@@ -415,7 +494,7 @@ impl Session {
     }
 
     /// `reply` to `body` as `user`, or, when it was lost after the request may
-    /// have arrived, what the directory shows (peer/settle.rs), said on stderr.
+    /// have arrived, what the directory shows (peer/settle.rs), said as a diagnostic.
     async fn settle(
         &mut self,
         user: &UserName,
@@ -427,12 +506,12 @@ impl Session {
                 // Extensions as far as known: no CAPABILITIES round trip to a hung server.
                 let get_user_info = self.extensions.is_some_and(|x| x.get_user_info);
                 let request = Request {
-                    timestamp: Some(self.datetime.now().await),
+                    timestamp: Some(self.now().await),
                     user: user.clone(),
                     body,
                 };
                 let settled = settle::lost_reply(&self.client, &request, get_user_info).await;
-                eprintln!("{}", settled.explain(request.op().as_str()));
+                self.warn(settled.explain(request.op().as_str()));
                 settled.into_reply(e)
             }
             other => other,
@@ -441,7 +520,7 @@ impl Session {
 
     async fn unregister(&mut self, user: UserName) -> Vec<Output> {
         let reply = self.call(user.clone(), RequestBody::Unregister).await;
-        if reply.as_ref().is_ok_and(|r| r.code() == 0) {
+        if let Ok(Reply::Unregister(UnregisterResult::Ok)) = reply {
             self.release(&user).await;
             // The directory removed the user's publications: forget them.
             let mut published = match self.users.remove(&user) {
@@ -449,7 +528,9 @@ impl Session {
                 None => self.publications(&user).await,
             };
             if let Err(e) = published.clear() {
-                eprintln!("UNREGISTER: cannot forget {user}'s files in the state directory: {e}");
+                self.warn(format!(
+                    "UNREGISTER: cannot forget {user}'s files in the state directory: {e}"
+                ));
             }
         }
         vec![Output::Result(text_of(Command::Unregister, &reply))]
@@ -464,9 +545,9 @@ impl Session {
         match tokio::task::spawn_blocking(move || Publications::load(file)).await {
             Ok(Ok(published)) => published,
             Ok(Err(e)) => {
-                eprintln!(
+                self.warn(format!(
                     "cannot read {shown}: {e}; files published from now on are not remembered"
-                );
+                ));
                 Publications::in_memory()
             }
             Err(_) => Publications::in_memory(),
@@ -534,10 +615,10 @@ impl Session {
         let server = match FileServer::start(config, library).await {
             Ok(server) => server,
             Err(e) => {
-                eprintln!(
+                self.warn(format!(
                     "CONNECT: cannot start sharing files on {}: {e}",
                     self.listen
-                );
+                ));
                 return vec![Output::Result(Command::Connect.fail().to_owned())];
             }
         };
@@ -549,10 +630,12 @@ impl Session {
         let mut reply = self
             .settle(&user, RequestBody::Connect { port }, reply)
             .await;
-        if reply.as_ref().is_ok_and(|r| r.code() == 2) && self.left_connected(&user) {
+        if let Ok(Reply::Connect(ConnectResult::AlreadyConnected)) = reply
+            && self.left_connected(&user)
+        {
             reply = self.connect_again(&user, port).await;
         }
-        if reply.as_ref().is_ok_and(|r| r.code() == 0) {
+        if let Ok(Reply::Connect(ConnectResult::Ok)) = reply {
             if let Some(file) = self.user_file(&user, CONNECTED_FILE) {
                 let marker = ConnectedMarker {
                     pid: std::process::id(),
@@ -563,10 +646,10 @@ impl Session {
                 }
             }
             for (name, path) in &gone {
-                eprintln!(
+                self.warn(format!(
                     "CONNECT: {user} can no longer share {name}: {} is gone (DELETE {name} takes it off the directory)",
                     path.display()
-                );
+                ));
             }
             let pinger = if self.extensions().await.ping {
                 Some(tokio::spawn(ping_loop(
@@ -574,6 +657,7 @@ impl Session {
                     self.datetime.clone(),
                     user.clone(),
                     self.ping_interval,
+                    self.notices.clone(),
                 )))
             } else {
                 None
@@ -600,13 +684,13 @@ impl Session {
     /// The directory still lists `user` as connected from a run of this peer
     /// that was killed: DISCONNECT it, then CONNECT again on `port`.
     async fn connect_again(&self, user: &UserName, port: NonZeroU16) -> Result<Reply, ClientError> {
-        eprintln!(
+        self.warn(format!(
             "CONNECT: {user} was still connected from an earlier run of this peer that stopped without DISCONNECT; connecting again"
-        );
+        ));
         let disconnected = self.call(user.clone(), RequestBody::Disconnect).await?;
-        if disconnected.code() != 0 {
+        if disconnected != Reply::Disconnect(DisconnectResult::Ok) {
             tracing::debug!(
-                code = disconnected.code(),
+                reply = ?disconnected,
                 "DISCONNECT before connecting again refused"
             );
         }
@@ -622,7 +706,9 @@ impl Session {
         match tokio::task::spawn_blocking(move || DigestCache::load(file)).await {
             Ok(Ok(cache)) => cache,
             Ok(Err(e)) => {
-                eprintln!("CONNECT: cannot read {shown}: {e}; digests stay in memory");
+                self.warn(format!(
+                    "CONNECT: cannot read {shown}: {e}; digests stay in memory"
+                ));
                 DigestCache::in_memory()
             }
             Err(_) => DigestCache::in_memory(),
@@ -635,7 +721,16 @@ impl Session {
         // The listener stops whenever this shell stops acting as that user:
         // on success, and also when the server no longer knows the user as
         // connected.
-        if matches!(&reply, Ok(r) if r.code() <= 2) {
+        let stops = match &reply {
+            Ok(Reply::Disconnect(result)) => match result {
+                DisconnectResult::Ok
+                | DisconnectResult::UserDoesNotExist
+                | DisconnectResult::NotConnected => true,
+                DisconnectResult::Other => false,
+            },
+            _ => false,
+        };
+        if stops {
             self.release(&user).await;
         }
         vec![Output::Result(text_of(Command::Disconnect, &reply))]
@@ -681,9 +776,9 @@ impl Session {
             None => files.published.remove(name),
         };
         if let Err(e) = saved {
-            eprintln!(
+            self.warn(format!(
                 "cannot record {user}'s files in the state directory: {e}; a restarted peer will not share {name}"
-            );
+            ));
         }
     }
 
@@ -696,11 +791,11 @@ impl Session {
         let path = match std::fs::canonicalize(file.as_str()) {
             Ok(path) if path.is_file() => path,
             Ok(path) => {
-                eprintln!("PUBLISH: {} is not a regular file", path.display());
+                self.warn(format!("PUBLISH: {} is not a regular file", path.display()));
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
             Err(e) => {
-                eprintln!("PUBLISH: {file}: {e}");
+                self.warn(format!("PUBLISH: {file}: {e}"));
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
         };
@@ -714,11 +809,11 @@ impl Session {
                 tracing::debug!(path = %path.display(), size, %digest, ?source, "digest at PUBLISH");
             }
             Ok(Err(e)) => {
-                eprintln!("PUBLISH: cannot read {}: {e}", path.display());
+                self.warn(format!("PUBLISH: cannot read {}: {e}", path.display()));
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
             Err(e) => {
-                eprintln!("PUBLISH: {e}");
+                self.warn(format!("PUBLISH: {e}"));
                 return vec![Output::Result(Command::Publish.fail().to_owned())];
             }
         }
@@ -728,9 +823,18 @@ impl Session {
         };
         let reply = self.call(user.clone(), body.clone()).await;
         let reply = self.settle(&user, body, reply).await;
-        // 3: the directory lists it for this user already (an earlier run
-        // published it): the contract's text, but this file is served.
-        if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
+        // Already published: the directory lists it for this user (an
+        // earlier run published it): the contract's text, but this file is served.
+        let serves = match &reply {
+            Ok(Reply::Publish(result)) => match result {
+                PublishResult::Ok | PublishResult::AlreadyPublished => true,
+                PublishResult::UserDoesNotExist
+                | PublishResult::NotConnected
+                | PublishResult::Other => false,
+            },
+            _ => false,
+        };
+        if serves {
             library.insert(file.clone(), path.clone());
             self.remember(&user, file.as_str(), Some(path));
         }
@@ -745,8 +849,17 @@ impl Session {
         let body = RequestBody::Delete { file: file.clone() };
         let reply = self.call(user.clone(), body.clone()).await;
         let reply = self.settle(&user, body, reply).await;
-        // 3: not published there: nothing to serve either.
-        if reply.as_ref().is_ok_and(|r| r.code() == 0 || r.code() == 3) {
+        // Not published there: nothing to serve either.
+        let unserved = match &reply {
+            Ok(Reply::Delete(result)) => match result {
+                DeleteResult::Ok | DeleteResult::NotPublished => true,
+                DeleteResult::UserDoesNotExist
+                | DeleteResult::NotConnected
+                | DeleteResult::Other => false,
+            },
+            _ => false,
+        };
+        if unserved {
             library.remove(file.as_str());
             self.remember(&user, file.as_str(), None);
         }
@@ -804,22 +917,22 @@ impl Session {
     ) -> Vec<Output> {
         let fail = || vec![Output::Result(Command::GetFile.fail().to_owned())];
         let Some(user) = self.connected_user().cloned() else {
-            eprintln!("GET_FILE: no user connected: CONNECT first");
+            self.warn("GET_FILE: no user connected: CONNECT first");
             return fail();
         };
         // The destination is checked before anything is asked or fetched.
         let dest = match destination::resolve(local, remote.as_str()) {
             Ok(dest) => dest,
             Err(e) => {
-                eprintln!("GET_FILE: {e}");
+                self.warn(format!("GET_FILE: {e}"));
                 return fail();
             }
         };
         if self.publishes(&dest) {
-            eprintln!(
+            self.warn(format!(
                 "GET_FILE: {} is a file you share; it is not overwritten (give another local name)",
                 dest.display()
-            );
+            ));
             return fail();
         }
         let Some(addr) = self.locate(user, owner.clone()).await else {
@@ -833,8 +946,8 @@ impl Session {
             .await
         {
             Ok(size) => {
-                let mut out = vec![Output::Result(Command::GetFile.text(0).to_owned())];
-                if self.downloader.options().progress {
+                let mut out = vec![Output::Result(Command::GetFile.ok().to_owned())];
+                if self.downloader.options().progress.is_some() {
                     out.push(Output::Transferred {
                         name: dest.display().to_string(),
                         size,
@@ -844,10 +957,10 @@ impl Session {
                 out
             }
             Err(DownloadError::NotFound) => {
-                vec![Output::Result(Command::GetFile.text(1).to_owned())]
+                vec![Output::Result(console::GET_FILE_NOT_EXIST.to_owned())]
             }
             Err(e) => {
-                eprintln!("GET_FILE: {remote} from {owner}: {e}");
+                self.warn(format!("GET_FILE: {remote} from {owner}: {e}"));
                 fail()
             }
         }
@@ -898,22 +1011,26 @@ impl Session {
                 known.get_user_info = false;
             }
             Ok(Reply::GetUserInfo(GetUserInfoReply::TargetNotFound)) => {
-                eprintln!("GET_FILE: {owner} does not exist or is not connected");
+                self.warn(format!(
+                    "GET_FILE: {owner} does not exist or is not connected"
+                ));
                 return None;
             }
             Ok(Reply::GetUserInfo(GetUserInfoReply::NotConnected)) => {
-                eprintln!(
+                self.warn(format!(
                     "GET_FILE: {user} is not connected on the directory server: CONNECT again"
-                );
+                ));
                 return None;
             }
             Ok(other) => {
-                tracing::debug!(%owner, code = other.code(), "GET_USER_INFO refused");
-                eprintln!("GET_FILE: the directory server cannot say where {owner} is");
+                tracing::debug!(%owner, reply = ?other, "GET_USER_INFO refused");
+                self.warn(format!(
+                    "GET_FILE: the directory server cannot say where {owner} is"
+                ));
                 return None;
             }
             Err(e) => {
-                eprintln!("GET_FILE: {e}");
+                self.warn(format!("GET_FILE: {e}"));
                 return None;
             }
         }
@@ -921,16 +1038,18 @@ impl Session {
             Ok(Reply::ListUsers(ListUsersReply::Ok(users))) => {
                 let found = users.into_iter().find(|u| u.name == owner).map(|u| u.addr);
                 if found.is_none() {
-                    eprintln!("GET_FILE: {owner} is not connected");
+                    self.warn(format!("GET_FILE: {owner} is not connected"));
                 }
                 found
             }
             Ok(_) => {
-                eprintln!("GET_FILE: the directory server cannot say where {owner} is");
+                self.warn(format!(
+                    "GET_FILE: the directory server cannot say where {owner} is"
+                ));
                 None
             }
             Err(e) => {
-                eprintln!("GET_FILE: {e}");
+                self.warn(format!("GET_FILE: {e}"));
                 None
             }
         }
@@ -938,29 +1057,41 @@ impl Session {
 }
 
 /// Sends PING for `user` every `interval` while the shell is connected (the
-/// task is aborted at DISCONNECT). Stops, saying so on stderr, when the
-/// server no longer has the user connected (it expired it).
+/// task is aborted at DISCONNECT). Stops, saying so through `notices`, when
+/// the server no longer has the user connected (it expired it).
 async fn ping_loop(
     client: DirectoryClient,
     datetime: DatetimeClient,
     user: UserName,
     interval: Duration,
+    notices: mpsc::Sender<Output>,
 ) {
+    let notice = |text: String| {
+        if let Err(e) = notices.try_send(Output::Warning(text)) {
+            tracing::warn!(error = %e, "a diagnostic was dropped");
+        }
+    };
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
         let request = Request {
-            timestamp: Some(datetime.now().await),
+            timestamp: Some({
+                let (timestamp, warning) = datetime.now_or_warn().await;
+                if let Some(warning) = warning {
+                    notice(warning);
+                }
+                timestamp
+            }),
             user: user.clone(),
             body: RequestBody::Ping,
         };
         match client.call(&request).await {
             Ok(Reply::Ping(PingResult::Ok)) => {}
             Ok(Reply::Ping(PingResult::NotConnected | PingResult::UserDoesNotExist)) => {
-                eprintln!(
+                notice(format!(
                     "the directory server no longer lists {user} as connected (no PING reached it in time): CONNECT again"
-                );
+                ));
                 return;
             }
             Ok(other) => tracing::debug!(%user, ?other, "PING refused"),
@@ -973,7 +1104,7 @@ async fn ping_loop(
 /// The text for a command's reply, or its plain FAIL when there was none.
 fn text_of(command: Command, reply: &Result<Reply, ClientError>) -> String {
     match reply {
-        Ok(reply) => command.text(reply.code()).to_owned(),
+        Ok(reply) => command.reply_text(reply).to_owned(),
         Err(_) => command.fail().to_owned(),
     }
 }

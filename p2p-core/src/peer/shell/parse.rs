@@ -67,7 +67,8 @@ impl Line {
     }
 }
 
-/// The command words, as `help` and Tab completion show them.
+/// The command words, as Tab completion shows them.
+#[cfg(feature = "terminal")]
 pub(super) const COMMAND_WORDS: &[&str] = &[
     "REGISTER",
     "UNREGISTER",

@@ -23,7 +23,7 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use tokio::sync::mpsc;
 
 use super::parse::{COMMAND_WORDS, words};
-use super::{Output, PeerConfig, Session};
+use super::{Output, PeerConfig, Session, TerminalProgress};
 use crate::console::{NOT_UTF8, PEER_PROMPT};
 use crate::peer::state::HISTORY_FILE;
 
@@ -112,6 +112,10 @@ pub async fn run_shell(config: PeerConfig, signals: ShellSignals) -> io::Result<
         mut terminate,
     } = signals;
     let mut session = Session::new(&config);
+    if io::stderr().is_terminal() {
+        session.set_progress(Some(Arc::new(TerminalProgress)));
+    }
+    let mut notices = session.notices();
     let interactive = io::stdin().is_terminal();
     let saved = interactive.then(terminal_mode::save).flatten();
     let (lines_tx, mut lines_rx) = mpsc::channel::<Input>(1);
@@ -137,6 +141,11 @@ pub async fn run_shell(config: PeerConfig, signals: ShellSignals) -> io::Result<
             }
             // Ctrl-C with no command running: nothing to stop.
             Some(()) = interrupt.recv() => continue,
+            // Something happened between commands (the user expired).
+            Some(notice) = next_notice(&mut notices) => {
+                print_outputs(&mut stdout, &[notice])?;
+                continue;
+            }
             input = lines_rx.recv() => input,
         };
         let Some(input) = input else { break };
@@ -184,7 +193,9 @@ pub async fn run_shell(config: PeerConfig, signals: ShellSignals) -> io::Result<
         }
     }
     // End of input, SIGTERM and SIGHUP act like QUIT.
-    session.quit().await;
+    let out = session.quit().await;
+    // After SIGHUP the terminal may be gone (EIO): nothing more to do.
+    let _ = print_outputs(&mut stdout, &out);
     restore(saved.as_ref());
     Ok(exit(&session, interactive))
 }
@@ -196,9 +207,22 @@ fn exit(session: &Session, interactive: bool) -> ShellExit {
     }
 }
 
+/// The next diagnostic from between commands; never, without a receiver.
+async fn next_notice(notices: &mut Option<mpsc::Receiver<Output>>) -> Option<Output> {
+    match notices {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Results on stdout; diagnostics and the transfer summary on stderr.
 fn print_outputs(stdout: &mut io::Stdout, out: &[Output]) -> io::Result<()> {
     for output in out {
         match output {
+            Output::Warning(text) => {
+                stdout.flush()?;
+                eprintln!("{text}");
+            }
             Output::Transferred {
                 name,
                 size,
