@@ -15,13 +15,12 @@ use p2p_proto::{Encode, StreamDecoder};
 use rustix::net::{SendFlags, Shutdown};
 use tokio::io::{AsyncReadExt, Interest};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
 use crate::monitor::{RefusedReason, names};
+use crate::serve::{DRAIN_TIMEOUT, ServeLimits, serve};
 
 /// Listen backlog. tokio's default of 128 stalls clients for seconds at a few
 /// hundred concurrent connects; the kernel clamps this to `somaxconn`.
@@ -47,6 +46,9 @@ pub struct ServerConfig {
     /// disconnected (PROTOCOL.md §6.3); `None` never expires anyone. Default
     /// 90 s.
     pub expire_after: Option<Duration>,
+    /// At shutdown, how long the requests in flight may take to finish before their
+    /// connections are aborted ([`crate::serve`]). Default 10 s.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +58,7 @@ impl Default for ServerConfig {
             read_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(10),
             expire_after: Some(Duration::from_secs(90)),
+            drain_timeout: DRAIN_TIMEOUT,
         }
     }
 }
@@ -73,7 +76,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves until `shutdown` completes, then stops accepting and waits for the
-/// requests in flight (each bounded by the timeouts) before returning.
+/// requests in flight, at most [`ServerConfig::drain_timeout`], before
+/// returning ([`crate::serve`]).
 ///
 /// The accept loop runs as a task on the runtime's workers rather than on the
 /// caller's thread: each connection task then starts on the worker that
@@ -120,47 +124,23 @@ async fn accept_loop(
     config: ServerConfig,
     stop: CancellationToken,
 ) {
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let tracker = TaskTracker::new();
+    let limits = ServeLimits::new(config.max_connections, config.drain_timeout);
     let config = Arc::new(config);
     // One handle for the loop: no registry lookup per connection.
     let open = metrics::gauge!(names::DIRECTORY_OPEN_CONNECTIONS);
-    loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => break,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of descriptors or a connection reset before accept:
-                    // wait a moment instead of spinning, and keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    serve(listener, limits, stop, move |stream, peer| {
         let handler = handler.clone();
         let config = config.clone();
         let open = open.clone();
         open.increment(1.0);
-        tracker.spawn(async move {
+        async move {
             if let Err(e) = serve_connection(stream, peer, &handler, &config).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             open.decrement(1.0);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tracker.close();
-    tracker.wait().await;
+        }
+    })
+    .await;
 }
 
 /// What the read phase ended with.

@@ -25,12 +25,14 @@ use rustix::io::Errno;
 use rustix::net::RecvFlags;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use super::LogError;
 use super::rpcbind::{Registration, register};
 use crate::monitor::names;
+use crate::serve::{DRAIN_TIMEOUT, ServeLimits, serve};
 
 /// Largest UDP datagram read (the IPv4 UDP payload limit).
 const MAX_DATAGRAM: usize = 65_536;
@@ -87,6 +89,9 @@ pub struct LogServiceConfig {
     /// of the key, not its port: a reconnection comes from a new port. 0 turns it off.
     /// Default [`REPLAY_CACHE_ENTRIES`].
     pub replay_cache: usize,
+    /// At shutdown, how long TCP connections may take to answer the calls they have received
+    /// before they are aborted ([`crate::serve`]). Default 10 s.
+    pub drain_timeout: Duration,
 }
 
 /// Default [`LogServiceConfig::replay_cache`]: far more than a shipper keeps in flight (its
@@ -105,6 +110,7 @@ impl Default for LogServiceConfig {
             register_with_rpcbind: true,
             rpcbind_timeout: Duration::from_secs(2),
             replay_cache: REPLAY_CACHE_ENTRIES,
+            drain_timeout: DRAIN_TIMEOUT,
         }
     }
 }
@@ -271,8 +277,10 @@ impl LogService {
     /// has its reply knows its line is out (handed to the system; no `fsync`).
     ///
     /// Registers with rpcbind first when configured; without rpcbind it serves anyway and says on
-    /// stderr (tracing `warn`) which port clients must be given. At shutdown it stops accepting,
-    /// drops open connections and unsets the registration.
+    /// stderr (tracing `warn`) which port clients must be given. At shutdown it stops accepting
+    /// ([`crate::serve`]): a TCP connection answers the calls it has received and closes,
+    /// one still busy after [`LogServiceConfig::drain_timeout`] is aborted; then UDP stops,
+    /// the output is flushed and the registration unset.
     pub async fn run_to(
         self,
         output: LogOutput,
@@ -290,7 +298,6 @@ impl LogService {
             Arc::clone(&sink),
             self.config.max_record,
         ));
-        let limit = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
         // Durations past a year mean "never"; clamped so deadlines cannot overflow.
         let year = Duration::from_secs(365 * 86_400);
         let limits = ConnectionLimits {
@@ -303,35 +310,26 @@ impl LogService {
             busy_poll: self.config.busy_poll.min(year),
         };
         let open = Arc::new(AtomicUsize::new(0));
-        tokio::pin!(shutdown);
-        loop {
-            let permit = tokio::select! {
-                () = &mut shutdown => break,
-                p = Arc::clone(&limit).acquire_owned() => p,
-            };
-            let Ok(permit) = permit else { break };
-            let accepted = tokio::select! {
-                () = &mut shutdown => break,
-                a = self.tcp.accept() => a,
-            };
-            match accepted {
-                Ok((stream, peer)) => {
-                    tracing::debug!("connection from {peer}");
-                    let sink = Arc::clone(&sink);
-                    let open = OpenConnection::new(&open);
-                    tasks.spawn(async move {
-                        serve_tcp(stream, peer.ip(), sink, limits, &open).await;
-                        drop(permit);
-                    });
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn({
+            let sink = Arc::clone(&sink);
+            let stop = stop.clone();
+            let serve_limits =
+                ServeLimits::new(self.config.max_connections, self.config.drain_timeout);
+            serve(self.tcp, serve_limits, stop.clone(), move |stream, peer| {
+                tracing::debug!("connection from {peer}");
+                let sink = Arc::clone(&sink);
+                let open = OpenConnection::new(&open);
+                let stop = stop.clone();
+                async move {
+                    serve_tcp(stream, peer.ip(), sink, limits, &open, &stop).await;
                 }
-                // Out of file descriptors and the like: wait a moment rather than spin.
-                Err(e) => {
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-            // Reap finished connections so the set does not grow.
-            while tasks.try_join_next().is_some() {}
+            })
+        });
+        shutdown.await;
+        stop.cancel();
+        if let Err(e) = serving.await {
+            tracing::warn!("the TCP accept loop failed: {e}");
         }
         tasks.shutdown().await;
         let flushed = sink.close().await;
@@ -965,6 +963,7 @@ async fn serve_tcp(
     sink: Arc<Sink>,
     limits: ConnectionLimits,
     open: &OpenConnection,
+    stop: &CancellationToken,
 ) {
     let mut decoder = RecordDecoder::new(limits.max_record);
     let mut input = BytesMut::with_capacity(4096);
@@ -1012,7 +1011,9 @@ async fn serve_tcp(
                 Err(_) => return,
             }
         }
-        if close {
+        // At shutdown the calls received are answered; a partial one is left to the client,
+        // which sends it again elsewhere or later.
+        if close || stop.is_cancelled() {
             return;
         }
         let answered = Instant::now();
@@ -1039,6 +1040,7 @@ async fn serve_tcp(
                         break;
                     }
                 },
+                () = stop.cancelled() => return,
                 () = &mut idle => {
                     if !std::mem::take(&mut called) {
                         tracing::debug!("closing connection: no call for {:?}", limits.idle_timeout);
