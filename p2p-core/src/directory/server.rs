@@ -19,6 +19,7 @@ use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
 
 use super::handler::Handler;
+use crate::log::LogStats;
 use crate::monitor::{RefusedReason, names};
 use crate::serve::{DRAIN_TIMEOUT, ServeLimits, serve};
 
@@ -90,15 +91,44 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let stop = CancellationToken::new();
-    if let Some(silence) = config.expire_after {
-        tokio::spawn(expire_loop(handler.clone(), silence, stop.clone()));
-    }
+    let expiring = config
+        .expire_after
+        .map(|silence| tokio::spawn(expire_loop(handler.clone(), silence, stop.clone())));
     let mut accepting = tokio::spawn(accept_loop(listener, handler, config, stop.clone()));
-    tokio::select! {
-        () = shutdown => stop.cancel(),
-        ended = &mut accepting => return ended.map_err(io::Error::other),
+    let served = tokio::select! {
+        () = shutdown => {
+            stop.cancel();
+            accepting.await
+        }
+        ended = &mut accepting => ended,
+    };
+    // Every task that holds the handler has ended when this returns.
+    stop.cancel();
+    if let Some(expiring) = expiring {
+        let _ = expiring.await;
     }
-    accepting.await.map_err(io::Error::other)
+    served.map_err(io::Error::other)
+}
+
+/// The directory service's whole life: serves like [`run`] until `shutdown`,
+/// owning `handler`; after the last request, shuts down the handler's log
+/// shipper (delivering what it still holds, within its own bounds) and returns
+/// its final counts (`None` without a shipper).
+pub async fn run_service(
+    listener: TcpListener,
+    handler: Handler,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<Option<LogStats>> {
+    let handler = Arc::new(handler);
+    let served = run(listener, Arc::clone(&handler), config, shutdown).await;
+    // `run` has awaited every task holding a clone: this is the last reference.
+    let log = Arc::into_inner(handler).and_then(|mut handler| handler.take_log());
+    let stats = match log {
+        Some(log) => Some(log.shutdown().await),
+        None => None,
+    };
+    served.map(|()| stats)
 }
 
 /// Checks for silent users four times per `silence` (at most every 5 s, at

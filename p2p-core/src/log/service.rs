@@ -925,9 +925,14 @@ async fn busy_poll(
     input: &mut BytesMut,
     budget: Duration,
     open: &OpenConnection,
+    stop: &CancellationToken,
 ) -> Polled {
     let until = Instant::now() + budget;
     loop {
+        // The service is stopping: the connection ends as if the client had closed.
+        if stop.is_cancelled() {
+            return Polled::Closed;
+        }
         if !open.alone() {
             return Polled::Crowded;
         }
@@ -1018,7 +1023,7 @@ async fn serve_tcp(
         }
         let answered = Instant::now();
         let waiting = if let Some(budget) = policy.budget() {
-            let polled = busy_poll(&stream, &mut input, budget, open).await;
+            let polled = busy_poll(&stream, &mut input, budget, open, stop).await;
             policy.polled(&polled);
             match polled {
                 Polled::Input => continue,
@@ -1374,6 +1379,7 @@ mod tests {
 
     #[tokio::test]
     async fn busy_poll_finds_input_and_closes_while_alone() {
+        let running = CancellationToken::new();
         let open = Arc::new(AtomicUsize::new(0));
         let alone = OpenConnection::new(&open);
         let (served, mut client) = pair().await;
@@ -1384,27 +1390,39 @@ mod tests {
         };
         // The poll yields between checks, or the writer above would never run.
         let (polled, ()) = tokio::time::timeout(WAIT, async {
-            tokio::join!(busy_poll(&served, &mut input, LONG, &alone), writer)
+            tokio::join!(
+                busy_poll(&served, &mut input, LONG, &alone, &running),
+                writer
+            )
         })
         .await
         .expect("input found long before the budget");
         assert_eq!(polled, Polled::Input);
         assert_eq!(&input[..], b"call");
         drop(client);
-        let polled = tokio::time::timeout(WAIT, busy_poll(&served, &mut input, LONG, &alone))
-            .await
-            .expect("the close found long before the budget");
+        let polled =
+            tokio::time::timeout(WAIT, busy_poll(&served, &mut input, LONG, &alone, &running))
+                .await
+                .expect("the close found long before the budget");
         assert_eq!(polled, Polled::Closed);
     }
 
     #[tokio::test]
     async fn busy_poll_gives_up_at_its_budget_or_beside_another_connection() {
+        let running = CancellationToken::new();
         let open = Arc::new(AtomicUsize::new(0));
         let first = OpenConnection::new(&open);
         let (served, _client) = pair().await;
         let mut input = BytesMut::new();
         let started = Instant::now();
-        let polled = busy_poll(&served, &mut input, Duration::from_millis(20), &first).await;
+        let polled = busy_poll(
+            &served,
+            &mut input,
+            Duration::from_millis(20),
+            &first,
+            &running,
+        )
+        .await;
         assert_eq!(polled, Polled::TimedOut);
         assert!(started.elapsed() >= Duration::from_millis(20));
         // A second connection opening while the first polls ends the poll.
@@ -1413,7 +1431,10 @@ mod tests {
             OpenConnection::new(&open)
         };
         let (polled, second) = tokio::time::timeout(WAIT, async {
-            tokio::join!(busy_poll(&served, &mut input, LONG, &first), second)
+            tokio::join!(
+                busy_poll(&served, &mut input, LONG, &first, &running),
+                second
+            )
         })
         .await
         .expect("the poll ends once another connection opens");
@@ -1421,7 +1442,7 @@ mod tests {
         // Not alone from the start: no poll at all.
         let started = Instant::now();
         assert_eq!(
-            busy_poll(&served, &mut input, LONG, &first).await,
+            busy_poll(&served, &mut input, LONG, &first, &running).await,
             Polled::Crowded
         );
         assert!(started.elapsed() < WAIT);
@@ -1474,7 +1495,8 @@ mod tests {
                 &served,
                 &mut input,
                 LONG,
-                &OpenConnection::new(&Arc::default())
+                &OpenConnection::new(&Arc::default()),
+                &CancellationToken::new()
             )
             .await,
             Polled::Input
