@@ -6,6 +6,7 @@ pub mod directory;
 pub mod log;
 pub mod monitor;
 pub mod peer;
+pub mod serve;
 
 /// The crate README's example, compiled and run as a doctest.
 #[doc = include_str!("../README.md")]

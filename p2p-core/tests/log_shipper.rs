@@ -241,3 +241,51 @@ async fn a_connection_closed_for_idleness_is_replaced() {
     );
     service.finish().await;
 }
+
+/// `directory::run_service` owns the handler's shipper: after the last request it shuts the
+/// shipper down (its records delivered) and returns its counts; nothing is left to the caller.
+#[tokio::test]
+async fn the_directory_service_shuts_its_shipper_down_and_reports_it() {
+    use p2p_core::directory::{self, Handler, LineWriter, MemoryStore, ServerConfig};
+    use p2p_core::peer::DirectoryClient;
+    use p2p_proto::directory::RequestBody;
+    use std::sync::Arc;
+
+    let mut log = LogHarness::start(1 << 16).await;
+    let shipper = LogShipper::spawn(config(log.tcp.port()));
+    let handler = Handler::new(
+        Arc::new(MemoryStore::new()),
+        LineWriter::disabled(),
+        Some(shipper),
+    );
+    let listener = directory::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let service = tokio::spawn(directory::run_service(
+        listener,
+        handler,
+        ServerConfig::default(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let client = DirectoryClient::new("127.0.0.1", addr.port()).with_timeout(WAIT);
+    client
+        .call(&support::request("alice", RequestBody::Register, false))
+        .await
+        .unwrap();
+    stop.send(()).unwrap();
+    let stats = tokio::time::timeout(WAIT, service)
+        .await
+        .expect("the service stops")
+        .unwrap()
+        .unwrap()
+        .expect("the shipper's counts");
+    assert_eq!(stats.sent, 1, "{stats:?}");
+    assert_eq!(
+        stats.undelivered + stats.dropped + stats.refused,
+        0,
+        "{stats:?}"
+    );
+    assert!(log.line().await.starts_with("alice REGISTER "));
+}

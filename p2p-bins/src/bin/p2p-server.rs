@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -77,30 +76,27 @@ async fn run(args: Args) -> ExitCode {
     let log = args
         .log_rpc
         .map(|target| LogShipper::spawn(LogShipperConfig::new(target)));
-    let handler = Arc::new(Handler::new(store, console, log).with_search_limit(args.search_limit));
+    let handler = Handler::new(store, console, log).with_search_limit(args.search_limit);
     let mut config = ServerConfig::default();
     config.max_connections = args.max_connections;
     config.read_timeout = Duration::from_secs(args.read_timeout);
     config.expire_after = Some(Duration::from_secs(args.expire_after));
-    let served = directory::run(listener, handler.clone(), config, shutdown).await;
-    // Every connection task has ended: this is the last reference.
-    let log = Arc::try_unwrap(handler).ok().and_then(|mut h| h.take_log());
-    if let Some(log) = log {
-        let stats = log.shutdown().await;
-        if stats.dropped + stats.refused + stats.undelivered > 0 {
-            eprintln!(
-                "p2p-server: {} log records sent ({} calls sent again after a reconnect), \
-                 {} dropped (queue full), {} refused by the log service, {} undelivered at exit",
-                stats.sent, stats.resent, stats.dropped, stats.refused, stats.undelivered
-            );
-        }
+    let served = directory::run_service(listener, handler, config, shutdown).await;
+    if let Ok(Some(stats)) = &served
+        && stats.dropped + stats.refused + stats.undelivered > 0
+    {
+        eprintln!(
+            "p2p-server: {} log records sent ({} calls sent again after a reconnect), \
+             {} dropped (queue full), {} refused by the log service, {} undelivered at exit",
+            stats.sent, stats.resent, stats.dropped, stats.refused, stats.undelivered
+        );
     }
     console_thread.join();
     if let Some(http) = http {
         http.abort();
     }
     match served {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => p2p_bins::fail(NAME, e),
     }
 }

@@ -59,7 +59,7 @@ impl Handler {
     }
 
     /// Takes the log shipper out, to shut it down after the last request.
-    pub fn take_log(&mut self) -> Option<LogShipper> {
+    pub(super) fn take_log(&mut self) -> Option<LogShipper> {
         self.log.take()
     }
 

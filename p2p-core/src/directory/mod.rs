@@ -14,7 +14,7 @@ pub mod view;
 
 pub use handler::{DEFAULT_SEARCH_LIMIT, Handler};
 pub use lines::{COALESCE, LINE_BUFFER_LIMIT, LineWriter, LineWriterThread};
-pub use server::{ServerConfig, bind, run};
+pub use server::{ServerConfig, bind, run, run_service};
 pub use store::{
     MemoryStore, POSTGRES_SCHEMA_VERSION, PingAnswer, PostgresOptions, PostgresStore,
     SQLITE_SCHEMA_VERSION, SearchAnswer, SearchHit, SqliteOptions, SqliteStore, Store, StoreError,

@@ -14,13 +14,13 @@ use p2p_proto::directory::{
 use p2p_proto::{Encode, StreamDecoder};
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout, timeout_at};
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
 use super::handler::Handler;
+use crate::log::LogStats;
 use crate::monitor::{RefusedReason, names};
+use crate::serve::{DRAIN_TIMEOUT, ServeLimits, serve};
 
 /// Listen backlog. tokio's default of 128 stalls clients for seconds at a few
 /// hundred concurrent connects; the kernel clamps this to `somaxconn`.
@@ -53,6 +53,9 @@ pub struct ServerConfig {
     /// only path on other platforms, where this field changes nothing; set on
     /// Linux so the tests exercise it. Default `false`.
     pub portable_io: bool,
+    /// At shutdown, how long the requests in flight may take to finish before their
+    /// connections are aborted ([`crate::serve`]). Default 10 s.
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -63,6 +66,7 @@ impl Default for ServerConfig {
             write_timeout: Duration::from_secs(10),
             expire_after: Some(Duration::from_secs(90)),
             portable_io: false,
+            drain_timeout: DRAIN_TIMEOUT,
         }
     }
 }
@@ -80,7 +84,8 @@ pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Serves until `shutdown` completes, then stops accepting and waits for the
-/// requests in flight (each bounded by the timeouts) before returning.
+/// requests in flight, at most [`ServerConfig::drain_timeout`], before
+/// returning ([`crate::serve`]).
 ///
 /// The accept loop runs as a task on the runtime's workers rather than on the
 /// caller's thread: each connection task then starts on the worker that
@@ -93,15 +98,44 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let stop = CancellationToken::new();
-    if let Some(silence) = config.expire_after {
-        tokio::spawn(expire_loop(handler.clone(), silence, stop.clone()));
-    }
+    let expiring = config
+        .expire_after
+        .map(|silence| tokio::spawn(expire_loop(handler.clone(), silence, stop.clone())));
     let mut accepting = tokio::spawn(accept_loop(listener, handler, config, stop.clone()));
-    tokio::select! {
-        () = shutdown => stop.cancel(),
-        ended = &mut accepting => return ended.map_err(io::Error::other),
+    let served = tokio::select! {
+        () = shutdown => {
+            stop.cancel();
+            accepting.await
+        }
+        ended = &mut accepting => ended,
+    };
+    // Every task that holds the handler has ended when this returns.
+    stop.cancel();
+    if let Some(expiring) = expiring {
+        let _ = expiring.await;
     }
-    accepting.await.map_err(io::Error::other)
+    served.map_err(io::Error::other)
+}
+
+/// The directory service's whole life: serves like [`run`] until `shutdown`,
+/// owning `handler`; after the last request, shuts down the handler's log
+/// shipper (delivering what it still holds, within its own bounds) and returns
+/// its final counts (`None` without a shipper).
+pub async fn run_service(
+    listener: TcpListener,
+    handler: Handler,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<Option<LogStats>> {
+    let handler = Arc::new(handler);
+    let served = run(listener, Arc::clone(&handler), config, shutdown).await;
+    // `run` has awaited every task holding a clone: this is the last reference.
+    let log = Arc::into_inner(handler).and_then(|mut handler| handler.take_log());
+    let stats = match log {
+        Some(log) => Some(log.shutdown().await),
+        None => None,
+    };
+    served.map(|()| stats)
 }
 
 /// Checks for silent users four times per `silence` (at most every 5 s, at
@@ -127,47 +161,23 @@ async fn accept_loop(
     config: ServerConfig,
     stop: CancellationToken,
 ) {
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let tracker = TaskTracker::new();
+    let limits = ServeLimits::new(config.max_connections, config.drain_timeout);
     let config = Arc::new(config);
     // One handle for the loop: no registry lookup per connection.
     let open = metrics::gauge!(names::DIRECTORY_OPEN_CONNECTIONS);
-    loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => break,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            () = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    // Out of descriptors or a connection reset before accept:
-                    // wait a moment instead of spinning, and keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    serve(listener, limits, stop, move |stream, peer| {
         let handler = handler.clone();
         let config = config.clone();
         let open = open.clone();
         open.increment(1.0);
-        tracker.spawn(async move {
+        async move {
             if let Err(e) = serve_connection(stream, peer, &handler, &config).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             open.decrement(1.0);
-            drop(permit);
-        });
-    }
-    drop(listener);
-    tracker.close();
-    tracker.wait().await;
+        }
+    })
+    .await;
 }
 
 /// What the read phase ended with.

@@ -98,11 +98,6 @@ impl DirectoryClient {
         self
     }
 
-    /// The server's `host:port`.
-    pub fn server(&self) -> &str {
-        &self.server
-    }
-
     /// Sends one request on a new connection and reads its reply.
     pub async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
         let mut stream = self.open().await?;

@@ -18,11 +18,12 @@ use p2p_proto::transfer::{GetFileFromHeader, TransferHeader, TransferRequest};
 use p2p_proto::{Decode, Encode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 use super::state::DigestCache;
+use crate::serve::{DRAIN_TIMEOUT, ServeLimits, serve as serve_loop};
 
 /// The files a user publishes: protocol name → absolute local path, and the
 /// digests of those files.
@@ -115,6 +116,9 @@ pub struct FileServerConfig {
     /// platform, reads and writes in `chunk_size` pieces: the same bytes,
     /// more CPU. The tests run both. Default `true`.
     pub zero_copy: bool,
+    /// At [`FileServer::stop`], how long the transfers in flight may take to
+    /// finish before they are aborted. Default 10 s ([`DRAIN_TIMEOUT`]).
+    pub drain_timeout: Duration,
 }
 
 /// Default [`FileServerConfig::send_low_water`]: at the default 30 s idle
@@ -133,6 +137,7 @@ impl Default for FileServerConfig {
             send_low_water: SEND_LOW_WATER,
             congestion: None,
             zero_copy: true,
+            drain_timeout: DRAIN_TIMEOUT,
         }
     }
 }
@@ -141,7 +146,7 @@ impl Default for FileServerConfig {
 #[derive(Debug)]
 pub struct FileServer {
     local_addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
+    stop: CancellationToken,
     task: JoinHandle<()>,
 }
 
@@ -150,11 +155,16 @@ impl FileServer {
     pub async fn start(config: FileServerConfig, library: Library) -> io::Result<Self> {
         let listener = crate::directory::bind(config.bind)?;
         let local_addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(accept_loop(listener, library, Arc::new(config), stopped));
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(accept_loop(
+            listener,
+            library,
+            Arc::new(config),
+            stop.clone(),
+        ));
         Ok(Self {
             local_addr,
-            stop: Some(stop),
+            stop,
             task,
         })
     }
@@ -164,11 +174,11 @@ impl FileServer {
         self.local_addr
     }
 
-    /// Stops accepting; transfers in flight finish on their own.
+    /// Stops accepting, and waits for the transfers in flight to finish, at
+    /// most [`FileServerConfig::drain_timeout`]; those still running then are
+    /// aborted ([`crate::serve`]).
     pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        self.stop.cancel();
         let _ = (&mut self.task).await;
     }
 }
@@ -183,37 +193,19 @@ async fn accept_loop(
     listener: TcpListener,
     library: Library,
     config: Arc<FileServerConfig>,
-    mut stopped: oneshot::Receiver<()>,
+    stop: CancellationToken,
 ) {
-    let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    loop {
-        let permit = tokio::select! {
-            _ = &mut stopped => return,
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => return,
-            },
-        };
-        let (stream, peer) = tokio::select! {
-            _ = &mut stopped => return,
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "file server accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
+    let limits = ServeLimits::new(config.max_connections, config.drain_timeout);
+    serve_loop(listener, limits, stop, move |stream, peer| {
         let library = library.clone();
         let config = config.clone();
-        tokio::spawn(async move {
+        async move {
             if let Err(e) = serve(stream, peer, &library, &config).await {
                 tracing::debug!(%peer, error = %e, "transfer ended with an error");
             }
-            drop(permit);
-        });
-    }
+        }
+    })
+    .await;
 }
 
 /// Serves one GET_FILE or GET_FILE_FROM from `peer`; a transfer is reported at
