@@ -555,13 +555,7 @@ impl Downloader {
         // Leaves recorded for blocks the part still holds whole.
         let kept_leaves = usize::try_from(offset / LEAF).unwrap_or(usize::MAX);
         meta.leaves.truncate(kept_leaves);
-        let out_std = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .read(true)
-            .open(&part.data)?;
-        out_std.set_len(offset)?;
+        let out_std = open_part(&part.data, offset)?;
         let mode = options.hashing;
         // AsItArrives hashes the part's prefix from disk first, then what
         // arrives; FollowSplice hashes the whole part file from its start on
@@ -860,6 +854,27 @@ async fn receive_body(
         *hasher = written;
     }
     read
+}
+
+/// Opens the part file holding exactly its first `offset` bytes. A part that
+/// starts over is a new file rather than one truncated to zero: ext4
+/// (`auto_da_alloc`) starts writing a file truncated to zero back to disk when
+/// it is closed, which cost about 0.3 s per GiB received here.
+fn open_part(path: &Path, offset: u64) -> io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true).read(true);
+    let file = options.open(path)?;
+    let len = file.metadata()?.len();
+    if len == offset {
+        return Ok(file);
+    }
+    if offset == 0 {
+        drop(file);
+        std::fs::remove_file(path)?;
+        return options.open(path);
+    }
+    file.set_len(offset)?;
+    Ok(file)
 }
 
 /// Buffers going round between the reading task and the writer thread.
