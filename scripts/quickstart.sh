@@ -55,7 +55,8 @@ wait_for "$work/alice.out" 'PUBLISH OK' >/dev/null
 until [ "$(grep -c 'PUBLISH OK' "$work/alice.out")" = 2 ]; do sleep 0.05; done
 
 echo "== bob's session"
-peer bob <<'CMDS' | tee "$work/bob.out"
+status=0
+peer bob <<'CMDS' | tee "$work/bob.out" || status=$?
 REGISTER bob
 CONNECT bob
 LIST_USERS
@@ -67,6 +68,13 @@ DISCONNECT bob
 UNREGISTER bob
 QUIT
 CMDS
+# One GET_FILE asks for a file alice never published, on purpose: a piped session with a failed
+# command ends with exit status 1 (docs/OPERATING.md), anything else is a real failure.
+if [ "$status" != 1 ]; then
+  echo "quickstart: bob's session exited with $status, expected 1 (one failed GET_FILE)" >&2
+  exit 1
+fi
+echo "== bob's session exited with 1: one command failed (the missing file), as expected"
 printf 'DELETE notes.txt\nQUIT\n' >&3
 exec 3>&-
 wait "${pids[3]}"
