@@ -81,8 +81,10 @@ wait "${pids[3]}"
 
 echo "== alice's session"
 cat "$work/alice.out"
-cmp "$work/alice/notes.txt" "$work/bob/notes.txt" && cmp "$work/alice/photo.jpg" "$work/bob/photo.jpg" \
-  && echo "== bob's copies are byte-identical to alice's files"
+# Separate commands: under `set -e` a difference stops the script (inside an && list it would not).
+cmp "$work/alice/notes.txt" "$work/bob/notes.txt"
+cmp "$work/alice/photo.jpg" "$work/bob/photo.jpg"
+echo "== bob's copies are byte-identical to alice's files"
 
 kill -TERM "${pids[2]}"; wait "${pids[2]}" || true
 echo "== directory server console"
