@@ -198,9 +198,10 @@ fn ctrl_c_stops_a_transfer_and_the_prompt_returns() {
     assert_eq!(exit_code(&bob), 0);
 }
 
-#[test]
-fn sigint_with_piped_input_stops_the_running_command() {
-    let server = Server::start(&[]);
+/// bob, with piped input, connected and in the middle of a GET_FILE from a
+/// peer that trickles the file; with that peer's port, its events and bob's
+/// working directory.
+fn piped_bob_downloading_slowly(server: &Server) -> (Peer, u16, Receiver<Slow>, tempfile::TempDir) {
     let (slow_port, slow) = slow_peer();
     register_and_connect(server.port, "slow", slow_port);
     let dir = temp_dir();
@@ -210,6 +211,13 @@ fn sigint_with_piped_input_stops_the_running_command() {
     bob.expect("CONNECT bob", "c> CONNECT OK");
     bob.send("GET_FILE slow big.bin copy.bin");
     assert_eq!(slow.recv_timeout(LINE_TIMEOUT), Ok(Slow::Started));
+    (bob, slow_port, slow, dir)
+}
+
+#[test]
+fn sigint_with_piped_input_stops_the_running_command() {
+    let server = Server::start(&[]);
+    let (mut bob, slow_port, slow, _dir) = piped_bob_downloading_slowly(&server);
     bob.proc.interrupt();
     assert_eq!(
         bob.result_within("GET_FILE", LINE_TIMEOUT),
@@ -326,15 +334,7 @@ fn help_tab_completion_and_history_across_runs() {
 #[test]
 fn sigterm_during_a_transfer_stops_it_and_disconnects() {
     let mut server = Server::start(&[]);
-    let (slow_port, slow) = slow_peer();
-    register_and_connect(server.port, "slow", slow_port);
-    let dir = temp_dir();
-    let url = dead_datetime_url();
-    let mut bob = Peer::start("bob", server.port, &url, dir.path());
-    bob.expect("REGISTER bob", "c> REGISTER OK");
-    bob.expect("CONNECT bob", "c> CONNECT OK");
-    bob.send("GET_FILE slow big.bin copy.bin");
-    assert_eq!(slow.recv_timeout(LINE_TIMEOUT), Ok(Slow::Started));
+    let (mut bob, _, slow, _dir) = piped_bob_downloading_slowly(&server);
     bob.proc.terminate();
     assert_eq!(
         bob.result_within("GET_FILE", LINE_TIMEOUT),

@@ -45,13 +45,14 @@ fn took_effect(op: &str) -> String {
     format!("{op}: the reply was lost, but the directory shows that {op} took effect")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
+/// A directory, a proxy in front of it, and a shell session that reaches the
+/// directory through the proxy. No datetime service: the session falls back to
+/// the local time at once.
+async fn through_a_proxy() -> (Directory<p2p_core::directory::MemoryStore>, Proxy, Session) {
     let dir = Directory::start(support::config_with_read_timeout(WAIT));
     let store: &dyn Store = dir.store.as_ref();
     support::install_probe(store).await;
     let proxy = Proxy::start(dir.addr).await;
-    // No datetime service: the session falls back to the local time at once.
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -61,7 +62,14 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
     config.listen = "127.0.0.1:0".parse().unwrap();
     config.state_dir = None;
     config.operation_timeout = OPERATION_TIMEOUT;
-    let mut session = Session::new(&config);
+    let session = Session::new(&config);
+    (dir, proxy, session)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
+    let (dir, proxy, mut session) = through_a_proxy().await;
+    let store: &dyn Store = dir.store.as_ref();
 
     let (out, _) = session.execute("REGISTER alice").await;
     let (out, warnings) = split(out);
@@ -209,20 +217,8 @@ async fn lost_connect_and_publish_replies_settle_to_the_directorys_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_reply_to_a_connect_that_did_not_take_effect_stays_a_failure() {
-    let dir = Directory::start(support::config_with_read_timeout(WAIT));
+    let (dir, proxy, mut session) = through_a_proxy().await;
     let store: &dyn Store = dir.store.as_ref();
-    support::install_probe(store).await;
-    let proxy = Proxy::start(dir.addr).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut config = PeerConfig::new("127.0.0.1", proxy.addr.port());
-    config.datetime_url = format!("http://{closed}/");
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.state_dir = None;
-    config.operation_timeout = OPERATION_TIMEOUT;
-    let mut session = Session::new(&config);
     // bob is not registered: the CONNECT fails on the server, and its reply
     // is lost; the directory shows bob not connected.
     proxy.drop_replies_of_next(1);
