@@ -1,5 +1,6 @@
 //! The tokio runtime of the P2P file-sharing system.
 
+pub mod connection;
 pub mod console;
 pub mod datetime;
 pub mod directory;

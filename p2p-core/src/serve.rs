@@ -4,15 +4,21 @@
 //! **Shutdown.** When `stop` is cancelled the loop stops accepting and closes its listener (new
 //! clients are refused by the kernel), then waits for the connections in flight to finish, at
 //! most [`ServeLimits::drain_timeout`]. A connection that is still running after that is
-//! aborted: its task is dropped, which closes its socket. Services whose connections may sit
+//! aborted: its task is dropped, and its socket ([`ServedStream`]) is reset rather than closed,
+//! so the client cannot take what it received for a whole reply or transfer. Services whose connections may sit
 //! idle between requests (the log service) watch the same `stop` token and end an idle
 //! connection at once, so only work already started is waited for.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -57,6 +63,85 @@ impl ServeLimits {
     }
 }
 
+/// The socket of a connection [`serve`] runs: a [`TcpStream`] (through `Deref`) that is reset,
+/// not closed, when its task is aborted at the end of the drain time. Dropped any other way it
+/// closes as a `TcpStream` does.
+#[derive(Debug)]
+pub struct ServedStream {
+    stream: TcpStream,
+    aborting: Arc<AtomicBool>,
+}
+
+impl ServedStream {
+    /// The socket (for `sendfile`, `splice`, socket options).
+    pub fn get_ref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl std::ops::Deref for ServedStream {
+    type Target = TcpStream;
+
+    fn deref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+impl std::ops::DerefMut for ServedStream {
+    fn deref_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+}
+
+impl Drop for ServedStream {
+    fn drop(&mut self) {
+        if self.aborting.load(Ordering::Acquire) {
+            // SO_LINGER 0: the close that follows sends a reset and drops what is queued.
+            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        }
+    }
+}
+
+impl AsyncRead for ServedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ServedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// How a [`serve`] loop ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -78,12 +163,13 @@ pub async fn serve<F, Fut>(
     mut connection: F,
 ) -> Drained
 where
-    F: FnMut(TcpStream, SocketAddr) -> Fut,
+    F: FnMut(ServedStream, SocketAddr) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let cap = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let tracker = TaskTracker::new();
     let abort = CancellationToken::new();
+    let aborting = Arc::new(AtomicBool::new(false));
     loop {
         let permit = tokio::select! {
             () = stop.cancelled() => break,
@@ -102,6 +188,10 @@ where
                     continue;
                 }
             },
+        };
+        let stream = ServedStream {
+            stream,
+            aborting: aborting.clone(),
         };
         let served = connection(stream, peer);
         let abort = abort.clone();
@@ -129,6 +219,7 @@ where
             "aborting the connections still open after the drain time ({:?})",
             limits.drain_timeout
         );
+        aborting.store(true, Ordering::Release);
         abort.cancel();
         tracker.wait().await;
     }
@@ -185,7 +276,7 @@ mod tests {
         assert_eq!(server.await.unwrap(), Drained { aborted: 0 });
     }
 
-    /// A connection still running after the drain time is aborted: its socket is closed.
+    /// A connection still running after the drain time is aborted: its socket is reset.
     #[tokio::test]
     async fn aborts_what_outlives_the_drain_time() {
         let (listener, addr) = listener().await;
@@ -210,7 +301,11 @@ mod tests {
         assert_eq!(server.await.unwrap(), Drained { aborted: 1 });
         let mut got = Vec::new();
         let read = client.read_to_end(&mut got).await;
-        assert!(read.is_ok_and(|n| n == 0) || got.is_empty());
+        assert_eq!(
+            read.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::ConnectionReset),
+            "an aborted connection is reset, not ended as if complete"
+        );
     }
 
     /// At most `max_connections` connections run at once: the next waits for one to finish.

@@ -29,7 +29,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use bytes::{BufMut, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use nom::IResult;
 
 /// A message that can be written to the wire.
@@ -85,6 +85,76 @@ pub trait StreamDecoder {
     /// # Errors
     /// The stream is malformed; it cannot be read further.
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<Self::Item>, Self::Error>;
+}
+
+/// The [`StreamDecoder`] of a message that implements [`Decode`] (a directory reply, a transfer
+/// request or header): each call decodes from the front of the buffer, given the context `Ctx`,
+/// and takes the message's bytes off it; what follows the message stays in the buffer.
+///
+/// It keeps no scan position, so a message arriving in many pieces is decoded again from its
+/// start each time: a socket loop reads in large chunks to keep that rare.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use p2p_proto::directory::{OpCode, Reply};
+/// use p2p_proto::{MessageDecoder, StreamDecoder};
+///
+/// let mut decoder = MessageDecoder::<Reply, OpCode>::with_context(OpCode::Ping);
+/// let mut buf = BytesMut::from(&b"\x00rest"[..]);
+/// let reply = decoder.decode(&mut buf)?.expect("whole");
+/// assert!(reply.is_ok());
+/// assert_eq!(&buf[..], b"rest");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct MessageDecoder<T, Ctx = ()> {
+    ctx: Ctx,
+    message: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T, Ctx> MessageDecoder<T, Ctx> {
+    /// A decoder of `T` messages that answer `ctx`.
+    pub const fn with_context(ctx: Ctx) -> Self {
+        Self {
+            ctx,
+            message: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> MessageDecoder<T> {
+    /// A decoder of `T` messages, which need no context.
+    pub const fn new() -> Self {
+        Self::with_context(())
+    }
+}
+
+impl<T> Default for MessageDecoder<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, Ctx: std::fmt::Debug> std::fmt::Debug for MessageDecoder<T, Ctx> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageDecoder")
+            .field("message", &std::any::type_name::<T>())
+            .field("ctx", &self.ctx)
+            .finish()
+    }
+}
+
+impl<T: Decode<Ctx>, Ctx: Clone> StreamDecoder for MessageDecoder<T, Ctx> {
+    type Item = T;
+    type Error = T::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<T>, T::Error> {
+        Ok(
+            T::decode_with(self.ctx.clone(), src)?.map(|(message, used)| {
+                src.advance(used);
+                message
+            }),
+        )
+    }
 }
 
 /// Maps a streaming nom parse of `input` onto the [`Decode`] contract, nom's three outcomes
@@ -152,4 +222,34 @@ pub(crate) fn decode_from<D: StreamDecoder>(
     Ok(decoder
         .decode(&mut src)?
         .map(|item| (item, bytes.len() - src.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+
+    use super::{MessageDecoder, StreamDecoder};
+    use crate::transfer::{TransferHeader, TransferRequest};
+
+    #[test]
+    fn message_decoder_waits_for_a_whole_message_and_leaves_what_follows() {
+        let mut decoder = MessageDecoder::<TransferRequest>::new();
+        let mut buf = BytesMut::from(&b"GET_FILE\0a.t"[..]);
+        assert!(decoder.decode(&mut buf).expect("a prefix").is_none());
+        assert_eq!(&buf[..], b"GET_FILE\0a.t", "a prefix stays in the buffer");
+        buf.extend_from_slice(b"xt\0GET");
+        let request = decoder.decode(&mut buf).expect("whole").expect("whole");
+        assert!(matches!(request, TransferRequest::GetFile(r) if r.file.as_str() == "a.txt"));
+        assert_eq!(&buf[..], b"GET");
+    }
+
+    #[test]
+    fn message_decoder_reports_a_malformed_message() {
+        let mut decoder = MessageDecoder::<TransferHeader>::new();
+        let mut buf = BytesMut::from(&b"\x03"[..]);
+        assert_eq!(
+            decoder.decode(&mut buf).map(|h| h.is_some()),
+            Err(crate::DecodeError::InvalidTransferResult { code: 3 })
+        );
+    }
 }

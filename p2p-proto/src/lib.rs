@@ -24,7 +24,7 @@ pub mod transfer;
 mod wire;
 pub mod xdr;
 
-pub use codec::{Decode, Encode, StreamDecoder};
+pub use codec::{Decode, Encode, MessageDecoder, StreamDecoder};
 pub use error::DecodeError;
 
 #[cfg(test)]

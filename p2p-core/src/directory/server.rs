@@ -7,20 +7,19 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use p2p_proto::Encode;
 use p2p_proto::directory::{
     CapabilitiesReply, MAX_REQUEST_LEN, OpCode, Reply, ServerMessage, ServerMessageDecoder,
 };
-use p2p_proto::{Encode, StreamDecoder};
-use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::handler::Handler;
+use crate::connection::{Connection, ReadError, Wait};
 use crate::log::LogStats;
 use crate::monitor::{RefusedReason, names};
-use crate::serve::{DRAIN_TIMEOUT, ServeLimits, serve};
+use crate::serve::{DRAIN_TIMEOUT, ServeLimits, ServedStream, serve};
 
 /// Listen backlog. tokio's default of 128 stalls clients for seconds at a few
 /// hundred concurrent connects; the kernel clamps this to `somaxconn`.
@@ -210,8 +209,11 @@ fn refused(
     );
 }
 
+/// What a request's first read asks for: every classic request fits.
+const REQUEST_CAPACITY: usize = 256;
+
 async fn serve_connection(
-    mut stream: TcpStream,
+    stream: ServedStream,
     peer: SocketAddr,
     handler: &Handler,
     config: &ServerConfig,
@@ -219,43 +221,39 @@ async fn serve_connection(
     // No TCP_NODELAY: the reply is one write followed by close, which Nagle
     // never delays, and the option would cost a syscall per request.
     let deadline = Instant::now() + config.read_timeout;
-    let mut buf = BytesMut::with_capacity(256);
+    let mut conn = Connection::with_capacity(stream, REQUEST_CAPACITY);
     let mut decoder = ServerMessageDecoder::default();
-    let outcome = loop {
-        match decoder.decode(&mut buf) {
-            Ok(Some(ServerMessage::Request(request))) => break Outcome::Request(request),
-            Ok(Some(ServerMessage::Capabilities)) => break Outcome::Capabilities,
-            Ok(None) => {}
-            Err(e) => {
-                refused(peer, RefusedReason::Malformed, &buf, Some(&e));
-                break Outcome::Refused(e.op);
-            }
+    let read = conn
+        .read_message(&mut decoder, Wait::Until(deadline), MAX_REQUEST_LEN)
+        .await;
+    let received = conn.buffered();
+    let outcome = match read {
+        Ok(ServerMessage::Request(request)) => Outcome::Request(request),
+        Ok(ServerMessage::Capabilities) => Outcome::Capabilities,
+        Err(ReadError::Malformed(e)) => {
+            refused(peer, RefusedReason::Malformed, received, Some(&e));
+            Outcome::Refused(e.op)
         }
-        if buf.len() > MAX_REQUEST_LEN {
-            let op = OpCode::of_request(&buf);
-            refused(peer, RefusedReason::TooLong, &buf, None);
-            break Outcome::Refused(op);
+        Err(ReadError::TooLong(_)) => {
+            refused(peer, RefusedReason::TooLong, received, None);
+            Outcome::Refused(OpCode::of_request(received))
         }
-        match timeout_at(deadline, stream.read_buf(&mut buf)).await {
-            Err(_elapsed) => {
-                let op = OpCode::of_request(&buf);
-                refused(peer, RefusedReason::ReadTimeout, &buf, None);
-                break Outcome::Refused(op);
-            }
-            Ok(Ok(0)) => {
-                refused(peer, RefusedReason::ClientGone, &buf, None);
-                break Outcome::Gone;
-            }
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => {
-                refused(peer, RefusedReason::ReadError, &buf, Some(&e));
-                return Err(e);
-            }
+        Err(ReadError::TimedOut) => {
+            refused(peer, RefusedReason::ReadTimeout, received, None);
+            Outcome::Refused(OpCode::of_request(received))
+        }
+        Err(ReadError::Closed) => {
+            refused(peer, RefusedReason::ClientGone, received, None);
+            Outcome::Gone
+        }
+        Err(ReadError::Io(e)) => {
+            refused(peer, RefusedReason::ReadError, received, Some(&e));
+            return Err(e);
         }
     };
     // The request's bytes are no longer needed: the reply reuses the buffer.
-    buf.clear();
-    let mut out = buf;
+    let (stream, mut out) = conn.into_parts();
+    out.clear();
     match outcome {
         Outcome::Request(request) => handler.handle_into(&request, peer.ip(), &mut out).await,
         // PROTOCOL.md §6.1: the extension operations this server accepts.

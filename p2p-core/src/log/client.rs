@@ -1,15 +1,17 @@
 //! A record-marked ONC RPC stream: send framed calls, read whole reply records.
 
+use std::io;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::BytesMut;
-use p2p_proto::StreamDecoder;
-use p2p_proto::rpc::record::{RecordDecoder, encode_record};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use bytes::{BufMut, BytesMut};
+use p2p_proto::Encode;
+use p2p_proto::rpc::record::{Record, RecordDecoder};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::LogError;
+use crate::connection::{Connection, ReadError, Wait};
 
 /// Replies this module reads are small (an rpcbind answer, a SENDLOG result).
 pub(crate) const MAX_REPLY: usize = 8 * 1024;
@@ -27,50 +29,58 @@ pub(crate) fn next_xid() -> u32 {
     .fetch_add(1, Ordering::Relaxed)
 }
 
+/// A message already encoded (the callers build calls of several types).
+struct Encoded<'a>(&'a [u8]);
+
+impl Encode for Encoded<'_> {
+    fn encode(&self, buf: &mut impl BufMut) {
+        buf.put_slice(self.0);
+    }
+
+    fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
+}
+
 /// One stream carrying record-marked RPC messages.
 #[derive(Debug)]
 pub(crate) struct RpcStream<S> {
-    stream: S,
-    buf: BytesMut,
+    conn: Connection<S>,
     decoder: RecordDecoder,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> RpcStream<S> {
     pub(crate) fn new(stream: S, max_record: usize) -> Self {
         Self {
-            stream,
-            buf: BytesMut::with_capacity(1024),
+            conn: Connection::with_capacity(stream, 1024),
             decoder: RecordDecoder::new(max_record),
         }
     }
 
     /// Frames and sends one message.
     pub(crate) async fn send(&mut self, msg: &[u8]) -> Result<(), LogError> {
-        let mut out = Vec::with_capacity(msg.len() + 4);
-        encode_record(msg, &mut out);
-        self.stream
-            .write_all(&out)
+        self.conn
+            .write_message(&Record(Encoded(msg)), None)
             .await
             .map_err(|e| LogError::io("sending an RPC call", e))
     }
 
     /// Reads the next whole record.
     pub(crate) async fn recv(&mut self, what: &'static str) -> Result<BytesMut, LogError> {
-        loop {
-            if let Some(record) = self.decoder.decode(&mut self.buf)? {
-                return Ok(record);
+        // The decoder bounds a record's length itself.
+        let read = self
+            .conn
+            .read_message(&mut self.decoder, Wait::Unbounded, usize::MAX)
+            .await;
+        read.map_err(|e| match e {
+            ReadError::Malformed(e) => LogError::Record(e),
+            ReadError::Closed => LogError::Closed { what },
+            ReadError::Io(e) => LogError::io(what, e),
+            ReadError::TimedOut | ReadError::TooLong(_) => {
+                LogError::io(what, io::Error::other(e.to_string()))
             }
-            let n = self
-                .stream
-                .read_buf(&mut self.buf)
-                .await
-                .map_err(|e| LogError::io(what, e))?;
-            if n == 0 {
-                return Err(LogError::Closed { what });
-            }
-        }
+        })
     }
-
     /// Sends `msg` and returns the reply record, within `timeout`.
     pub(crate) async fn call(
         &mut self,

@@ -3,12 +3,14 @@
 use std::io;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use p2p_proto::directory::{CapabilitiesReply, CapabilitiesRequest, DecodeError, Reply, Request};
-use p2p_proto::{Decode, Encode};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use p2p_proto::directory::{
+    CapabilitiesReply, CapabilitiesRequest, DecodeError, OpCode, Reply, Request,
+};
+use p2p_proto::{Encode, MessageDecoder, StreamDecoder};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+
+use crate::connection::{Connection, ReadError, Wait};
 
 /// Why a directory operation got no usable reply.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +49,12 @@ pub enum ClientError {
         /// The idle timeout.
         idle: Duration,
     },
+    /// The reply grew past [`MAX_REPLY_LEN`] bytes without ending.
+    #[error("the directory server's reply is longer than {max} bytes")]
+    TooLong {
+        /// The limit.
+        max: usize,
+    },
     /// Reading or writing the socket failed.
     #[error("directory connection failed: {0}")]
     Io(#[from] io::Error),
@@ -68,8 +76,14 @@ pub struct DirectoryClient {
     timeout: Duration,
 }
 
-/// Bytes read at a time from the server.
+/// Bytes read at a time from the server: large, so that a long listing is
+/// decoded again rarely while it arrives.
 const READ_CHUNK: usize = 64 * 1024;
+
+/// The longest reply read: a listing past this is refused
+/// ([`ClientError::TooLong`]) rather than held in memory. A million
+/// publications with full-length names and descriptions fit.
+pub const MAX_REPLY_LEN: usize = 1 << 30;
 
 /// Default timeout of an operation: to connect, to send the request, for the
 /// reply's first byte, and between its bytes.
@@ -100,19 +114,14 @@ impl DirectoryClient {
 
     /// Sends one request on a new connection and reads its reply.
     pub async fn call(&self, request: &Request) -> Result<Reply, ClientError> {
-        let mut stream = self.open().await?;
-        let mut out = BytesMut::with_capacity(request.encoded_len());
-        request.encode(&mut out);
-        self.send(&mut stream, &out).await?;
-        let op = request.op();
-        read_reply(&mut stream, self.timeout, |buf| {
-            Ok(Reply::decode_with(op, buf)?)
-        })
-        .await
+        let mut conn = self.open().await?;
+        self.send(&mut conn, request).await?;
+        let mut decoder = MessageDecoder::<Reply, OpCode>::with_context(request.op());
+        self.read_reply(&mut conn, &mut decoder).await
     }
 
     /// A new connection to the server, one per operation.
-    async fn open(&self) -> Result<TcpStream, ClientError> {
+    async fn open(&self) -> Result<Connection<TcpStream>, ClientError> {
         let connect = match timeout(self.timeout, TcpStream::connect(&self.server)).await {
             Ok(connected) => connected,
             Err(_) => Err(io::Error::new(
@@ -125,15 +134,58 @@ impl DirectoryClient {
             source,
         })?;
         stream.set_nodelay(true)?;
-        Ok(stream)
+        Ok(Connection::with_capacity(stream, READ_CHUNK))
     }
 
-    /// Writes the whole request within the timeout.
-    async fn send(&self, stream: &mut TcpStream, out: &[u8]) -> Result<(), ClientError> {
-        match timeout(self.timeout, stream.write_all(out)).await {
-            Ok(written) => Ok(written?),
-            Err(_) => Err(ClientError::Timeout(self.timeout)),
+    /// Writes the whole request; fails when the server takes none of it for the timeout.
+    async fn send(
+        &self,
+        conn: &mut Connection<TcpStream>,
+        request: &impl Encode,
+    ) -> Result<(), ClientError> {
+        match conn.write_message(request, Some(self.timeout)).await {
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                Err(ClientError::Timeout(self.timeout))
+            }
+            written => Ok(written?),
         }
+    }
+
+    /// Reads the reply. End of stream, or a reset, before any byte is
+    /// [`ClientError::NoReply`] (how a classic server refuses an operation it
+    /// does not know); after some bytes, [`ClientError::Truncated`] (a reset
+    /// then too: a server cuts a reply it could not finish with a reset). Each
+    /// read waits at most the timeout: [`ClientError::Timeout`] before the first
+    /// byte, [`ClientError::Stalled`] after.
+    async fn read_reply<D>(
+        &self,
+        conn: &mut Connection<TcpStream>,
+        decoder: &mut D,
+    ) -> Result<D::Item, ClientError>
+    where
+        D: StreamDecoder<Error = DecodeError>,
+    {
+        let idle = self.timeout;
+        let read = conn
+            .read_message(decoder, Wait::Idle(idle), MAX_REPLY_LEN)
+            .await;
+        let received = conn.buffered().len();
+        read.map_err(|e| match e {
+            ReadError::Malformed(e) => ClientError::Decode(e),
+            ReadError::TimedOut if received == 0 => ClientError::Timeout(idle),
+            ReadError::TimedOut => ClientError::Stalled { received, idle },
+            ReadError::Closed if received == 0 => ClientError::NoReply,
+            ReadError::Closed => ClientError::Truncated,
+            ReadError::Io(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+                if received == 0 {
+                    ClientError::NoReply
+                } else {
+                    ClientError::Truncated
+                }
+            }
+            ReadError::Io(e) => ClientError::Io(e),
+            ReadError::TooLong(max) => ClientError::TooLong { max },
+        })
     }
 
     /// `CAPABILITIES` (PROTOCOL.md §6.1): the extension operations the server
@@ -141,67 +193,15 @@ impl DirectoryClient {
     /// server, cleanly or with a reset).
     pub async fn capabilities(&self) -> Result<Option<CapabilitiesReply>, ClientError> {
         let exchange = async {
-            let mut stream = self.open().await?;
-            let mut out = BytesMut::with_capacity(CapabilitiesRequest.encoded_len());
-            CapabilitiesRequest.encode(&mut out);
-            self.send(&mut stream, &out).await?;
-            read_reply(&mut stream, self.timeout, |buf| {
-                Ok(CapabilitiesReply::decode(buf)?)
-            })
-            .await
+            let mut conn = self.open().await?;
+            self.send(&mut conn, &CapabilitiesRequest).await?;
+            let mut decoder = MessageDecoder::<CapabilitiesReply>::new();
+            self.read_reply(&mut conn, &mut decoder).await
         };
         match exchange.await {
             Ok(reply) => Ok(Some(reply)),
             Err(ClientError::NoReply) => Ok(None),
             Err(e) => Err(e),
-        }
-    }
-}
-
-/// Reads until `decode` yields a message. End of stream, or a reset, before
-/// any byte is [`ClientError::NoReply`] (how a classic server refuses an
-/// operation it does not know); after some bytes, [`ClientError::Truncated`]
-/// (a reset then too: a server cuts a reply it could not finish with a
-/// reset). Each read waits at most `idle`: [`ClientError::Timeout`] before the
-/// first byte, [`ClientError::Stalled`] after.
-async fn read_reply<T>(
-    stream: &mut TcpStream,
-    idle: Duration,
-    decode: impl Fn(&[u8]) -> Result<Option<(T, usize)>, ClientError>,
-) -> Result<T, ClientError> {
-    let mut buf = BytesMut::with_capacity(512);
-    loop {
-        if let Some((message, _)) = decode(&buf)? {
-            return Ok(message);
-        }
-        // Large reads keep re-decoding a big listing rare.
-        buf.reserve(READ_CHUNK);
-        let read = match timeout(idle, stream.read_buf(&mut buf)).await {
-            Ok(read) => read,
-            Err(_) if buf.is_empty() => return Err(ClientError::Timeout(idle)),
-            Err(_) => {
-                return Err(ClientError::Stalled {
-                    received: buf.len(),
-                    idle,
-                });
-            }
-        };
-        match read {
-            Ok(0) => {
-                return Err(if buf.is_empty() {
-                    ClientError::NoReply
-                } else {
-                    ClientError::Truncated
-                });
-            }
-            Ok(_) => {}
-            Err(e) if buf.is_empty() && e.kind() == std::io::ErrorKind::ConnectionReset => {
-                return Err(ClientError::NoReply);
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                return Err(ClientError::Truncated);
-            }
-            Err(e) => return Err(e.into()),
         }
     }
 }

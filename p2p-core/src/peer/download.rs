@@ -29,13 +29,17 @@ use blake3::hazmat::{self, ChainingValue};
 use bytes::BytesMut;
 use p2p_proto::directory::DecodeError;
 use p2p_proto::field::FileName;
-use p2p_proto::transfer::{Digest, GetFile, GetFileFrom, GetFileFromHeader, TransferHeader};
-use p2p_proto::{Decode, Encode};
+use p2p_proto::transfer::{
+    Digest, GetFile, GetFileFrom, GetFileFromHeader, MAX_FROM_HEADER_LEN, MAX_HEADER_LEN,
+    TransferHeader,
+};
+use p2p_proto::{Decode, Encode, MessageDecoder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::state::{digest_of_hasher, replace_file};
+use crate::connection::{Connection, ReadError, Wait};
 
 /// Why a download failed. The destination is untouched in every case; a part
 /// file stays only where a later attempt can resume from it.
@@ -465,27 +469,26 @@ impl Downloader {
         };
         let mut known = part.read_meta().filter(|_| offset > 0);
         loop {
-            let mut stream = connect(addr, limit).await?;
+            let mut conn = Connection::with_capacity(
+                connect(addr, limit).await?,
+                options.chunk_size.max(4096),
+            );
             let request = GetFileFrom {
                 file: file.clone(),
                 offset,
             };
-            let mut out = BytesMut::with_capacity(request.encoded_len());
-            request.encode(&mut out);
             let seen = self.peers().speak_from.contains(&addr);
-            let mut buf = BytesMut::with_capacity(options.chunk_size.max(4096));
-            let header = match timed(limit, stream.write_all(&out)).await {
-                Ok(()) => {
-                    read_header(&mut stream, &mut buf, limit, GetFileFromHeader::decode).await
-                }
+            let header = match send_request(&mut conn, &request, limit).await {
+                Ok(()) => read_header::<GetFileFromHeader>(&mut conn, limit).await,
                 Err(e) => Err(e),
             };
-            let (header, used) = match header {
-                Ok(found) => found,
+            let header = match header {
+                Ok(header) => header,
+                // A classic peer closes, or resets, on an operation it does not know.
                 Err(DownloadError::HeaderIncomplete { received: 0 }) if !seen => {
                     return Ok(FromOutcome::NoReply);
                 }
-                Err(DownloadError::Cut(_)) if !seen && buf.is_empty() => {
+                Err(DownloadError::Cut(_)) if !seen && conn.buffered().is_empty() => {
                     return Ok(FromOutcome::NoReply);
                 }
                 Err(e) => return Err(e),
@@ -513,7 +516,7 @@ impl Downloader {
                 known = None;
                 continue;
             }
-            let _ = buf.split_to(used);
+            let (stream, buf) = conn.into_parts();
             return self
                 .receive_from(
                     stream,
@@ -749,23 +752,45 @@ async fn connect(addr: SocketAddr, limit: Duration) -> Result<TcpStream, Downloa
     Ok(stream)
 }
 
-/// Reads until `decode` finds a header; the bytes after it stay in `buf`.
-async fn read_header<H>(
-    stream: &mut TcpStream,
-    buf: &mut BytesMut,
+/// Sends a transfer request; `limit` bounds each write that moves no byte.
+async fn send_request(
+    conn: &mut Connection<TcpStream>,
+    request: &impl Encode,
     limit: Duration,
-    decode: impl Fn(&[u8]) -> Result<Option<(H, usize)>, DecodeError>,
-) -> Result<(H, usize), DownloadError> {
-    loop {
-        if let Some(found) = decode(buf)? {
-            return Ok(found);
-        }
-        if timed(limit, stream.read_buf(buf)).await? == 0 {
-            return Err(DownloadError::HeaderIncomplete {
-                received: buf.len(),
-            });
-        }
+) -> Result<(), DownloadError> {
+    match conn.write_message(request, Some(limit)).await {
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(DownloadError::Timeout(limit)),
+        written => written.map_err(network),
     }
+}
+
+/// Reads a transfer header (at most `limit` between bytes); the body's bytes
+/// that came with it stay buffered in `conn`.
+async fn read_header<H>(
+    conn: &mut Connection<TcpStream>,
+    limit: Duration,
+) -> Result<H, DownloadError>
+where
+    H: Decode<Error = DecodeError>,
+{
+    let mut decoder = MessageDecoder::<H>::new();
+    let read = conn
+        .read_message(
+            &mut decoder,
+            Wait::Idle(limit),
+            MAX_FROM_HEADER_LEN.max(MAX_HEADER_LEN),
+        )
+        .await;
+    read.map_err(|e| match e {
+        ReadError::Malformed(e) => DownloadError::from(e),
+        // The decoders refuse an over-long header themselves: this is one
+        // that never completed.
+        ReadError::Closed | ReadError::TooLong(_) => DownloadError::HeaderIncomplete {
+            received: conn.buffered().len(),
+        },
+        ReadError::TimedOut => DownloadError::Timeout(limit),
+        ReadError::Io(e) => network(e),
+    })
 }
 
 /// Receives the body until `received == size`: with `splice` when nothing needs
@@ -1111,19 +1136,15 @@ async fn download_plain(
     options: &DownloadOptions,
 ) -> Result<u64, DownloadError> {
     let limit = options.stall_timeout;
-    let mut stream = connect(addr, limit).await?;
-    let request = GetFile { file: file.clone() };
-    let mut out = BytesMut::with_capacity(request.encoded_len());
-    request.encode(&mut out);
-    timed(limit, stream.write_all(&out)).await?;
-    let mut buf = BytesMut::with_capacity(options.chunk_size.max(4096));
-    let (header, used) = read_header(&mut stream, &mut buf, limit, TransferHeader::decode).await?;
-    let size = match header {
+    let mut conn =
+        Connection::with_capacity(connect(addr, limit).await?, options.chunk_size.max(4096));
+    send_request(&mut conn, &GetFile { file: file.clone() }, limit).await?;
+    let size = match read_header::<TransferHeader>(&mut conn, limit).await? {
         TransferHeader::Ok { size } => size,
         TransferHeader::NotFound => return Err(DownloadError::NotFound),
         TransferHeader::Other => return Err(DownloadError::Refused),
     };
-    let _ = buf.split_to(used);
+    let (mut stream, buf) = conn.into_parts();
     if buf.len() as u64 > size {
         return Err(DownloadError::TrailingBytes { size });
     }

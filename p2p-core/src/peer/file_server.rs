@@ -12,18 +12,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use p2p_proto::MessageDecoder;
 use p2p_proto::field::FileName;
-use p2p_proto::transfer::{GetFileFromHeader, TransferHeader, TransferRequest};
-use p2p_proto::{Decode, Encode};
+use p2p_proto::transfer::{
+    GetFileFromHeader, MAX_GET_FILE_FROM_LEN, MAX_GET_FILE_LEN, TransferHeader, TransferRequest,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tokio::time::timeout;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::state::DigestCache;
-use crate::serve::{DRAIN_TIMEOUT, ServeLimits, serve as serve_loop};
+use crate::connection::{Connection, ReadError, Wait};
+use crate::serve::{DRAIN_TIMEOUT, ServeLimits, ServedStream, serve as serve_loop};
 
 /// The files a user publishes: protocol name → absolute local path, and the
 /// digests of those files.
@@ -210,8 +212,19 @@ async fn accept_loop(
 
 /// Serves one GET_FILE or GET_FILE_FROM from `peer`; a transfer is reported at
 /// `debug` (requester, name, offset, bytes sent, time).
+/// What a request's first read asks for: every request fits.
+const REQUEST_CAPACITY: usize = 512;
+
+/// The longest request: a longer one is refused by the decoder (an over-long
+/// field) before this is reached.
+const MAX_REQUEST_LEN: usize = if MAX_GET_FILE_FROM_LEN > MAX_GET_FILE_LEN {
+    MAX_GET_FILE_FROM_LEN
+} else {
+    MAX_GET_FILE_LEN
+};
+
 async fn serve(
-    mut stream: TcpStream,
+    stream: ServedStream,
     peer: SocketAddr,
     library: &Library,
     config: &FileServerConfig,
@@ -219,11 +232,24 @@ async fn serve(
     let started = std::time::Instant::now();
     stream.set_nodelay(true)?;
     tune(&stream, config);
-    let request = match timeout(config.read_timeout, read_request(&mut stream)).await {
-        Ok(Ok(Some(request))) => request,
-        Ok(Ok(None)) => return Ok(()),
-        Ok(Err(e)) => return Err(e),
-        Err(_) => return Err(io::Error::new(io::ErrorKind::TimedOut, "request timeout")),
+    let mut conn = Connection::with_capacity(stream, REQUEST_CAPACITY);
+    let deadline = Instant::now() + config.read_timeout;
+    let mut decoder = MessageDecoder::<TransferRequest>::new();
+    let request = match conn
+        .read_message(&mut decoder, Wait::Until(deadline), MAX_REQUEST_LEN)
+        .await
+    {
+        Ok(request) => request,
+        // Something else than a request, or nothing: closed without an answer.
+        Err(ReadError::Malformed(e)) => {
+            tracing::debug!(%peer, error = %e, "bad transfer request");
+            return Ok(());
+        }
+        Err(ReadError::Closed | ReadError::TooLong(_)) => return Ok(()),
+        Err(ReadError::Io(e)) => return Err(e),
+        Err(ReadError::TimedOut) => {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "request timeout"));
+        }
     };
     let (file_name, offset) = match &request {
         TransferRequest::GetFile(r) => (&r.file, None),
@@ -238,13 +264,13 @@ async fn serve(
     let Some((file, size)) = opened else {
         tracing::debug!(%peer, file = %file_name, "transfer refused: not published or not readable");
         return match offset {
-            None => send_header(&mut stream, TransferHeader::NotFound, config).await,
-            Some(_) => send_from_header(&mut stream, GetFileFromHeader::NotFound, config).await,
+            None => send_header(&mut conn, TransferHeader::NotFound, config).await,
+            Some(_) => send_from_header(&mut conn, GetFileFromHeader::NotFound, config).await,
         };
     };
     let (file, size, start) = match (offset, path) {
         (None, _) => {
-            send_header(&mut stream, TransferHeader::Ok { size }, config).await?;
+            send_header(&mut conn, TransferHeader::Ok { size }, config).await?;
             (file, size, 0)
         }
         (Some(offset), Some(path)) => {
@@ -261,24 +287,24 @@ async fn serve(
                 Ok((std_file, Ok((digest, size, _)))) => (std_file, (digest, size)),
                 Ok((_, Err(e))) => {
                     tracing::debug!(%peer, file = %file_name, error = %e, "cannot hash the file");
-                    return send_from_header(&mut stream, GetFileFromHeader::Other, config).await;
+                    return send_from_header(&mut conn, GetFileFromHeader::Other, config).await;
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "hashing task failed");
-                    return send_from_header(&mut stream, GetFileFromHeader::Other, config).await;
+                    return send_from_header(&mut conn, GetFileFromHeader::Other, config).await;
                 }
             };
             if offset > size {
                 tracing::debug!(%peer, file = %file_name, offset, size, "offset beyond the file");
-                return send_from_header(&mut stream, GetFileFromHeader::OffsetBeyondSize, config)
+                return send_from_header(&mut conn, GetFileFromHeader::OffsetBeyondSize, config)
                     .await;
             }
-            send_from_header(&mut stream, GetFileFromHeader::Ok { size, digest }, config).await?;
+            send_from_header(&mut conn, GetFileFromHeader::Ok { size, digest }, config).await?;
             (tokio::fs::File::from_std(std_file), size, offset)
         }
         (Some(_), None) => return Ok(()),
     };
-    if let Err(e) = send_body(&mut stream, file, start, size, config).await {
+    if let Err(e) = send_body(&mut conn, file, start, size, config).await {
         // Said at `warn`: the requester sees a failed transfer, and the
         // reason is on this side.
         let reason = match e.kind() {
@@ -296,10 +322,10 @@ async fn serve(
             "transfer dropped: {reason}"
         );
         // A transfer cut short is reset, never ended as if complete.
-        abort(&stream);
+        abort(conn.get_ref());
         return Ok(());
     }
-    stream.shutdown().await?;
+    conn.get_mut().shutdown().await?;
     tracing::debug!(
         %peer,
         file = %file_name,
@@ -312,25 +338,6 @@ async fn serve(
     Ok(())
 }
 
-/// Reads the request; `None` when the requester sent something else or went
-/// away (the connection is then closed without an answer).
-async fn read_request(stream: &mut TcpStream) -> io::Result<Option<TransferRequest>> {
-    let mut buf = BytesMut::with_capacity(300);
-    loop {
-        match TransferRequest::decode(&buf) {
-            Ok(Some((request, _))) => return Ok(Some(request)),
-            Ok(None) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "bad transfer request");
-                return Ok(None);
-            }
-        }
-        if stream.read_buf(&mut buf).await? == 0 {
-            return Ok(None);
-        }
-    }
-}
-
 async fn open_regular(path: &std::path::Path) -> Option<(tokio::fs::File, u64)> {
     let file = tokio::fs::File::open(path).await.ok()?;
     let meta = file.metadata().await.ok()?;
@@ -338,23 +345,21 @@ async fn open_regular(path: &std::path::Path) -> Option<(tokio::fs::File, u64)> 
 }
 
 async fn send_from_header(
-    stream: &mut TcpStream,
+    conn: &mut Connection<ServedStream>,
     header: GetFileFromHeader,
     config: &FileServerConfig,
 ) -> io::Result<()> {
-    let mut out = BytesMut::with_capacity(header.encoded_len());
-    header.encode(&mut out);
-    write_timed(stream, &out, config.write_timeout).await
+    conn.write_message(&header, Some(config.write_timeout))
+        .await
 }
 
 async fn send_header(
-    stream: &mut TcpStream,
+    conn: &mut Connection<ServedStream>,
     header: TransferHeader,
     config: &FileServerConfig,
 ) -> io::Result<()> {
-    let mut out = BytesMut::with_capacity(header.encoded_len());
-    header.encode(&mut out);
-    write_timed(stream, &out, config.write_timeout).await
+    conn.write_message(&header, Some(config.write_timeout))
+        .await
 }
 
 /// Streams bytes `start..size`, with `sendfile` where the platform has it
@@ -362,7 +367,7 @@ async fn send_header(
 /// file that shrank since it was measured ends the transfer early, and the
 /// requester sees a short transfer.
 async fn send_body(
-    stream: &mut TcpStream,
+    conn: &mut Connection<ServedStream>,
     file: tokio::fs::File,
     start: u64,
     size: u64,
@@ -371,8 +376,14 @@ async fn send_body(
     #[cfg(target_os = "linux")]
     let file = if config.zero_copy {
         let std_file = file.into_std().await;
-        match super::zerocopy::send_file(stream, &std_file, start, size, config.write_timeout)
-            .await?
+        match super::zerocopy::send_file(
+            conn.get_ref(),
+            &std_file,
+            start,
+            size,
+            config.write_timeout,
+        )
+        .await?
         {
             Some(sent) if sent == size - start => return Ok(()),
             Some(_) => {
@@ -386,12 +397,12 @@ async fn send_body(
     } else {
         file
     };
-    copy_body(stream, file, start, size, config).await
+    copy_body(conn, file, start, size, config).await
 }
 
 /// The portable path: read and write in `chunk_size` pieces.
 async fn copy_body(
-    stream: &mut TcpStream,
+    conn: &mut Connection<ServedStream>,
     mut file: tokio::fs::File,
     start: u64,
     size: u64,
@@ -410,27 +421,9 @@ async fn copy_body(
                 "file shrank while serving",
             ));
         }
-        write_timed(stream, &buf[..n], config.write_timeout).await?;
+        conn.write_all(&buf[..n], Some(config.write_timeout))
+            .await?;
         left -= n as u64;
-    }
-    Ok(())
-}
-
-/// Writes all of `bytes`; fails only when none of them moves for `idle`
-/// (each partial write starts the wait again).
-async fn write_timed(stream: &mut TcpStream, mut bytes: &[u8], idle: Duration) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match timeout(idle, stream.write(bytes)).await {
-            Ok(Ok(0)) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(Ok(n)) => bytes = &bytes[n..],
-            Ok(Err(e)) => return Err(e),
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no byte taken for {idle:?}"),
-                ));
-            }
-        }
     }
     Ok(())
 }

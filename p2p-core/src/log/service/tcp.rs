@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::{batch::*, sink::*};
+use crate::serve::ServedStream;
 
 /// What bounds one TCP connection.
 #[derive(Debug, Clone, Copy)]
@@ -155,7 +156,7 @@ pub(super) fn input_waiting(stream: &TcpStream) -> bool {
 /// dispatcher says so or the stream breaks. The calls of one read are handled together: their
 /// lines in one batch, their replies in one write.
 pub(super) async fn serve_tcp(
-    mut stream: TcpStream,
+    mut stream: ServedStream,
     client: IpAddr,
     sink: Arc<Sink>,
     limits: ConnectionLimits,

@@ -11,6 +11,7 @@
 //! restart, serves it again.
 
 use std::collections::{BTreeSet, HashMap};
+use std::io;
 use std::net::SocketAddr;
 use std::num::NonZeroU16;
 use std::path::{Path, PathBuf};
@@ -538,19 +539,40 @@ impl Session {
 
     /// What `user` published through this peer, from the state directory.
     async fn publications(&self, user: &UserName) -> Publications {
-        let Some(file) = self.user_file(user, LIBRARY_FILE) else {
-            return Publications::in_memory();
+        self.load_state(
+            user,
+            LIBRARY_FILE,
+            Publications::load,
+            Publications::in_memory,
+            |shown, e| {
+                format!("cannot read {shown}: {e}; files published from now on are not remembered")
+            },
+        )
+        .await
+    }
+
+    /// Loads `user`'s state file `name` with `load` on a blocking thread; when
+    /// there is no state directory, or the file cannot be read (said as
+    /// `warning` words), the state lives in memory for this session.
+    async fn load_state<T: Send + 'static>(
+        &self,
+        user: &UserName,
+        name: &str,
+        load: fn(PathBuf) -> io::Result<T>,
+        in_memory: fn() -> T,
+        warning: impl FnOnce(&str, &io::Error) -> String,
+    ) -> T {
+        let Some(file) = self.user_file(user, name) else {
+            return in_memory();
         };
         let shown = file.display().to_string();
-        match tokio::task::spawn_blocking(move || Publications::load(file)).await {
-            Ok(Ok(published)) => published,
+        match tokio::task::spawn_blocking(move || load(file)).await {
+            Ok(Ok(state)) => state,
             Ok(Err(e)) => {
-                self.warn(format!(
-                    "cannot read {shown}: {e}; files published from now on are not remembered"
-                ));
-                Publications::in_memory()
+                self.warn(warning(&shown, &e));
+                in_memory()
             }
-            Err(_) => Publications::in_memory(),
+            Err(_) => in_memory(),
         }
     }
 
@@ -699,20 +721,14 @@ impl Session {
 
     /// The digests of `user`'s files, from the state directory when there is one.
     async fn digest_cache(&self, user: &UserName) -> DigestCache {
-        let Some(file) = self.user_file(user, DIGESTS_FILE) else {
-            return DigestCache::in_memory();
-        };
-        let shown = file.display().to_string();
-        match tokio::task::spawn_blocking(move || DigestCache::load(file)).await {
-            Ok(Ok(cache)) => cache,
-            Ok(Err(e)) => {
-                self.warn(format!(
-                    "CONNECT: cannot read {shown}: {e}; digests stay in memory"
-                ));
-                DigestCache::in_memory()
-            }
-            Err(_) => DigestCache::in_memory(),
-        }
+        self.load_state(
+            user,
+            DIGESTS_FILE,
+            DigestCache::load,
+            DigestCache::in_memory,
+            |shown, e| format!("CONNECT: cannot read {shown}: {e}; digests stay in memory"),
+        )
+        .await
     }
 
     async fn disconnect(&mut self, user: UserName) -> Vec<Output> {
