@@ -1008,11 +1008,25 @@ enum Followed {
     /// The chaining values of the complete blocks from the first one it read
     /// (and of the last, shorter block once the whole file was there).
     Leaves(Vec<ChainingValue>),
+    /// Told to hurry ([`Follower::finish`]) with blocks still to hash: the
+    /// leaves of the blocks before `next`; the rest is for a thread of
+    /// normal priority.
+    Behind {
+        leaves: Vec<ChainingValue>,
+        next: u64,
+    },
 }
+
+/// The nice value of the thread that hashes behind the writes (Linux): it
+/// runs when a CPU is otherwise idle.
+#[cfg(target_os = "linux")]
+const FOLLOW_NICE: i32 = 19;
 
 /// A thread that hashes the part file from `first`, never past what has been
 /// written (reads come from the page cache, right behind the writes).
 struct Follower {
+    path: PathBuf,
+    size: u64,
     state: Arc<FollowState>,
     thread: std::thread::Thread,
     handle: Option<std::thread::JoinHandle<io::Result<Followed>>>,
@@ -1022,6 +1036,8 @@ impl Drop for Follower {
     /// A transfer stopped part way (Ctrl-C drops its future): the thread
     /// ends instead of waiting for bytes that never come.
     fn drop(&mut self) {
+        // Nobody waits for the digest: stop at the next block.
+        self.state.hurry.store(true, Ordering::Release);
         self.state.done.store(true, Ordering::Release);
         self.thread.unpark();
     }
@@ -1031,6 +1047,8 @@ impl Drop for Follower {
 struct FollowState {
     written: AtomicU64,
     done: AtomicBool,
+    /// Hand what is left over (see [`Followed::Behind`]).
+    hurry: AtomicBool,
 }
 
 impl Follower {
@@ -1041,12 +1059,24 @@ impl Follower {
         let state = Arc::new(FollowState {
             written: AtomicU64::new(written),
             done: AtomicBool::new(false),
+            hurry: AtomicBool::new(false),
         });
         let shared = state.clone();
+        let followed = path.clone();
         let handle = std::thread::Builder::new()
             .name("hash-follow".into())
-            .spawn(move || follow(&path, first, size, &shared))?;
+            .spawn(move || {
+                // Hash on spare CPU only: on a machine with none to spare
+                // the receiving path (and, on loopback, the sender) must not
+                // wait for the hashing; what is left at the end is hashed at
+                // normal priority (`finish`). Linux's nice is per thread.
+                #[cfg(target_os = "linux")]
+                let _ = rustix::process::setpriority_process(None, FOLLOW_NICE);
+                follow(&followed, first, size, &shared)
+            })?;
         Ok(Self {
+            path,
+            size,
             state,
             thread: handle.thread().clone(),
             handle: Some(handle),
@@ -1060,9 +1090,12 @@ impl Follower {
         self.thread.unpark();
     }
 
-    /// No more bytes come: the part file holds `upto`.
+    /// No more bytes come: the part file holds `upto`. The low-priority
+    /// thread stops at its next block, and what it had not hashed yet is
+    /// hashed here at normal priority.
     async fn finish(mut self, upto: u64) -> Result<Followed, DownloadError> {
         self.state.written.store(upto, Ordering::Release);
+        self.state.hurry.store(true, Ordering::Release);
         self.state.done.store(true, Ordering::Release);
         self.thread.unpark();
         let Some(handle) = self.handle.take() else {
@@ -1070,10 +1103,30 @@ impl Follower {
                 "the hashing thread is gone",
             )));
         };
-        tokio::task::spawn_blocking(move || handle.join())
+        let (path, size) = (self.path.clone(), self.size);
+        let followed = tokio::task::spawn_blocking(move || {
+            let followed = handle
+                .join()
+                .map_err(|_| io::Error::other("the hashing thread panicked"))??;
+            let Followed::Behind { mut leaves, next } = followed else {
+                return Ok(followed);
+            };
+            let rest = FollowState {
+                written: AtomicU64::new(upto),
+                done: AtomicBool::new(true),
+                hurry: AtomicBool::new(false),
+            };
+            match follow(&path, next, size, &rest)? {
+                Followed::Leaves(more) => {
+                    leaves.extend(more);
+                    Ok(Followed::Leaves(leaves))
+                }
+                _ => Err(io::Error::other("the hashing thread lost its place")),
+            }
+        });
+        followed
             .await
             .map_err(io::Error::other)?
-            .map_err(|_| io::Error::other("the hashing thread panicked"))?
             .map_err(DownloadError::Io)
     }
 }
@@ -1093,6 +1146,12 @@ fn follow(path: &Path, first: u64, size: u64, state: &FollowState) -> io::Result
         // `done` first: once it is set, `written` is final.
         let done = state.done.load(Ordering::Acquire);
         let upto = state.written.load(Ordering::Acquire).min(size);
+        if !whole && filled == 0 && hashed < upto && state.hurry.load(Ordering::Acquire) {
+            return Ok(Followed::Behind {
+                leaves,
+                next: hashed,
+            });
+        }
         if hashed < upto {
             let room = block.len() - filled;
             let want = usize::try_from(upto - hashed).map_or(room, |l| l.min(room));
@@ -1257,6 +1316,49 @@ mod tests {
             assert!(root_from_leaves(&leaves[1..], len as u64).is_none());
         }
         assert!(root_from_leaves(&[], LEAF).is_none());
+    }
+
+    /// However far the low-priority thread got when the transfer ended, the
+    /// leaves it and the catch-up hash together merge to the file's digest.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_follower_and_its_catch_up_cover_the_whole_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("part");
+        let size = 5 * LEAF + 12_345;
+        let bytes: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        std::fs::write(&path, &bytes).expect("write");
+        let expected = blake3::hash(&bytes);
+        // Told the bytes are all there at once, at the start, and at the end
+        // after it was told of each block as it was written.
+        for told_along in [false, true] {
+            let follower = Follower::start(path.clone(), 0, 0, size).expect("start");
+            if told_along {
+                for upto in (0..=size).step_by(usize::try_from(LEAF).expect("leaf")) {
+                    follower.state.written.store(upto, Ordering::Release);
+                    follower.thread.unpark();
+                }
+            }
+            let Followed::Leaves(leaves) = follower.finish(size).await.expect("finish") else {
+                panic!("a file of several leaves is hashed by leaves");
+            };
+            assert_eq!(root_from_leaves(&leaves, size), Some(expected));
+        }
+        // Resuming from the third block: the leaves from there on.
+        let follower = Follower::start(path.clone(), 2 * LEAF, 2 * LEAF, size).expect("start");
+        let Followed::Leaves(tail) = follower.finish(size).await.expect("finish") else {
+            panic!("leaves");
+        };
+        let mut all: Vec<ChainingValue> = (0..2)
+            .map(|i| {
+                let start = usize::try_from(i * LEAF).expect("offset");
+                leaf(
+                    i * LEAF,
+                    &bytes[start..start + usize::try_from(LEAF).expect("leaf")],
+                )
+            })
+            .collect();
+        all.extend(tail);
+        assert_eq!(root_from_leaves(&all, size), Some(expected));
     }
 
     #[test]
