@@ -24,6 +24,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use nom::bytes::complete::take;
+use nom::combinator::{all_consuming, map_opt};
+use nom::{IResult, Parser};
 
 /// Why bytes are not a wire timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -77,13 +80,10 @@ impl Timestamp {
     /// # Errors
     /// [`TimestampError::Length`] or [`TimestampError::Pattern`].
     pub fn parse(bytes: &[u8]) -> Result<Self, TimestampError> {
-        let Ok(array) = <[u8; Self::LEN]>::try_from(bytes) else {
-            return Err(TimestampError::Length { len: bytes.len() });
-        };
-        if Self::matches_pattern(&array) {
-            Ok(Self(array))
-        } else {
-            Err(TimestampError::Pattern)
+        match all_consuming(timestamp).parse(bytes) {
+            Ok((_, ts)) => Ok(ts),
+            Err(_) if bytes.len() != Self::LEN => Err(TimestampError::Length { len: bytes.len() }),
+            Err(_) => Err(TimestampError::Pattern),
         }
     }
 
@@ -142,6 +142,23 @@ impl Timestamp {
     pub const fn as_bytes(&self) -> &[u8; Self::LEN] {
         &self.0
     }
+}
+
+/// The field as a complete-input nom parser:
+///
+/// ```text
+/// timestamp = 2DIGIT "/" 2DIGIT "/" 4DIGIT SP 2DIGIT ":" 2DIGIT ":" 2DIGIT   ; 19 bytes
+/// ```
+///
+/// The 19 bytes are taken at once and checked against [`PATTERN`] in one pass
+/// ([`Timestamp::matches_pattern`]) rather than by eleven per-byte parsers: the field is
+/// checked on every request.
+fn timestamp(input: &[u8]) -> IResult<&[u8], Timestamp, ()> {
+    map_opt(take(Timestamp::LEN), |field: &[u8]| {
+        let array = <[u8; Timestamp::LEN]>::try_from(field).ok()?;
+        Timestamp::matches_pattern(&array).then_some(Timestamp(array))
+    })
+    .parse(input)
 }
 
 /// Writes `value` as zero-padded decimal filling `out` (the value fits by construction).

@@ -213,17 +213,16 @@ impl Request {
             |raw| Timestamp::parse(raw).map_err(|_| DecodeError::Malformed),
         );
         let user = |i| wire::user_name(i, "USER");
-        let (rest, (timestamp, user)) =
-            alt(((datetime.map(Some), user), user.map(|user| (None, user)))).parse(input)?;
-        let (rest, body) = RequestBody::parse(op, rest)?;
-        Ok((
-            rest,
-            Self {
+        (
+            alt(((datetime.map(Some), user), user.map(|user| (None, user)))),
+            |i| RequestBody::parse(op, i),
+        )
+            .map(|((timestamp, user), body)| Self {
                 timestamp,
                 user,
                 body,
-            },
-        ))
+            })
+            .parse(input)
     }
 }
 
