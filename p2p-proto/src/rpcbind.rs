@@ -365,6 +365,20 @@ mod tests {
         }
     }
 
+    /// The parser `socket_addr_from_uaddr` had before issue 13: split at the last two dots.
+    fn split_uaddr(uaddr: &str) -> Option<SocketAddr> {
+        let mut parts = uaddr.rsplitn(3, '.');
+        let (p2, p1, host) = (parts.next()?, parts.next()?, parts.next()?);
+        let octet = |s: &str| {
+            if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse::<u8>().ok()
+        };
+        let port = u16::from_be_bytes([octet(p1)?, octet(p2)?]);
+        Some(SocketAddr::new(host.parse().ok()?, port))
+    }
+
     fn any_socket_addr() -> impl Strategy<Value = SocketAddr> {
         prop_oneof![
             (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::from((ip, p))),
@@ -384,6 +398,15 @@ mod tests {
         #[test]
         fn uaddr_round_trip(addr in any_socket_addr()) {
             prop_assert_eq!(socket_addr_from_uaddr(&uaddr_from_socket_addr(&addr)), Ok(addr));
+        }
+
+        /// The nom parser takes the decisions of the split-based parser it replaced, on text
+        /// near the grammar (digits, dots, colons, hex letters, the odd sign or space).
+        #[test]
+        fn uaddr_agrees_with_a_split_from_the_right(
+            text in "[0-9.:af+ ]{0,24}|([0-9]{1,3}[.]){5}[0-9]{1,4}|::[0-9]{1,4}([.][0-9]{0,4}){2}",
+        ) {
+            prop_assert_eq!(socket_addr_from_uaddr(&text).ok(), split_uaddr(&text));
         }
 
         #[test]

@@ -193,21 +193,18 @@ impl Request {
 
     /// The streaming nom parser behind [`Request`]'s [`Decode`] (the grammar above [`Request`]).
     #[inline]
+    ///
+    /// The one step outside nom's combinators is the change of error type: what goes wrong is
+    /// named with the operation once the `OP` field gave one ([`RequestError`]).
     pub(crate) fn parse(input: &[u8]) -> nom::IResult<&[u8], Self, RequestError> {
-        let (rest, op) =
-            wire::op_code(input).map_err(|e| e.map(|error| RequestError { op: None, error }))?;
-        Self::parse_after_op(op, rest).map_err(|e| {
-            e.map(|error| RequestError {
-                op: Some(op),
-                error,
-            })
-        })
+        let (rest, op) = wire::op_code(input).map_err(naming(None))?;
+        Self::parse_after_op(op, rest).map_err(naming(Some(op)))
     }
 
     /// `[datetime NUL] user NUL body`: the second field is `DATETIME` exactly when it has that
     /// shape; otherwise it is `USER` (nom's `alt` backtracks to read it again as one).
     #[inline]
-    fn parse_after_op(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
+    pub(super) fn parse_after_op(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
         let datetime = map_res(
             |i| wire::nul_field(i, "USER", MAX_FIELD_LEN),
             |raw| Timestamp::parse(raw).map_err(|_| DecodeError::Malformed),
@@ -224,6 +221,14 @@ impl Request {
             })
             .parse(input)
     }
+}
+
+/// Turns a parser's [`DecodeError`] into the [`RequestError`] naming `op` (nom's three outcomes
+/// kept as they are).
+pub(super) fn naming(
+    op: Option<OpCode>,
+) -> impl Fn(nom::Err<DecodeError>) -> nom::Err<RequestError> {
+    move |e| e.map(|error| RequestError { op, error })
 }
 
 impl Encode for Request {

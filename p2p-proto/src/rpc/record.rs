@@ -308,6 +308,34 @@ mod tests {
     }
 
     #[test]
+    fn mark_is_incomplete_only_before_four_bytes() {
+        let wire = [0x80, 0, 1, 2, 0xff];
+        for cut in 0..MARK_LEN {
+            assert!(matches!(
+                record_mark(&wire[..cut]),
+                Err(nom::Err::Incomplete(_))
+            ));
+        }
+        assert_eq!(
+            record_mark(&wire),
+            Ok((
+                &wire[4..],
+                RecordMark {
+                    last: true,
+                    len: 0x102
+                }
+            ))
+        );
+        assert_eq!(
+            record_mark(&[0x7f, 0xff, 0xff, 0xff]).map(|(_, m)| m),
+            Ok(RecordMark {
+                last: false,
+                len: 0x7fff_ffff
+            })
+        );
+    }
+
+    #[test]
     fn empty_fragments() {
         let mut d = RecordDecoder::new(100);
         let mut src = fragments(&[(b"ab", false), (b"", false)]);
