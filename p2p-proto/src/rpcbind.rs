@@ -249,28 +249,32 @@ pub fn decode_bool_reply(msg: &[u8]) -> Result<Option<Reply<bool>>, XdrError> {
 
 /// Decodes the reply to PMAPPROC_GETPORT: the port, `None` when the program is not registered.
 pub fn decode_getport_reply(msg: &[u8]) -> Result<Option<Reply<Option<u16>>>, XdrError> {
-    // `unsigned int port`: 0 for "not registered", otherwise a TCP/UDP port.
-    decode_reply(msg, |input| {
-        cut(map_res(xdr::u32, |port| match u16::try_from(port) {
-            Ok(0) => Ok(None),
-            Ok(p) => Ok(Some(p)),
-            Err(_) => Err(XdrError::InvalidValue {
-                what: "PMAPPROC_GETPORT result",
-            }),
-        }))
-        .parse(input)
-    })
+    decode_reply(msg, getport_result)
+}
+
+/// `unsigned int port`: 0 for "not registered", otherwise a TCP/UDP port.
+fn getport_result(input: &[u8]) -> XdrResult<'_, Option<u16>> {
+    cut(map_res(xdr::u32, |port| match u16::try_from(port) {
+        Ok(0) => Ok(None),
+        Ok(p) => Ok(Some(p)),
+        Err(_) => Err(XdrError::InvalidValue {
+            what: "PMAPPROC_GETPORT result",
+        }),
+    }))
+    .parse(input)
 }
 
 /// Decodes the reply to RPCBPROC_GETADDR: the universal address, `""` when the program is not
 /// registered (see [`socket_addr_from_uaddr`]).
 pub fn decode_getaddr_reply(msg: &[u8]) -> Result<Option<Reply<String>>, XdrError> {
-    // `string r_addr<>` (bounded here by [`RPCB_STRING_MAX`]).
-    decode_reply(msg, |input| {
-        xdr::string("RPCBPROC_GETADDR result", RPCB_STRING_MAX)
-            .map(str::to_owned)
-            .parse(input)
-    })
+    decode_reply(msg, getaddr_result)
+}
+
+/// `string r_addr<>` (bounded here by [`RPCB_STRING_MAX`]).
+fn getaddr_result(input: &[u8]) -> XdrResult<'_, String> {
+    xdr::string("RPCBPROC_GETADDR result", RPCB_STRING_MAX)
+        .map(str::to_owned)
+        .parse(input)
 }
 
 /// The universal address of a socket address (RFC 5665): `h1.h2.h3.h4.p1.p2` for IPv4,

@@ -24,8 +24,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
-use nom::bytes::complete::take;
-use nom::combinator::{all_consuming, map_opt};
+use nom::combinator::all_consuming;
 use nom::{IResult, Parser};
 
 /// Why bytes are not a wire timestamp.
@@ -144,21 +143,21 @@ impl Timestamp {
     }
 }
 
-/// The field as a complete-input nom parser:
+/// The field as a nom parser:
 ///
 /// ```text
 /// timestamp = 2DIGIT "/" 2DIGIT "/" 4DIGIT SP 2DIGIT ":" 2DIGIT ":" 2DIGIT   ; 19 bytes
 /// ```
 ///
-/// The 19 bytes are taken at once and checked against [`PATTERN`] in one pass
-/// ([`Timestamp::matches_pattern`]) rather than by eleven per-byte parsers: the field is
-/// checked on every request.
+/// A primitive: the 19 bytes are taken at once and checked against [`PATTERN`] in one pass
+/// ([`Timestamp::matches_pattern`]) rather than by eleven per-byte parsers (the field is checked
+/// on every request; through nom's `take` and `map_opt` it cost twice as many instructions).
+#[inline]
 fn timestamp(input: &[u8]) -> IResult<&[u8], Timestamp, ()> {
-    map_opt(take(Timestamp::LEN), |field: &[u8]| {
-        let array = <[u8; Timestamp::LEN]>::try_from(field).ok()?;
-        Timestamp::matches_pattern(&array).then_some(Timestamp(array))
-    })
-    .parse(input)
+    match input.split_first_chunk::<{ Timestamp::LEN }>() {
+        Some((field, rest)) if Timestamp::matches_pattern(field) => Ok((rest, Timestamp(*field))),
+        _ => Err(nom::Err::Error(())),
+    }
 }
 
 /// Writes `value` as zero-padded decimal filling `out` (the value fits by construction).

@@ -48,7 +48,7 @@ use crate::codec::{Decode, Encode, finish};
 use crate::directory::MAX_OP_LEN;
 use crate::error::DecodeError;
 use crate::field::{FileName, MAX_FIELD_LEN};
-use crate::wire::{self, PResult};
+use crate::wire::{self, Inline, PResult};
 
 /// The transfer request's operation name.
 pub const GET_FILE: &str = "GET_FILE";
@@ -317,9 +317,10 @@ impl GetFileFrom {
 
     /// `file NUL offset NUL`.
     fn parse_fields(input: &[u8]) -> PResult<'_, Self> {
-        (wire::file_name, |i| {
-            wire::number(i, "OFFSET", wire::MAX_NUMBER_DIGITS)
-        })
+        (
+            Inline(wire::file_name),
+            Inline(|i| wire::number(i, "OFFSET", wire::MAX_NUMBER_DIGITS)),
+        )
             .map(|(file, offset)| Self { file, offset })
             .parse(input)
     }
@@ -369,7 +370,7 @@ impl TransferRequest {
     /// chooses the fields that follow (nom's `flat_map`) rather than an `alt` that would read
     /// the `OP` twice.
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        wire::checked_field("OP", MAX_OP_LEN, |op| {
+        Inline(wire::checked_field("OP", MAX_OP_LEN, |op| {
             if op == GET_FILE.as_bytes() {
                 Ok(false)
             } else if op == GET_FILE_FROM.as_bytes() {
@@ -377,17 +378,19 @@ impl TransferRequest {
             } else {
                 Err(DecodeError::UnknownOp)
             }
-        })
+        }))
         .flat_map(|from| {
-            move |rest| {
+            Inline(move |rest| {
                 if from {
-                    GetFileFrom::parse_fields.map(Self::GetFileFrom).parse(rest)
+                    Inline(GetFileFrom::parse_fields)
+                        .map(Self::GetFileFrom)
+                        .parse(rest)
                 } else {
-                    wire::file_name
+                    Inline(wire::file_name)
                         .map(|file| Self::GetFile(GetFile { file }))
                         .parse(rest)
                 }
-            }
+            })
         })
         .parse(input)
     }
@@ -461,8 +464,12 @@ impl GetFileFromHeader {
             .flat_map(|code| {
                 move |rest| match code {
                     0 => (
-                        size,
-                        wire::checked_field("DIGEST", DIGEST_LEN, Digest::from_field),
+                        Inline(size),
+                        Inline(wire::checked_field(
+                            "DIGEST",
+                            DIGEST_LEN,
+                            Digest::from_field,
+                        )),
                     )
                         .map(|(size, digest)| Self::Ok { size, digest })
                         .parse(rest),

@@ -139,6 +139,11 @@ pub(crate) fn u32(input: &[u8]) -> XdrResult<'_, u32> {
     }
 }
 
+/// `void`: no bytes.
+pub(crate) fn void(input: &[u8]) -> XdrResult<'_, ()> {
+    Ok((input, ()))
+}
+
 /// `int = 4 bytes, big-endian, two's complement`.
 pub(crate) fn i32(input: &[u8]) -> XdrResult<'_, i32> {
     u32.map(|word| word as i32).parse(input)

@@ -27,7 +27,7 @@ use super::{MAX_LIST_ENTRIES, MAX_SEARCH_RESULTS, OpCode};
 use crate::codec::{Decode, Encode, finish};
 use crate::error::DecodeError;
 use crate::field::{Description, FileName, UserName};
-use crate::wire::{self, PResult};
+use crate::wire::{self, Inline, PResult};
 
 /// How many listing entries are allocated up front at most: the announced
 /// count is only a claim, so the vector grows with the entries that actually arrive.
@@ -211,7 +211,7 @@ impl PeerAddr {
     /// `addr = ip NUL port NUL`.
     #[inline]
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        (wire::ip_addr, wire::port)
+        (Inline(wire::ip_addr), Inline(wire::port))
             .map(|(ip, port)| Self { ip, port })
             .parse(input)
     }
@@ -243,7 +243,10 @@ impl UserEntry {
     /// `user = name NUL ip NUL port NUL`.
     #[inline]
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        (|i| wire::user_name(i, "NAME"), PeerAddr::parse)
+        (
+            Inline(|i| wire::user_name(i, "NAME")),
+            Inline(PeerAddr::parse),
+        )
             .map(|(name, addr)| Self { name, addr })
             .parse(input)
     }
@@ -483,9 +486,9 @@ impl SearchEntry {
     /// `hit = owner NUL file NUL description NUL`.
     fn parse(input: &[u8]) -> PResult<'_, Self> {
         (
-            |i| wire::user_name(i, "OWNER"),
-            wire::file_name,
-            wire::description,
+            Inline(|i| wire::user_name(i, "OWNER")),
+            Inline(wire::file_name),
+            Inline(wire::description),
         )
             .map(|(owner, file, description)| Self {
                 owner,

@@ -13,7 +13,7 @@ use crate::codec::{Decode, Encode, finish};
 use crate::error::DecodeError;
 use crate::field::{Description, FileName, MAX_FIELD_LEN, UserName};
 use crate::timestamp::Timestamp;
-use crate::wire::{self, PResult};
+use crate::wire::{self, Inline, PResult};
 
 /// A request from a peer to the directory server.
 ///
@@ -165,7 +165,7 @@ impl RequestBody {
             OpCode::Connect => wire::listening_port
                 .map(|port| Self::Connect { port })
                 .parse(input),
-            OpCode::Publish => (wire::file_name, wire::description)
+            OpCode::Publish => (Inline(wire::file_name), Inline(wire::description))
                 .map(|(file, description)| Self::Publish { file, description })
                 .parse(input),
             OpCode::Delete => wire::file_name
@@ -212,7 +212,7 @@ impl Request {
         let user = |i| wire::user_name(i, "USER");
         (
             alt(((datetime.map(Some), user), user.map(|user| (None, user)))),
-            |i| RequestBody::parse(op, i),
+            Inline(|i| RequestBody::parse(op, i)),
         )
             .map(|((timestamp, user), body)| Self {
                 timestamp,

@@ -287,7 +287,7 @@ pub fn decode_sendlog_reply(msg: &[u8]) -> Result<Option<Reply<i32>>, XdrError> 
 
 /// Decodes a complete reply to NULL.
 pub fn decode_null_reply(msg: &[u8]) -> Result<Option<Reply<()>>, XdrError> {
-    decode_reply(msg, |input| Ok((input, ())))
+    decode_reply(msg, xdr::void)
 }
 
 /// What a server does with one received message, as [`dispatch`] decides.
