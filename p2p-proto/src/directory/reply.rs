@@ -666,7 +666,7 @@ impl Reply {
     /// `reply = result [ok-data]`, the result byte choosing what follows (nom's `flat_map`).
     pub(crate) fn parse(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
         wire::byte
-            .flat_map(|code| move |rest| Self::parse_after_result(op, code, rest))
+            .flat_map(|code| Inline(move |rest| Self::parse_after_result(op, code, rest)))
             .parse(input)
     }
 
