@@ -22,10 +22,14 @@
 //! ```
 
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
 use bytes::BufMut;
 
-use nom::Parser;
+use nom::character::complete::{char, digit1};
+use nom::combinator::{all_consuming, cut, map_res, verify};
+use nom::sequence::preceded;
+use nom::{IResult, Parser};
 
 use crate::codec::{Decode, Encode, finish};
 use crate::rpc::message::{Call, Reply, decode_reply};
@@ -245,25 +249,32 @@ pub fn decode_bool_reply(msg: &[u8]) -> Result<Option<Reply<bool>>, XdrError> {
 
 /// Decodes the reply to PMAPPROC_GETPORT: the port, `None` when the program is not registered.
 pub fn decode_getport_reply(msg: &[u8]) -> Result<Option<Reply<Option<u16>>>, XdrError> {
-    decode_reply(msg, |input| {
-        let (input, port) = xdr::u32(input)?;
-        match u16::try_from(port) {
-            Ok(0) => Ok((input, None)),
-            Ok(p) => Ok((input, Some(p))),
-            Err(_) => xdr::fail(XdrError::InvalidValue {
-                what: "PMAPPROC_GETPORT result",
-            }),
-        }
-    })
+    decode_reply(msg, getport_result)
+}
+
+/// `unsigned int port`: 0 for "not registered", otherwise a TCP/UDP port.
+fn getport_result(input: &[u8]) -> XdrResult<'_, Option<u16>> {
+    cut(map_res(xdr::u32, |port| match u16::try_from(port) {
+        Ok(0) => Ok(None),
+        Ok(p) => Ok(Some(p)),
+        Err(_) => Err(XdrError::InvalidValue {
+            what: "PMAPPROC_GETPORT result",
+        }),
+    }))
+    .parse(input)
 }
 
 /// Decodes the reply to RPCBPROC_GETADDR: the universal address, `""` when the program is not
 /// registered (see [`socket_addr_from_uaddr`]).
 pub fn decode_getaddr_reply(msg: &[u8]) -> Result<Option<Reply<String>>, XdrError> {
-    decode_reply(msg, |input| {
-        let (input, s) = xdr::string("RPCBPROC_GETADDR result", RPCB_STRING_MAX)(input)?;
-        Ok((input, s.to_owned()))
-    })
+    decode_reply(msg, getaddr_result)
+}
+
+/// `string r_addr<>` (bounded here by [`RPCB_STRING_MAX`]).
+fn getaddr_result(input: &[u8]) -> XdrResult<'_, String> {
+    xdr::string("RPCBPROC_GETADDR result", RPCB_STRING_MAX)
+        .map(str::to_owned)
+        .parse(input)
 }
 
 /// The universal address of a socket address (RFC 5665): `h1.h2.h3.h4.p1.p2` for IPv4,
@@ -275,23 +286,55 @@ pub fn uaddr_from_socket_addr(addr: &SocketAddr) -> String {
 }
 
 /// Parses a universal address of an IPv4 or IPv6 socket address.
+///
+/// # Errors
+/// [`XdrError::InvalidValue`] when `uaddr` is not `host.p1.p2` (RFC 5665's grammar, with a
+/// host `IpAddr` reads and two octets `0`-`255`).
 pub fn socket_addr_from_uaddr(uaddr: &str) -> Result<SocketAddr, XdrError> {
-    const BAD: XdrError = XdrError::InvalidValue {
-        what: "universal address",
-    };
-    let mut parts = uaddr.rsplitn(3, '.');
-    let (Some(p2), Some(p1), Some(host)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(BAD);
-    };
-    let octet = |s: &str| {
-        if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(BAD);
-        }
-        s.parse::<u8>().map_err(|_| BAD)
-    };
-    let port = u16::from_be_bytes([octet(p1)?, octet(p2)?]);
-    let ip: IpAddr = host.parse().map_err(|_| BAD)?;
-    Ok(SocketAddr::new(ip, port))
+    match all_consuming(self::uaddr).parse(uaddr) {
+        Ok((_, addr)) => Ok(addr),
+        Err(_) => Err(XdrError::InvalidValue {
+            what: "universal address",
+        }),
+    }
+}
+
+/// A universal address of an IPv4 or IPv6 socket address (RFC 5665 §5.2.3.3, §5.2.3.4):
+///
+/// ```text
+/// uaddr = host "." p1 "." p2        ; port = p1 * 256 + p2
+/// host  = IPv4address / IPv6address ; as `IpAddr::from_str` reads them
+/// p1 = p2 = 1*3DIGIT                ; 0..=255
+/// ```
+///
+/// The host's own dots make the split point the second dot from the end ([`uaddr_host`]).
+fn uaddr(input: &str) -> IResult<&str, SocketAddr, ()> {
+    (
+        map_res(uaddr_host, IpAddr::from_str),
+        preceded(char('.'), uaddr_octet),
+        preceded(char('.'), uaddr_octet),
+    )
+        .map(|(ip, p1, p2)| SocketAddr::new(ip, u16::from_be_bytes([p1, p2])))
+        .parse(input)
+}
+
+/// `host`: everything before the second dot from the end (a complete-input parser; without
+/// two dots there is no host).
+fn uaddr_host(input: &str) -> IResult<&str, &str, ()> {
+    let end = input
+        .rfind('.')
+        .and_then(|last| input[..last].rfind('.'))
+        .ok_or(nom::Err::Error(()))?;
+    Ok((&input[end..], &input[..end]))
+}
+
+/// `p1` or `p2`: `1*3DIGIT`, 0..=255.
+fn uaddr_octet(input: &str) -> IResult<&str, u8, ()> {
+    map_res(
+        verify(digit1, |digits: &str| digits.len() <= 3),
+        u8::from_str,
+    )
+    .parse(input)
 }
 
 #[cfg(test)]
@@ -326,6 +369,20 @@ mod tests {
         }
     }
 
+    /// The parser `socket_addr_from_uaddr` had before issue 13: split at the last two dots.
+    fn split_uaddr(uaddr: &str) -> Option<SocketAddr> {
+        let mut parts = uaddr.rsplitn(3, '.');
+        let (p2, p1, host) = (parts.next()?, parts.next()?, parts.next()?);
+        let octet = |s: &str| {
+            if s.is_empty() || s.len() > 3 || !s.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            s.parse::<u8>().ok()
+        };
+        let port = u16::from_be_bytes([octet(p1)?, octet(p2)?]);
+        Some(SocketAddr::new(host.parse().ok()?, port))
+    }
+
     fn any_socket_addr() -> impl Strategy<Value = SocketAddr> {
         prop_oneof![
             (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, p)| SocketAddr::from((ip, p))),
@@ -345,6 +402,15 @@ mod tests {
         #[test]
         fn uaddr_round_trip(addr in any_socket_addr()) {
             prop_assert_eq!(socket_addr_from_uaddr(&uaddr_from_socket_addr(&addr)), Ok(addr));
+        }
+
+        /// The nom parser takes the decisions of the split-based parser it replaced, on text
+        /// near the grammar (digits, dots, colons, hex letters, the odd sign or space).
+        #[test]
+        fn uaddr_agrees_with_a_split_from_the_right(
+            text in "[0-9.:af+ ]{0,24}|([0-9]{1,3}[.]){5}[0-9]{1,4}|::[0-9]{1,4}([.][0-9]{0,4}){2}",
+        ) {
+            prop_assert_eq!(socket_addr_from_uaddr(&text).ok(), split_uaddr(&text));
         }
 
         #[test]

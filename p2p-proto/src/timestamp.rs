@@ -24,6 +24,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
+use nom::combinator::all_consuming;
+use nom::{IResult, Parser};
 
 /// Why bytes are not a wire timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -77,13 +79,10 @@ impl Timestamp {
     /// # Errors
     /// [`TimestampError::Length`] or [`TimestampError::Pattern`].
     pub fn parse(bytes: &[u8]) -> Result<Self, TimestampError> {
-        let Ok(array) = <[u8; Self::LEN]>::try_from(bytes) else {
-            return Err(TimestampError::Length { len: bytes.len() });
-        };
-        if Self::matches_pattern(&array) {
-            Ok(Self(array))
-        } else {
-            Err(TimestampError::Pattern)
+        match all_consuming(timestamp).parse(bytes) {
+            Ok((_, ts)) => Ok(ts),
+            Err(_) if bytes.len() != Self::LEN => Err(TimestampError::Length { len: bytes.len() }),
+            Err(_) => Err(TimestampError::Pattern),
         }
     }
 
@@ -141,6 +140,23 @@ impl Timestamp {
     #[must_use]
     pub const fn as_bytes(&self) -> &[u8; Self::LEN] {
         &self.0
+    }
+}
+
+/// The field as a nom parser:
+///
+/// ```text
+/// timestamp = 2DIGIT "/" 2DIGIT "/" 4DIGIT SP 2DIGIT ":" 2DIGIT ":" 2DIGIT   ; 19 bytes
+/// ```
+///
+/// A primitive: the 19 bytes are taken at once and checked against [`PATTERN`] in one pass
+/// ([`Timestamp::matches_pattern`]) rather than by eleven per-byte parsers (the field is checked
+/// on every request; through nom's `take` and `map_opt` it cost twice as many instructions).
+#[inline]
+fn timestamp(input: &[u8]) -> IResult<&[u8], Timestamp, ()> {
+    match input.split_first_chunk::<{ Timestamp::LEN }>() {
+        Some((field, rest)) if Timestamp::matches_pattern(field) => Ok((rest, Timestamp(*field))),
+        _ => Err(nom::Err::Error(())),
     }
 }
 

@@ -48,7 +48,7 @@ use crate::codec::{Decode, Encode, finish};
 use crate::directory::MAX_OP_LEN;
 use crate::error::DecodeError;
 use crate::field::{FileName, MAX_FIELD_LEN};
-use crate::wire::{self, PResult};
+use crate::wire::{self, Inline, PResult};
 
 /// The transfer request's operation name.
 pub const GET_FILE: &str = "GET_FILE";
@@ -147,15 +147,19 @@ impl TransferHeader {
         }
     }
 
-    /// `reply = %x00 size NUL / %x01 / %x02` (the body is not the codec's).
+    /// `reply = %x00 size NUL / %x01 / %x02` (the body is not the codec's): the result byte
+    /// chooses what follows (nom's `flat_map`).
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, code) = wire::byte(input)?;
-        match code {
-            0 => size.map(|size| Self::Ok { size }).parse(rest),
-            1 => Ok((rest, Self::NotFound)),
-            2 => Ok((rest, Self::Other)),
-            code => wire::fail(DecodeError::InvalidTransferResult { code }),
-        }
+        wire::byte
+            .flat_map(|code| {
+                move |rest| match code {
+                    0 => size.map(|size| Self::Ok { size }).parse(rest),
+                    1 => Ok((rest, Self::NotFound)),
+                    2 => Ok((rest, Self::Other)),
+                    code => wire::fail(DecodeError::InvalidTransferResult { code }),
+                }
+            })
+            .parse(input)
     }
 }
 
@@ -313,9 +317,10 @@ impl GetFileFrom {
 
     /// `file NUL offset NUL`.
     fn parse_fields(input: &[u8]) -> PResult<'_, Self> {
-        (wire::file_name, |i| {
-            wire::number(i, "OFFSET", wire::MAX_NUMBER_DIGITS)
-        })
+        (
+            Inline(wire::file_name),
+            Inline(|i| wire::number(i, "OFFSET", wire::MAX_NUMBER_DIGITS)),
+        )
             .map(|(file, offset)| Self { file, offset })
             .parse(input)
     }
@@ -361,9 +366,11 @@ pub enum TransferRequest {
 }
 
 impl TransferRequest {
-    /// `request / from-request`, told apart by the `OP` field.
+    /// `request / from-request`, told apart by the `OP` field: one scan of it, whose value
+    /// chooses the fields that follow (nom's `flat_map`) rather than an `alt` that would read
+    /// the `OP` twice.
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, from) = wire::checked_field("OP", MAX_OP_LEN, |op| {
+        Inline(wire::checked_field("OP", MAX_OP_LEN, |op| {
             if op == GET_FILE.as_bytes() {
                 Ok(false)
             } else if op == GET_FILE_FROM.as_bytes() {
@@ -371,15 +378,21 @@ impl TransferRequest {
             } else {
                 Err(DecodeError::UnknownOp)
             }
+        }))
+        .flat_map(|from| {
+            Inline(move |rest| {
+                if from {
+                    Inline(GetFileFrom::parse_fields)
+                        .map(Self::GetFileFrom)
+                        .parse(rest)
+                } else {
+                    Inline(wire::file_name)
+                        .map(|file| Self::GetFile(GetFile { file }))
+                        .parse(rest)
+                }
+            })
         })
-        .parse(input)?;
-        if from {
-            GetFileFrom::parse_fields.map(Self::GetFileFrom).parse(rest)
-        } else {
-            wire::file_name
-                .map(|file| Self::GetFile(GetFile { file }))
-                .parse(rest)
-        }
+        .parse(input)
     }
 }
 
@@ -444,19 +457,29 @@ impl GetFileFromHeader {
         }
     }
 
+    /// `from-reply = %x00 size NUL digest NUL / %x01 / %x02 / %x03` (the body is not the
+    /// codec's): the result byte chooses what follows (nom's `flat_map`).
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, code) = wire::byte(input)?;
-        match code {
-            0 => {
-                let (rest, size) = size(rest)?;
-                let (rest, digest) = wire::checked(rest, "DIGEST", DIGEST_LEN, Digest::from_field)?;
-                Ok((rest, Self::Ok { size, digest }))
-            }
-            1 => Ok((rest, Self::NotFound)),
-            2 => Ok((rest, Self::Other)),
-            3 => Ok((rest, Self::OffsetBeyondSize)),
-            code => wire::fail(DecodeError::InvalidGetFileFromResult { code }),
-        }
+        wire::byte
+            .flat_map(|code| {
+                move |rest| match code {
+                    0 => (
+                        Inline(size),
+                        Inline(wire::checked_field(
+                            "DIGEST",
+                            DIGEST_LEN,
+                            Digest::from_field,
+                        )),
+                    )
+                        .map(|(size, digest)| Self::Ok { size, digest })
+                        .parse(rest),
+                    1 => Ok((rest, Self::NotFound)),
+                    2 => Ok((rest, Self::Other)),
+                    3 => Ok((rest, Self::OffsetBeyondSize)),
+                    code => wire::fail(DecodeError::InvalidGetFileFromResult { code }),
+                }
+            })
+            .parse(input)
     }
 }
 

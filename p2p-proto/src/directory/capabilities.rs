@@ -36,6 +36,7 @@ use nom::combinator::{cut, map_res};
 use nom::sequence::preceded;
 
 use super::reply::list;
+use super::request::naming;
 use super::{MAX_CAPABILITIES, MAX_OP_LEN, OpCode, Request, RequestError};
 use crate::codec::{Decode, Encode, finish};
 use crate::error::DecodeError;
@@ -255,16 +256,33 @@ impl Decode for ServerMessage {
 }
 
 impl ServerMessage {
-    /// `server-message = capabilities-request / request`: an ordered choice, as nom's `alt`,
-    /// whose second branch reports its own errors.
+    /// `server-message = capabilities-request / request`: both start with an `OP` field, so
+    /// it is read once (`"CAPABILITIES" / op`, one table lookup) rather than by an `alt` that
+    /// would scan it twice; `CAPABILITIES` is then a whole message, any other operation goes on
+    /// with [`Request`]'s grammar and names itself in its errors.
     fn parse(input: &[u8]) -> nom::IResult<&[u8], Self, RequestError> {
-        match CapabilitiesRequest::parse(input) {
-            Ok((rest, CapabilitiesRequest)) => Ok((rest, Self::Capabilities)),
-            // Incomplete or another OP: the request parser takes the same decision on the
-            // same OP field, and names the operation in its errors.
-            Err(_) => Request::parse(input).map(|(rest, request)| (rest, Self::Request(request))),
+        let (rest, op) = server_op(input).map_err(naming(None))?;
+        match op {
+            None => Ok((rest, Self::Capabilities)),
+            Some(op) => Request::parse_after_op(op, rest)
+                .map(|(rest, request)| (rest, Self::Request(request)))
+                .map_err(naming(Some(op))),
         }
     }
+}
+
+/// `server-op = "CAPABILITIES" / op` as one `OP` field: `None` for `CAPABILITIES`, the
+/// operation otherwise; the same decisions as [`wire::op_code`] for everything else.
+fn server_op(input: &[u8]) -> PResult<'_, Option<OpCode>> {
+    wire::checked(input, "OP", MAX_OP_LEN, |raw| {
+        if raw == CapabilitiesRequest::OP.as_bytes() {
+            Ok(None)
+        } else {
+            OpCode::from_bytes(raw)
+                .map(Some)
+                .ok_or(DecodeError::UnknownOp)
+        }
+    })
 }
 
 impl From<Request> for ServerMessage {

@@ -21,12 +21,13 @@ use std::net::{IpAddr, SocketAddr};
 use bytes::BufMut;
 
 use nom::Parser;
+use nom::multi::fold_many_m_n;
 
 use super::{MAX_LIST_ENTRIES, MAX_SEARCH_RESULTS, OpCode};
 use crate::codec::{Decode, Encode, finish};
 use crate::error::DecodeError;
 use crate::field::{Description, FileName, UserName};
-use crate::wire::{self, PResult};
+use crate::wire::{self, Inline, PResult};
 
 /// How many listing entries are allocated up front at most: the announced
 /// count is only a claim, so the vector grows with the entries that actually arrive.
@@ -210,9 +211,9 @@ impl PeerAddr {
     /// `addr = ip NUL port NUL`.
     #[inline]
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, ip) = wire::ip_addr(input)?;
-        let (rest, port) = wire::port(rest)?;
-        Ok((rest, Self { ip, port }))
+        (Inline(wire::ip_addr), Inline(wire::port))
+            .map(|(ip, port)| Self { ip, port })
+            .parse(input)
     }
 }
 
@@ -242,9 +243,12 @@ impl UserEntry {
     /// `user = name NUL ip NUL port NUL`.
     #[inline]
     fn parse(input: &[u8]) -> PResult<'_, Self> {
-        let (rest, name) = wire::user_name(input, "NAME")?;
-        let (rest, addr) = PeerAddr::parse(rest)?;
-        Ok((rest, Self { name, addr }))
+        (
+            Inline(|i| wire::user_name(i, "NAME")),
+            Inline(PeerAddr::parse),
+        )
+            .map(|(name, addr)| Self { name, addr })
+            .parse(input)
     }
 
     fn encode(&self, buf: &mut impl BufMut) {
@@ -482,9 +486,9 @@ impl SearchEntry {
     /// `hit = owner NUL file NUL description NUL`.
     fn parse(input: &[u8]) -> PResult<'_, Self> {
         (
-            |i| wire::user_name(i, "OWNER"),
-            wire::file_name,
-            wire::description,
+            Inline(|i| wire::user_name(i, "OWNER")),
+            Inline(wire::file_name),
+            Inline(wire::description),
         )
             .map(|(owner, file, description)| Self {
                 owner,
@@ -658,9 +662,18 @@ impl Reply {
         }
     }
 
-    /// The streaming nom parser behind [`Reply`]'s [`Decode`] (the grammar of this module).
+    /// The streaming nom parser behind [`Reply`]'s [`Decode`]:
+    /// `reply = result [ok-data]`, the result byte choosing what follows (nom's `flat_map`).
     pub(crate) fn parse(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
-        let (rest, code) = wire::byte(input)?;
+        wire::byte
+            .flat_map(|code| Inline(move |rest| Self::parse_after_result(op, code, rest)))
+            .parse(input)
+    }
+
+    /// `[ok-data]`: the listing, address or nothing that result `code` to `op` carries
+    /// (grammar in the module doc).
+    #[inline]
+    fn parse_after_result(op: OpCode, code: u8, rest: &[u8]) -> PResult<'_, Self> {
         match (op, code) {
             (OpCode::ListUsers, 0) => list(MAX_LIST_ENTRIES, UserEntry::parse)
                 .map(|users| Self::ListUsers(ListUsersReply::Ok(users)))
@@ -780,17 +793,22 @@ pub(crate) fn list<'a, T>(
             _ => Err(DecodeError::CountTooLarge { count, max }),
         }
     });
-    // nom's `length_count` would preallocate by its own rule; the announced count is only a
-    // claim, so the vector grows with the entries that actually arrive.
+    // nom's `length_count` would preallocate by its own rule (up to 8 192 entries); the
+    // announced count is only a claim, so the vector grows with the entries that actually
+    // arrive: exactly `count` entries folded into a vector preallocated to `LIST_PREALLOC`.
     move |input| {
-        let (mut rest, count) = count.parse(input)?;
-        let mut entries = Vec::with_capacity(count.min(LIST_PREALLOC));
-        for _ in 0..count {
-            let (next, value) = entry(rest)?;
-            entries.push(value);
-            rest = next;
-        }
-        Ok((rest, entries))
+        let (rest, count) = count.parse(input)?;
+        fold_many_m_n(
+            count,
+            count,
+            &mut entry,
+            || Vec::with_capacity(count.min(LIST_PREALLOC)),
+            |mut entries, value| {
+                entries.push(value);
+                entries
+            },
+        )
+        .parse(rest)
     }
 }
 

@@ -13,7 +13,7 @@ use crate::codec::{Decode, Encode, finish};
 use crate::error::DecodeError;
 use crate::field::{Description, FileName, MAX_FIELD_LEN, UserName};
 use crate::timestamp::Timestamp;
-use crate::wire::{self, PResult};
+use crate::wire::{self, Inline, PResult};
 
 /// A request from a peer to the directory server.
 ///
@@ -165,7 +165,7 @@ impl RequestBody {
             OpCode::Connect => wire::listening_port
                 .map(|port| Self::Connect { port })
                 .parse(input),
-            OpCode::Publish => (wire::file_name, wire::description)
+            OpCode::Publish => (Inline(wire::file_name), Inline(wire::description))
                 .map(|(file, description)| Self::Publish { file, description })
                 .parse(input),
             OpCode::Delete => wire::file_name
@@ -193,38 +193,42 @@ impl Request {
 
     /// The streaming nom parser behind [`Request`]'s [`Decode`] (the grammar above [`Request`]).
     #[inline]
+    ///
+    /// The one step outside nom's combinators is the change of error type: what goes wrong is
+    /// named with the operation once the `OP` field gave one ([`RequestError`]).
     pub(crate) fn parse(input: &[u8]) -> nom::IResult<&[u8], Self, RequestError> {
-        let (rest, op) =
-            wire::op_code(input).map_err(|e| e.map(|error| RequestError { op: None, error }))?;
-        Self::parse_after_op(op, rest).map_err(|e| {
-            e.map(|error| RequestError {
-                op: Some(op),
-                error,
-            })
-        })
+        let (rest, op) = wire::op_code(input).map_err(naming(None))?;
+        Self::parse_after_op(op, rest).map_err(naming(Some(op)))
     }
 
     /// `[datetime NUL] user NUL body`: the second field is `DATETIME` exactly when it has that
     /// shape; otherwise it is `USER` (nom's `alt` backtracks to read it again as one).
     #[inline]
-    fn parse_after_op(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
+    pub(super) fn parse_after_op(op: OpCode, input: &[u8]) -> PResult<'_, Self> {
         let datetime = map_res(
             |i| wire::nul_field(i, "USER", MAX_FIELD_LEN),
             |raw| Timestamp::parse(raw).map_err(|_| DecodeError::Malformed),
         );
         let user = |i| wire::user_name(i, "USER");
-        let (rest, (timestamp, user)) =
-            alt(((datetime.map(Some), user), user.map(|user| (None, user)))).parse(input)?;
-        let (rest, body) = RequestBody::parse(op, rest)?;
-        Ok((
-            rest,
-            Self {
+        (
+            alt(((datetime.map(Some), user), user.map(|user| (None, user)))),
+            Inline(|i| RequestBody::parse(op, i)),
+        )
+            .map(|((timestamp, user), body)| Self {
                 timestamp,
                 user,
                 body,
-            },
-        ))
+            })
+            .parse(input)
     }
+}
+
+/// Turns a parser's [`DecodeError`] into the [`RequestError`] naming `op` (nom's three outcomes
+/// kept as they are).
+pub(super) fn naming(
+    op: Option<OpCode>,
+) -> impl Fn(nom::Err<DecodeError>) -> nom::Err<RequestError> {
+    move |e| e.map(|error| RequestError { op, error })
 }
 
 impl Encode for Request {

@@ -8,9 +8,12 @@
 //! ```
 
 use bytes::{BufMut, Bytes};
+use nom::Parser;
+use nom::combinator::{cut, map_res};
+use nom::multi::length_count;
 
 use crate::codec::Encode;
-use crate::xdr::{self, XdrError, XdrResult, fail};
+use crate::xdr::{self, XdrError, XdrResult};
 
 /// `MAX_AUTH_BYTES`: bound of an `opaque_auth` body.
 pub const MAX_AUTH_BYTES: u32 = 400;
@@ -98,16 +101,17 @@ impl OpaqueAuth {
     }
 
     /// Decodes an `opaque_auth`, refusing a body over [`MAX_AUTH_BYTES`].
+    ///
+    /// ```text
+    /// struct opaque_auth { auth_flavor flavor; opaque body<400>; };
+    /// ```
     pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, flavor) = xdr::u32(input)?;
-        let (input, body) = xdr::opaque("opaque_auth.body", MAX_AUTH_BYTES)(input)?;
-        Ok((
-            input,
-            Self {
+        (xdr::u32, xdr::opaque("opaque_auth.body", MAX_AUTH_BYTES))
+            .map(|(flavor, body)| Self {
                 flavor,
                 body: Bytes::copy_from_slice(body),
-            },
-        ))
+            })
+            .parse(input)
     }
 }
 
@@ -213,37 +217,40 @@ impl AuthSysParams {
         &self.gids
     }
 
-    /// Decodes the parameters, refusing over-long machine names and gid lists.
+    /// Decodes the parameters, refusing over-long machine names and gid lists (a gid count
+    /// over [`MAX_GIDS`] before any gid is read).
+    ///
+    /// ```text
+    /// struct authsys_parms { unsigned int stamp; string machinename<255>; unsigned int uid;
+    ///     unsigned int gid; unsigned int gids<16>; };
+    /// ```
     pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, stamp) = xdr::u32(input)?;
-        let (input, machinename) =
-            xdr::opaque("authsys_parms.machinename", MAX_MACHINE_NAME)(input)?;
-        let (input, uid) = xdr::u32(input)?;
-        let (input, gid) = xdr::u32(input)?;
-        let (mut input, count) = xdr::u32(input)?;
-        if count > MAX_GIDS {
-            return fail(XdrError::TooLong {
-                what: "authsys_parms.gids",
-                len: u64::from(count),
-                max: MAX_GIDS,
-            });
-        }
-        let mut gids = Vec::with_capacity(count as usize);
-        for _ in 0..count {
-            let (rest, g) = xdr::u32(input)?;
-            gids.push(g);
-            input = rest;
-        }
-        Ok((
-            input,
-            Self {
+        let gid_count = cut(map_res(xdr::u32, |count| {
+            if count > MAX_GIDS {
+                Err(XdrError::TooLong {
+                    what: "authsys_parms.gids",
+                    len: u64::from(count),
+                    max: MAX_GIDS,
+                })
+            } else {
+                Ok(count)
+            }
+        }));
+        (
+            xdr::u32,
+            xdr::opaque("authsys_parms.machinename", MAX_MACHINE_NAME),
+            xdr::u32,
+            xdr::u32,
+            length_count(gid_count, xdr::u32),
+        )
+            .map(|(stamp, machinename, uid, gid, gids)| Self {
                 stamp,
                 machinename: Bytes::copy_from_slice(machinename),
                 uid,
                 gid,
                 gids,
-            },
-        ))
+            })
+            .parse(input)
     }
 }
 

@@ -28,6 +28,8 @@
 //! datagram) and are encoded and decoded by the program (for example [`super::log`]).
 
 use bytes::BufMut;
+use nom::Parser;
+use nom::combinator::{cut, map_res};
 
 pub use super::auth::{
     AUTH_NONE, AUTH_SYS, AuthStat, AuthSysParams, Credentials, MAX_AUTH_BYTES, MAX_GIDS,
@@ -199,39 +201,15 @@ impl RpcMessage {
     }
 
     /// Decodes a header as a nom parser; the remaining input is the arguments or results.
+    ///
+    /// ```text
+    /// struct rpc_msg { unsigned int xid; union switch (msg_type mtype) {
+    ///     case CALL: call_body cbody; case REPLY: reply_body rbody; } body; };
+    /// ```
     pub(crate) fn parse(input: &[u8]) -> XdrResult<'_, Self> {
-        let (input, xid) = xdr::u32(input)?;
-        let (input, mtype) = xdr::u32(input)?;
-        let (input, body) = match mtype {
-            CALL => {
-                let (input, rpcvers) = xdr::u32(input)?;
-                let (input, prog) = xdr::u32(input)?;
-                let (input, vers) = xdr::u32(input)?;
-                let (input, procedure) = xdr::u32(input)?;
-                let (input, cred) = OpaqueAuth::parse(input)?;
-                let (input, verf) = OpaqueAuth::parse(input)?;
-                let call = CallBody {
-                    rpcvers,
-                    prog,
-                    vers,
-                    procedure,
-                    cred,
-                    verf,
-                };
-                (input, MessageBody::Call(call))
-            }
-            REPLY => {
-                let (input, reply) = parse_reply_body(input)?;
-                (input, MessageBody::Reply(reply))
-            }
-            value => {
-                return fail(XdrError::InvalidDiscriminant {
-                    what: "msg_type",
-                    value,
-                });
-            }
-        };
-        Ok((input, Self { xid, body }))
+        (xdr::u32, xdr::u32.flat_map(|mtype| move |i| body(mtype, i)))
+            .map(|(xid, body)| Self { xid, body })
+            .parse(input)
     }
 }
 
@@ -314,66 +292,124 @@ impl Decode for RpcMessage {
     }
 }
 
-fn parse_reply_body(input: &[u8]) -> XdrResult<'_, ReplyBody> {
-    let (input, stat) = xdr::u32(input)?;
-    match stat {
-        MSG_ACCEPTED => {
-            let (input, verf) = OpaqueAuth::parse(input)?;
-            let (input, code) = xdr::u32(input)?;
-            let (input, stat) = match code {
-                0 => (input, AcceptStat::Success),
-                1 => (input, AcceptStat::ProgUnavail),
-                2 => {
-                    let (input, low) = xdr::u32(input)?;
-                    let (input, high) = xdr::u32(input)?;
-                    (input, AcceptStat::ProgMismatch { low, high })
-                }
-                3 => (input, AcceptStat::ProcUnavail),
-                4 => (input, AcceptStat::GarbageArgs),
-                5 => (input, AcceptStat::SystemErr),
-                value => {
-                    return fail(XdrError::InvalidDiscriminant {
-                        what: "accept_stat",
+/// The arm of `rpc_msg`'s union that `mtype` selects.
+#[inline]
+fn body(mtype: u32, input: &[u8]) -> XdrResult<'_, MessageBody> {
+    match mtype {
+        CALL => call_body.map(MessageBody::Call).parse(input),
+        REPLY => reply_body.map(MessageBody::Reply).parse(input),
+        value => fail(XdrError::InvalidDiscriminant {
+            what: "msg_type",
+            value,
+        }),
+    }
+}
+
+/// ```text
+/// struct call_body { unsigned int rpcvers; unsigned int prog; unsigned int vers;
+///     unsigned int proc; opaque_auth cred; opaque_auth verf; };
+/// ```
+#[inline]
+fn call_body(input: &[u8]) -> XdrResult<'_, CallBody> {
+    (
+        xdr::u32,
+        xdr::u32,
+        xdr::u32,
+        xdr::u32,
+        OpaqueAuth::parse,
+        OpaqueAuth::parse,
+    )
+        .map(|(rpcvers, prog, vers, procedure, cred, verf)| CallBody {
+            rpcvers,
+            prog,
+            vers,
+            procedure,
+            cred,
+            verf,
+        })
+        .parse(input)
+}
+
+/// ```text
+/// union reply_body switch (reply_stat stat) {
+///     case MSG_ACCEPTED: accepted_reply areply; case MSG_DENIED: rejected_reply rreply; };
+/// ```
+fn reply_body(input: &[u8]) -> XdrResult<'_, ReplyBody> {
+    xdr::u32
+        .flat_map(|stat| {
+            move |i| match stat {
+                MSG_ACCEPTED => accepted_reply.map(ReplyBody::Accepted).parse(i),
+                MSG_DENIED => rejected_reply.map(ReplyBody::Denied).parse(i),
+                value => fail(XdrError::InvalidDiscriminant {
+                    what: "reply_stat",
+                    value,
+                }),
+            }
+        })
+        .parse(input)
+}
+
+/// ```text
+/// struct accepted_reply { opaque_auth verf; union switch (accept_stat stat) {
+///     case SUCCESS: opaque results[0];
+///     case PROG_MISMATCH: struct { unsigned int low; unsigned int high; } mismatch_info;
+///     default: void; } reply_data; };
+/// ```
+/// (`default` covers the RFC's four other statuses; any other value is refused.)
+fn accepted_reply(input: &[u8]) -> XdrResult<'_, AcceptedReply> {
+    (
+        OpaqueAuth::parse,
+        xdr::u32.flat_map(|code| move |i| accept_stat(code, i)),
+    )
+        .map(|(verf, stat)| AcceptedReply { verf, stat })
+        .parse(input)
+}
+
+/// The arm of `accepted_reply`'s union that `code` selects.
+fn accept_stat(code: u32, input: &[u8]) -> XdrResult<'_, AcceptStat> {
+    match code {
+        0 => Ok((input, AcceptStat::Success)),
+        1 => Ok((input, AcceptStat::ProgUnavail)),
+        2 => (xdr::u32, xdr::u32)
+            .map(|(low, high)| AcceptStat::ProgMismatch { low, high })
+            .parse(input),
+        3 => Ok((input, AcceptStat::ProcUnavail)),
+        4 => Ok((input, AcceptStat::GarbageArgs)),
+        5 => Ok((input, AcceptStat::SystemErr)),
+        value => fail(XdrError::InvalidDiscriminant {
+            what: "accept_stat",
+            value,
+        }),
+    }
+}
+
+/// ```text
+/// union rejected_reply switch (reject_stat stat) {
+///     case RPC_MISMATCH: struct { unsigned int low; unsigned int high; } mismatch_info;
+///     case AUTH_ERROR: auth_stat stat; };
+/// ```
+fn rejected_reply(input: &[u8]) -> XdrResult<'_, RejectedReply> {
+    xdr::u32
+        .flat_map(|code| {
+            move |i| match code {
+                RPC_MISMATCH => (xdr::u32, xdr::u32)
+                    .map(|(low, high)| RejectedReply::RpcMismatch { low, high })
+                    .parse(i),
+                AUTH_ERROR => cut(map_res(xdr::u32, |value| {
+                    AuthStat::from_code(value).ok_or(XdrError::InvalidDiscriminant {
+                        what: "auth_stat",
                         value,
-                    });
-                }
-            };
-            Ok((input, ReplyBody::Accepted(AcceptedReply { verf, stat })))
-        }
-        MSG_DENIED => {
-            let (input, code) = xdr::u32(input)?;
-            match code {
-                RPC_MISMATCH => {
-                    let (input, low) = xdr::u32(input)?;
-                    let (input, high) = xdr::u32(input)?;
-                    Ok((
-                        input,
-                        ReplyBody::Denied(RejectedReply::RpcMismatch { low, high }),
-                    ))
-                }
-                AUTH_ERROR => {
-                    let (input, value) = xdr::u32(input)?;
-                    match AuthStat::from_code(value) {
-                        Some(stat) => {
-                            Ok((input, ReplyBody::Denied(RejectedReply::AuthError { stat })))
-                        }
-                        None => fail(XdrError::InvalidDiscriminant {
-                            what: "auth_stat",
-                            value,
-                        }),
-                    }
-                }
+                    })
+                }))
+                .map(|stat| RejectedReply::AuthError { stat })
+                .parse(i),
                 value => fail(XdrError::InvalidDiscriminant {
                     what: "reject_stat",
                     value,
                 }),
             }
-        }
-        value => fail(XdrError::InvalidDiscriminant {
-            what: "reply_stat",
-            value,
-        }),
-    }
+        })
+        .parse(input)
 }
 
 /// A whole call message: the header ([`RpcMessage`] with a [`CallBody`]) and the procedure's

@@ -23,6 +23,8 @@
 //! ```
 
 use bytes::{Buf, BufMut, BytesMut};
+use nom::number::streaming::be_u32;
+use nom::{IResult, Parser};
 
 use crate::codec::{Encode, StreamDecoder};
 
@@ -66,7 +68,11 @@ impl RecordMark {
     /// Reads a mark from its four bytes.
     #[must_use]
     pub const fn from_bytes(b: [u8; 4]) -> Self {
-        let v = u32::from_be_bytes(b);
+        Self::from_u32(u32::from_be_bytes(b))
+    }
+
+    /// Reads a mark from its value as a big-endian word.
+    const fn from_u32(v: u32) -> Self {
         Self {
             last: v & LAST_FRAGMENT != 0,
             len: v & !LAST_FRAGMENT,
@@ -144,6 +150,13 @@ pub const fn encoded_record_len(msg_len: usize) -> usize {
     fragments * MARK_LEN + msg_len
 }
 
+/// `mark = 4 bytes, big-endian: bit 31 = last fragment, bits 0..30 = length`, as a streaming
+/// nom parser (`Incomplete` for fewer than four bytes, never an error otherwise).
+#[inline]
+fn record_mark(input: &[u8]) -> IResult<&[u8], RecordMark, ()> {
+    be_u32.map(RecordMark::from_u32).parse(input)
+}
+
 /// Reassembles records from a byte stream (sans-IO).
 #[derive(Debug)]
 pub struct RecordDecoder {
@@ -195,10 +208,10 @@ impl RecordDecoder {
             let (remaining, last) = match self.fragment {
                 Some(f) => f,
                 None => {
-                    let Some(head) = src.first_chunk::<MARK_LEN>() else {
+                    let Ok((_, mark)) = record_mark(src) else {
+                        // Only a strict prefix of a mark fails: wait for more.
                         return Ok(None);
                     };
-                    let mark = RecordMark::from_bytes(*head);
                     if mark.len == 0 && !mark.last {
                         return Err(RecordError::EmptyFragment);
                     }
@@ -291,6 +304,34 @@ mod tests {
         assert_eq!(
             d.decode(&mut src),
             Err(RecordError::TooLarge { len: 101, max: 100 })
+        );
+    }
+
+    #[test]
+    fn mark_is_incomplete_only_before_four_bytes() {
+        let wire = [0x80, 0, 1, 2, 0xff];
+        for cut in 0..MARK_LEN {
+            assert!(matches!(
+                record_mark(&wire[..cut]),
+                Err(nom::Err::Incomplete(_))
+            ));
+        }
+        assert_eq!(
+            record_mark(&wire),
+            Ok((
+                &wire[4..],
+                RecordMark {
+                    last: true,
+                    len: 0x102
+                }
+            ))
+        );
+        assert_eq!(
+            record_mark(&[0x7f, 0xff, 0xff, 0xff]).map(|(_, m)| m),
+            Ok(RecordMark {
+                last: false,
+                len: 0x7fff_ffff
+            })
         );
     }
 
