@@ -1,5 +1,5 @@
 //! Checks of the [`Encode`] / [`Decode`] contract, shared by this crate's unit tests, its fuzz
-//! targets ([`crate::fuzzing`] with the `fuzzing` feature) and the benches, and usable by anyone
+//! targets (`p2p_proto::fuzzing`, with the `fuzzing` feature) and the benches, and usable by anyone
 //! adding a message.
 //!
 //! Every function panics with an assertion message naming the bytes when the contract is

@@ -12,7 +12,7 @@
 //!
 //! or the extension request `CAPABILITIES\0` ([`CapabilitiesRequest`], §6.1), which has
 //! neither `DATETIME` nor `USER`; a server reads either as a [`ServerMessage`]. `SEARCH`'s
-//! query and its meaning are in [`SearchQuery`], [`search_words`] and [`matches`].
+//! query and its meaning are in [`SearchQuery`], [`search_words`] and [`matches()`].
 //!
 //! The server answers a [`Reply`]: one binary result byte whose meaning depends
 //! on the operation (hence one result enum per operation), followed, for a

@@ -110,7 +110,7 @@ impl SearchQuery {
     }
 
     /// The query's terms, lowercased, in the order sent (duplicates kept), as §6.2 and the
-    /// [module documentation](self) define them.
+    /// [`search_words`] documentation define them.
     ///
     /// # Errors
     /// [`BadQuery`]: not UTF-8, no term, more than [`MAX_SEARCH_TERMS`] terms, a term longer
@@ -266,7 +266,7 @@ fn lowercase(text: &str) -> String {
 /// names allocates only for the words it keeps.
 ///
 /// A search index built from these words, with terms from [`SearchQuery::terms`], agrees with
-/// [`matches`].
+/// [`matches()`].
 pub fn search_words(text: &str) -> impl Iterator<Item = Cow<'_, str>> + '_ {
     text.split(|c: char| !c.is_alphanumeric())
         .filter(|word| !word.is_empty())
