@@ -75,6 +75,23 @@ pub enum ReadError<E> {
     Io(io::Error),
 }
 
+/// Whether a socket error means the other side reset or dropped the connection.
+pub(crate) fn is_cut(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+    )
+}
+
+/// Makes the coming close of `stream` a reset (`SO_LINGER` 0): what is still
+/// queued is dropped, and the other side sees a reset, never an end of stream
+/// after a reply or transfer cut short.
+pub(crate) fn reset_on_close(stream: &tokio::net::TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
 /// A stream, its read buffer and its write buffer.
 #[derive(Debug)]
 pub struct Connection<S> {

@@ -96,8 +96,7 @@ impl std::ops::DerefMut for ServedStream {
 impl Drop for ServedStream {
     fn drop(&mut self) {
         if self.aborting.load(Ordering::Acquire) {
-            // SO_LINGER 0: the close that follows sends a reset and drops what is queued.
-            let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+            crate::connection::reset_on_close(&self.stream);
         }
     }
 }

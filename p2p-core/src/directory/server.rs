@@ -16,7 +16,7 @@ use tokio::time::{Instant, timeout};
 use tokio_util::sync::CancellationToken;
 
 use super::handler::Handler;
-use crate::connection::{Connection, ReadError, Wait};
+use crate::connection::{Connection, ReadError, Wait, reset_on_close};
 use crate::log::LogStats;
 use crate::monitor::{RefusedReason, names};
 use crate::serve::{DRAIN_TIMEOUT, ServeLimits, ServedStream, serve};
@@ -268,15 +268,9 @@ async fn serve_connection(
             tracing::debug!(%peer, bytes = out.len(), "reply cut: the client took no byte for {:?}", config.write_timeout);
         }
         // The client must not take a reply cut short for a whole one: reset.
-        abort(&stream);
+        reset_on_close(&stream);
     }
     sent
-}
-
-/// Resets the connection (`SO_LINGER` 0 before the close): the kernel drops
-/// what is queued and sends a reset instead of an end of stream.
-fn abort(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// `TCP_NOTSENT_LOWAT` of a reply larger than this (Linux): at most this

@@ -39,7 +39,7 @@ use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use super::state::{digest_of_hasher, replace_file};
-use crate::connection::{Connection, ReadError, Wait};
+use crate::connection::{Connection, ReadError, Wait, is_cut};
 
 /// Why a download failed. The destination is untouched in every case; a part
 /// file stays only where a later attempt can resume from it.
@@ -237,12 +237,7 @@ async fn timed<T>(
 
 /// A socket error: a cut when the other side reset or aborted.
 fn network(e: io::Error) -> DownloadError {
-    if matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-    ) {
+    if is_cut(&e) {
         DownloadError::Cut(e)
     } else {
         DownloadError::Network(e)
@@ -679,17 +674,6 @@ impl Downloader {
     }
 }
 
-/// Whether a socket error means the peer dropped the connection.
-fn is_reset(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-            | io::ErrorKind::UnexpectedEof
-    )
-}
-
 /// After the body: the peer must close without sending more.
 #[derive(Debug)]
 enum CloseError {
@@ -711,9 +695,10 @@ async fn expect_close(stream: &mut TcpStream, limit: Duration) -> Result<(), Clo
     match timed(limit, stream.read(&mut probe)).await {
         Ok(0) => Ok(()),
         Ok(_) => Err(CloseError::Trailing),
-        // A reset after the whole body: everything announced arrived.
+        // A reset after the whole body: everything announced arrived
+        // (`network` made the cuts `Cut`).
         Err(DownloadError::Cut(_)) => Ok(()),
-        Err(DownloadError::Network(e)) if is_reset(&e) => Ok(()),
+        Err(DownloadError::Network(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(()),
         Err(e) => Err(CloseError::Other(e)),
     }
 }

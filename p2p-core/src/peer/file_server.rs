@@ -24,7 +24,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::state::DigestCache;
-use crate::connection::{Connection, ReadError, Wait};
+use crate::connection::{Connection, ReadError, Wait, is_cut, reset_on_close};
 use crate::serve::{DRAIN_TIMEOUT, ServeLimits, ServedStream, serve as serve_loop};
 
 /// The files a user publishes: protocol name → absolute local path, and the
@@ -322,7 +322,7 @@ async fn serve(
             "transfer dropped: {reason}"
         );
         // A transfer cut short is reset, never ended as if complete.
-        abort(conn.get_ref());
+        reset_on_close(conn.get_ref());
         return Ok(());
     }
     conn.get_mut().shutdown().await?;
@@ -426,22 +426,6 @@ async fn copy_body(
         left -= n as u64;
     }
     Ok(())
-}
-
-/// Whether an error means the requester went away.
-fn is_cut(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-    )
-}
-
-/// Resets the connection (`SO_LINGER` 0): what is still queued is discarded,
-/// and the requester sees a reset rather than an end of stream.
-fn abort(stream: &TcpStream) {
-    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// The transfer socket's low-water mark and congestion control.
