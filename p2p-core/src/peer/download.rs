@@ -38,7 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use super::state::{digest_of_hasher, replace_file};
+use super::state::{digest_of_hasher, feed_hasher, replace_file};
 use crate::connection::{Connection, ReadError, Wait, is_cut};
 
 /// Why a download failed. The destination is untouched in every case; a part
@@ -711,16 +711,9 @@ async fn hash_prefix(
     let path = path.to_path_buf();
     let hashed = tokio::task::spawn_blocking(move || -> io::Result<blake3::Hasher> {
         use std::io::Read;
-        let file = std::fs::File::open(&path)?;
-        let mut reader = file.take(len);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader.read(&mut buf)?;
-            if n == 0 {
-                return Ok(hasher);
-            }
-            hasher.update(&buf[..n]);
-        }
+        let mut prefix = std::fs::File::open(&path)?.take(len);
+        feed_hasher(&mut hasher, &mut prefix)?;
+        Ok(hasher)
     })
     .await
     .map_err(io::Error::other)??;

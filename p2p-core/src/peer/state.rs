@@ -444,11 +444,21 @@ fn parse_library(text: &str, file: &Path) -> BTreeMap<String, PathBuf> {
 /// A read error.
 pub fn hash_reader(reader: &mut impl Read) -> io::Result<(Digest, u64)> {
     let mut hasher = blake3::Hasher::new();
+    let total = feed_hasher(&mut hasher, reader)?;
+    Ok((digest_of_hasher(&hasher), total))
+}
+
+/// Feeds everything `reader` yields to `hasher`, [`HASH_CHUNK`] bytes at a
+/// time; returns the byte count.
+///
+/// # Errors
+/// A read error.
+pub(crate) fn feed_hasher(hasher: &mut blake3::Hasher, reader: &mut impl Read) -> io::Result<u64> {
     let mut buf = vec![0u8; HASH_CHUNK];
     let mut total = 0u64;
     loop {
         let n = match reader.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => return Ok(total),
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
@@ -456,7 +466,6 @@ pub fn hash_reader(reader: &mut impl Read) -> io::Result<(Digest, u64)> {
         hasher.update(&buf[..n]);
         total += n as u64;
     }
-    Ok((digest_of_hasher(&hasher), total))
 }
 
 /// The protocol's digest of what `hasher` has seen.
