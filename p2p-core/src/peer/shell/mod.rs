@@ -494,15 +494,15 @@ impl Session {
         })
     }
 
-    /// `reply` to `body` as `user`, or, when it was lost after the request may
-    /// have arrived, what the directory shows (peer/settle.rs), said as a diagnostic.
-    async fn settle(
+    /// A state-changing operation: [`Self::call`] of `body` as `user`, or, when
+    /// its reply was lost after the request may have arrived, what the
+    /// directory shows (peer/settle.rs), said as a diagnostic.
+    async fn call_settled(
         &mut self,
         user: &UserName,
         body: RequestBody,
-        reply: Result<Reply, ClientError>,
     ) -> Result<Reply, ClientError> {
-        match reply {
+        match self.call(user.clone(), body.clone()).await {
             Err(e) if e.may_have_taken_effect() => {
                 // Extensions as far as known: no CAPABILITIES round trip to a hung server.
                 let get_user_info = self.extensions.is_some_and(|x| x.get_user_info);
@@ -648,9 +648,8 @@ impl Session {
             server.stop().await;
             return vec![Output::Result(Command::Connect.fail().to_owned())];
         };
-        let reply = self.call(user.clone(), RequestBody::Connect { port }).await;
         let mut reply = self
-            .settle(&user, RequestBody::Connect { port }, reply)
+            .call_settled(&user, RequestBody::Connect { port })
             .await;
         if let Ok(Reply::Connect(ConnectResult::AlreadyConnected)) = reply
             && self.left_connected(&user)
@@ -732,8 +731,7 @@ impl Session {
     }
 
     async fn disconnect(&mut self, user: UserName) -> Vec<Output> {
-        let reply = self.call(user.clone(), RequestBody::Disconnect).await;
-        let reply = self.settle(&user, RequestBody::Disconnect, reply).await;
+        let reply = self.call_settled(&user, RequestBody::Disconnect).await;
         // The listener stops whenever this shell stops acting as that user:
         // on success, and also when the server no longer knows the user as
         // connected.
@@ -837,8 +835,7 @@ impl Session {
             file: file.clone(),
             description,
         };
-        let reply = self.call(user.clone(), body.clone()).await;
-        let reply = self.settle(&user, body, reply).await;
+        let reply = self.call_settled(&user, body).await;
         // Already published: the directory lists it for this user (an
         // earlier run published it): the contract's text, but this file is served.
         let serves = match &reply {
@@ -862,9 +859,9 @@ impl Session {
             Ok(acting) => acting,
             Err(out) => return out,
         };
-        let body = RequestBody::Delete { file: file.clone() };
-        let reply = self.call(user.clone(), body.clone()).await;
-        let reply = self.settle(&user, body, reply).await;
+        let reply = self
+            .call_settled(&user, RequestBody::Delete { file: file.clone() })
+            .await;
         // Not published there: nothing to serve either.
         let unserved = match &reply {
             Ok(Reply::Delete(result)) => match result {
